@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both create .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Serves OTLP/HTTP + API on :4318 and OTLP/gRPC on :4317 over ./lake
+# (TASKLAKE_LAKE and TASKLAKE_CONFIG are read by tasklake itself).
+run: $(STAMP)
+	$(BIN)/tasklake serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check ingest schemas service tests bench
+	$(BIN)/ruff format --check ingest schemas service tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,14 @@
+-- llm_calls: leaf model calls, the only spans whose tokens are billed.
+CREATE OR REPLACE VIEW llm_calls AS
+SELECT
+    date, start_time, end_time, duration_ms, trace_id, span_id, parent_span_id, name,
+    service_name, operation, provider, request_model, response_model,
+    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+    total_tokens,
+    input_tokens - coalesce(cache_read_tokens, 0) - coalesce(cache_write_tokens, 0)
+        AS uncached_input_tokens,
+    usage_basis, cost_usd, cost_source, price_ref, reported_cost_usd,
+    correlation_id, task_id, workflow, workflow_version, team, role, agent_name,
+    conversation_id, user_id, status, error_type, environment
+FROM spans
+WHERE is_model_call;

@@ -1,0 +1,44 @@
+-- spans: every span in the lake, one row each, with derived conveniences.
+-- {lake} is replaced by the lake path when the views are loaded (schemas/views.py).
+CREATE OR REPLACE VIEW spans AS
+SELECT
+    s.* EXCLUDE (date),
+    s.date AS date,
+    s.start_time + to_microseconds(s.duration_ns // 1000) AS end_time,
+    s.duration_ns / 1e6 AS duration_ms,
+    ['UNSPECIFIED', 'INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'][s.kind + 1] AS kind_name,
+    ['UNSET', 'OK', 'ERROR'][s.status_code + 1] AS status,
+    -- the span's attributes as sent: the lossless rest plus what moved to typed columns
+    map_concat(
+        coalesce(s.attributes, MAP {}),
+        map_from_entries(list_filter([
+            {'k': s.source_keys['operation'], 'v': s.operation},
+            {'k': s.source_keys['provider'], 'v': s.provider},
+            {'k': s.source_keys['request_model'], 'v': s.request_model},
+            {'k': s.source_keys['response_model'], 'v': s.response_model},
+            {'k': s.source_keys['input_tokens'], 'v': s.input_tokens::VARCHAR},
+            {'k': s.source_keys['output_tokens'], 'v': s.output_tokens::VARCHAR},
+            {'k': s.source_keys['cache_read_tokens'], 'v': s.cache_read_tokens::VARCHAR},
+            {'k': s.source_keys['cache_write_tokens'], 'v': s.cache_write_tokens::VARCHAR},
+            {'k': s.source_keys['reasoning_tokens'], 'v': s.reasoning_tokens::VARCHAR},
+            {'k': s.source_keys['total_tokens'], 'v': s.total_tokens::VARCHAR},
+            {'k': s.source_keys['reported_cost_usd'], 'v': s.reported_cost_usd::VARCHAR},
+            {'k': s.source_keys['correlation_id'], 'v': s.correlation_id},
+            {'k': s.source_keys['task_id'], 'v': s.task_id},
+            {'k': s.source_keys['workflow'], 'v': s.workflow},
+            {'k': s.source_keys['workflow_version'], 'v': s.workflow_version},
+            {'k': s.source_keys['team'], 'v': s.team},
+            {'k': s.source_keys['role'], 'v': s.role},
+            {'k': s.source_keys['agent_name'], 'v': s.agent_name},
+            {'k': s.source_keys['agent_id'], 'v': s.agent_id},
+            {'k': s.source_keys['tool_name'], 'v': s.tool_name},
+            {'k': s.source_keys['tool_call_id'], 'v': s.tool_call_id},
+            {'k': s.source_keys['tool_type'], 'v': s.tool_type},
+            {'k': s.source_keys['data_source_id'], 'v': s.data_source_id},
+            {'k': s.source_keys['conversation_id'], 'v': s.conversation_id},
+            {'k': s.source_keys['user_id'], 'v': s.user_id},
+            {'k': s.source_keys['error_type'], 'v': s.error_type},
+            {'k': s.source_keys['environment'], 'v': s.environment}
+        ], e -> e.k IS NOT NULL AND e.v IS NOT NULL AND NOT map_contains(coalesce(s.attributes, MAP {}), e.k)))
+    ) AS all_attributes
+FROM read_parquet('{spans_glob}', hive_partitioning = true, union_by_name = true) AS s;
