@@ -451,7 +451,8 @@ def load_settings(
     """
     env = os.environ if env is None else env
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
-    path = config_file or flags.pop("config", None) or env.get(ENV_PREFIX + "CONFIG") or None
+    flag_config = flags.pop("config", None)
+    path = str(config_file or flag_config or env.get(ENV_PREFIX + "CONFIG") or "") or None
 
     values: dict[str, Any] = {}
     prices: tuple[PriceOverride, ...] = ()
