@@ -39,6 +39,6 @@ SELECT
             {'k': s.source_keys['user_id'], 'v': s.user_id},
             {'k': s.source_keys['error_type'], 'v': s.error_type},
             {'k': s.source_keys['environment'], 'v': s.environment}
-        ], e -> e.k IS NOT NULL AND e.v IS NOT NULL AND NOT map_contains(coalesce(s.attributes, MAP {}), e.k)))
+        ], lambda e: e.k IS NOT NULL AND e.v IS NOT NULL AND NOT map_contains(coalesce(s.attributes, MAP {}), e.k)))
     ) AS all_attributes
 FROM read_parquet('{spans_glob}', hive_partitioning = true, union_by_name = true) AS s;

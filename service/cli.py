@@ -1,7 +1,131 @@
-"""The ``tasklake`` command."""
+"""The ``tasklake`` command: serve, sql, compact, report, views.
+
+Every setting in ``schemas.settings.SETTINGS`` is a flag of every subcommand (``--http-port``,
+``--lake``, ...), so flags, ``TASKLAKE_*`` variables and the TOML file always agree.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
 
-def main(argv: list[str] | None = None) -> int:
-    raise SystemExit("not yet")
+from schemas.lake import TMP_DIR, ensure_lake
+from schemas.settings import SETTINGS, Settings, SettingsError, load_settings
+from schemas.views import render_views
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML settings file (also $TASKLAKE_CONFIG).")
+    group = parser.add_argument_group("settings (also TASKLAKE_<NAME> or the TOML file)")
+    for s in SETTINGS:
+        group.add_argument(
+            "--" + s.name.replace("_", "-"),
+            dest=s.name,
+            default=None,
+            metavar=s.kind.upper(),
+            help=f"{s.help} [default: {s.default!r}]",
+        )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tasklake", description="What your AI agents cost per completed task."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="Receive OTLP (HTTP :4318, gRPC :4317) and serve the API.")
+    _add_settings_flags(serve)
+
+    sql = sub.add_parser("sql", help="Open a DuckDB shell with the tasklake views loaded.")
+    sql.add_argument("-c", "--command", dest="sql_command", help="Run one statement and exit.")
+    _add_settings_flags(sql)
+
+    compact = sub.add_parser("compact", help="Merge small Parquet files of the lake now.")
+    _add_settings_flags(compact)
+
+    report = sub.add_parser("report", help="Cost per completed task for a period, as a table.")
+    report.add_argument(
+        "--start", help="First day (YYYY-MM-DD) of task cohorts; default: 30 days ago."
+    )
+    report.add_argument("--end", help="Day after the last one (YYYY-MM-DD); default: tomorrow.")
+    report.add_argument("--group-by", default="workflow", help="Comma list, as in the API.")
+    report.add_argument("--cost", choices=("inference", "full"), default="inference")
+    _add_settings_flags(report)
+
+    views = sub.add_parser("views", help="Print the view definitions (SQL) for this lake.")
+    _add_settings_flags(views)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    flags = {s.name: getattr(args, s.name) for s in SETTINGS}
+    return load_settings(flags=flags, config_file=args.config)
+
+
+def _duckdb_binary() -> str | None:
+    try:
+        import duckdb_cli  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    candidate = Path(duckdb_cli.__file__).with_name("duckdb")
+    return str(candidate) if candidate.is_file() else None
+
+
+def _sql(settings: Settings, command: str | None) -> int:
+    lake = ensure_lake(settings.lake).resolve()
+    script = render_views(lake)
+    binary = _duckdb_binary()
+    if binary is None:
+        print("tasklake sql: the DuckDB CLI (package duckdb-cli) is not installed", file=sys.stderr)
+        return 1
+    # Left in the lake's _tmp/, which start-up cleans; execv leaves no chance to delete it.
+    fd, init = tempfile.mkstemp(prefix="views-", suffix=".sql", dir=lake / TMP_DIR)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(script)
+    argv = [binary, "-cmd", f".read '{init}'"]
+    if command is not None:
+        argv += ["-c", command]
+    else:
+        print(f"tasklake: views loaded over {lake} — try: SELECT * FROM llm_calls LIMIT 5;")
+    os.execv(binary, argv)
+    return 0  # pragma: no cover (execv does not return)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        print(f"tasklake: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        from service.server import run
+
+        return run(settings)
+    if args.command == "sql":
+        return _sql(settings, args.sql_command)
+    if args.command == "views":
+        sys.stdout.write(render_views(Path(settings.lake).resolve()))
+        return 0
+    if args.command == "compact":
+        from ingest import compact_once
+
+        stats = compact_once(settings)
+        for key, value in stats.items():
+            print(f"{key}: {value}")
+        return 0
+    if args.command == "report":
+        from service.report import report_command
+
+        return report_command(
+            settings, start=args.start, end=args.end, group_by=args.group_by, cost=args.cost
+        )
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

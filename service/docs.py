@@ -1,0 +1,36 @@
+"""Regenerate README's generated tables (``python -m service.docs``); a test keeps them fresh."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from schemas.settings import settings_table
+from schemas.spans import columns_doc
+
+TABLES = {"settings-table": settings_table, "columns-table": columns_doc}
+
+
+def render(readme: str) -> str:
+    for marker, make in TABLES.items():
+        pattern = re.compile(
+            rf"(<!-- {marker}:start -->\n).*?(<!-- {marker}:end -->)", flags=re.DOTALL
+        )
+        table = make()
+        readme = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), readme)
+    return readme
+
+
+def main() -> int:
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
+    text = path.read_text(encoding="utf-8")
+    new = render(text)
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+        print(f"updated {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""``tasklake serve``: the composition root, one process, one event loop.
+
+Order matters: recover the lake first (so nothing is acknowledged before the write-ahead log is
+whole), then start gRPC, then HTTP. If a later part fails to start, the earlier ones are
+stopped; on SIGINT/SIGTERM uvicorn stops accepting, then gRPC drains, then the ingest runtime
+flushes every acknowledged span to Parquet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import grpc
+import uvicorn
+
+from ingest import IngestRuntime, otlp_routes, start_grpc_server
+from schemas.lake import ensure_lake
+from schemas.settings import Settings
+from schemas.views import write_views_file
+from service.app import create_app
+
+log = logging.getLogger("tasklake")
+
+
+async def serve(settings: Settings) -> None:
+    ensure_lake(settings.lake)
+    write_views_file(settings.lake)
+    runtime = IngestRuntime(settings)
+    await asyncio.to_thread(runtime.start)
+    grpc_server: grpc.aio.Server | None = None
+    try:
+        if settings.grpc_port:
+            grpc_server = await start_grpc_server(runtime.exporter, settings)
+        app = create_app(
+            settings, status=runtime, ingest_routes=otlp_routes(runtime.exporter, settings)
+        )
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.http_port,
+            http="httptools",
+            loop="none",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        )
+        server = uvicorn.Server(config)
+        log.warning(
+            "tasklake: lake %s; OTLP/HTTP + API on http://%s:%d; OTLP/gRPC on %s",
+            settings.lake,
+            settings.host,
+            settings.http_port,
+            f"{settings.host}:{settings.grpc_port}" if grpc_server else "off",
+        )
+        await server.serve()
+        if not server.started:
+            raise SystemExit(f"could not listen on {settings.host}:{settings.http_port}")
+    finally:
+        if grpc_server is not None:
+            await grpc_server.stop(grace=5)
+        await asyncio.to_thread(runtime.stop, 60.0)
+
+
+def run(settings: Settings) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"tasklake: {exc}", file=sys.stderr)
+        return 1
+    return 0

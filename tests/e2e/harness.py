@@ -1,0 +1,128 @@
+"""Run the real ``tasklake serve`` as a child process and read its lake, for end-to-end tests
+and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from schemas.lake import ensure_lake
+from schemas.views import load_views
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A ``tasklake serve`` child process on free ports over ``lake``."""
+
+    lake: Path
+    log: Path
+    args: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    http_port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def start(self, timeout: float = 60.0) -> Server:
+        cmd = [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "serve",
+            "--lake",
+            str(self.lake),
+            "--http-port",
+            str(self.http_port),
+            "--grpc-port",
+            str(self.grpc_port),
+            *self.args,
+        ]
+        # the caller's own TASKLAKE_* settings must not leak into a test server
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TASKLAKE_")}
+        env.update(self.env)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tasklake exited {self.proc.returncode}:\n{self.log_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise TimeoutError(f"tasklake did not become healthy:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """Graceful stop (SIGTERM): drains every acknowledged span into Parquet."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        """``kill -9``: no drain, no goodbye."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def query(lake: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Run ``sql`` over the lake's views in a fresh in-memory DuckDB, as any client would."""
+    ensure_lake(lake)
+    con = duckdb.connect()
+    try:
+        load_views(con, lake)
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
+
+
+def wait_for(
+    lake: Path, sql: str, expected: Any, timeout: float = 15.0, params: Sequence[Any] = ()
+) -> Any:
+    """Poll ``sql`` (one value) until it equals ``expected``; return the last value seen."""
+    deadline = time.monotonic() + timeout
+    value: Any = None
+    while time.monotonic() < deadline:
+        value = query(lake, sql, params)[0][0]
+        if value == expected:
+            return value
+        time.sleep(0.1)
+    return value
