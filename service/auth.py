@@ -1,29 +1,13 @@
-"""Bearer-token check for the REST API (the OTLP routes check tokens themselves).
-
-A missing token is 401 (the client did not say who it is), a wrong one 403; both answer the
-API's one error shape. Tokens are compared in constant time.
-"""
+"""Bearer-token check for the REST API (the OTLP routes check tokens themselves); the rule is
+``schemas.auth``, the answer the API's one error shape."""
 
 from __future__ import annotations
 
-import hmac
 import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-
-def token_status(header: str | None, tokens: tuple[str, ...]) -> int:
-    """200 when ``header`` carries one of ``tokens``, else 401 (missing) or 403 (wrong)."""
-    if not header:
-        return 401
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return 401
-    token = token.strip()
-    ok = False
-    for candidate in tokens:
-        ok |= hmac.compare_digest(token.encode(), candidate.encode())
-    return 200 if ok else 403
+from schemas.auth import bearer_verdict
 
 
 class BearerAuthMiddleware:
@@ -41,11 +25,10 @@ class BearerAuthMiddleware:
             if name == b"authorization":
                 header = value.decode("latin-1")
                 break
-        status = token_status(header, self.tokens)
+        status, message = bearer_verdict(header, self.tokens)
         if status == 200:
             await self.app(scope, receive, send)
             return
-        message = "missing bearer token" if status == 401 else "invalid bearer token"
         body = json.dumps({"error": {"status": status, "message": message}}).encode()
         headers = [(b"content-type", b"application/json")]
         if status == 401:
