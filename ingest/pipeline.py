@@ -1,0 +1,115 @@
+"""The export path behind both receivers: validate, append to a lane's WAL, await durability.
+
+The main process does as little per span as it can: ``validate_traces`` (partial success),
+then one WAL append of the request's bytes (the receiver's own ``raw`` bytes when nothing was
+rejected, so nothing is re-serialized). Normalization happens later in the lane's converter
+process. A request is answered only once its record is fsynced (group commit: one fsync per
+batch of waiting requests, not per request).
+
+Back-pressure: when even the least-loaded lane holds more than ``wal_max_backlog_bytes`` of
+unconverted log, or the runtime is stopping, the request is refused with 503 + Retry-After
+(``Overloaded``) before anything is written: nothing refused is half-stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from ingest.convert import CHECKPOINT_POS, COMMITTED
+from ingest.errors import NotFound, Overloaded
+from ingest.export import ExportResult
+from ingest.validate import validate_traces
+from ingest.wal import KIND_TRACES, WalError, WalWriter
+
+
+@dataclass
+class Lane:
+    """The main-process side of a lane: its WAL writer and the status its converter shares."""
+
+    index: int
+    writer: WalWriter
+    status: Any  # RawArray('q') shared with the converter (see ingest.convert slots)
+
+    def backlog(self) -> int:
+        """WAL bytes accepted but not yet published as Parquet (queued ones included)."""
+        return (
+            int(self.status[COMMITTED])
+            - int(self.status[CHECKPOINT_POS])
+            + self.writer.queued_bytes
+        )
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    spans: int = 0
+    rejected_spans: int = 0
+    refused_requests: int = 0
+    bytes: int = 0
+    by_lane: dict[int, int] = field(default_factory=dict)
+
+
+class LakeExporter:
+    """``ingest.export.Exporter`` writing to the lake's write-ahead log."""
+
+    def __init__(self, lanes: Sequence[Lane], max_backlog_bytes: int) -> None:
+        if not lanes:
+            raise ValueError("at least one lane")
+        self.lanes = list(lanes)
+        self.max_backlog_bytes = max_backlog_bytes
+        self.counters = Counters()
+        self.stopping = False
+        self._turn = itertools.cycle(range(len(self.lanes)))
+
+    def pick_lane(self) -> Lane:
+        """The lane with the least backlog; round-robin among equals."""
+        start = next(self._turn)
+        order = self.lanes[start:] + self.lanes[:start]
+        lane = min(order, key=Lane.backlog)
+        backlog = lane.backlog()
+        if backlog > self.max_backlog_bytes:
+            self.counters.refused_requests += 1
+            raise Overloaded(
+                f"ingest is behind: {backlog // (1024 * 1024)} MiB of write-ahead log wait for "
+                "conversion; retry later",
+                retry_after=2,
+            )
+        return lane
+
+    async def export_traces(
+        self, request: ExportTraceServiceRequest, raw: bytes | None = None
+    ) -> ExportResult:
+        if self.stopping:
+            self.counters.refused_requests += 1
+            raise Overloaded("tasklake is shutting down; retry later", retry_after=5)
+        accepted, rejected, message = validate_traces(request)
+        self.counters.rejected_spans += rejected
+        if accepted == 0:
+            return ExportResult(rejected, message)
+        payload = raw if raw is not None and rejected == 0 else request.SerializeToString()
+        lane = self.pick_lane()
+        try:
+            future = lane.writer.append(KIND_TRACES, payload, int(time.time() * 1000))
+            await asyncio.wrap_future(future)
+        except WalError as exc:
+            self.counters.refused_requests += 1
+            raise Overloaded(f"write-ahead log unavailable: {exc}", retry_after=5) from exc
+        c = self.counters
+        c.requests += 1
+        c.spans += accepted
+        c.bytes += len(payload)
+        c.by_lane[lane.index] = c.by_lane.get(lane.index, 0) + accepted
+        return ExportResult(rejected, message)
+
+    async def export_logs(
+        self, request: ExportLogsServiceRequest, raw: bytes | None = None
+    ) -> ExportResult:
+        raise NotFound("OTLP logs are not accepted yet")

@@ -1,0 +1,356 @@
+"""The ingest runtime: lanes (WAL writer + converter process), compactor, lifecycle.
+
+``IngestRuntime(settings).start()`` prepares the lake, takes each lane's writer lock (a second
+process with the same writer id is refused), recovers the WAL (torn tails), spawns one
+converter per lane (which undoes an unfinished flush and replays from its checkpoint) and
+starts the background compactor. ``exporter`` is what the receivers call; ``stats()`` feeds
+/readyz and /metrics; ``stop()`` refuses new requests, drains the WAL into Parquet and
+releases everything.
+
+Converters watch this process's pid and exit when it dies, so ``kill -9`` of the server
+leaves no orphans; a converter that dies is restarted by a watchdog thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import multiprocessing
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingest.compact import CompactionStats, compact_once
+from ingest.convert import (
+    CHECKPOINT_POS,
+    COMMITTED,
+    FILES,
+    HANDLERS,
+    LAST_FLUSH_MS,
+    PID,
+    QUARANTINED,
+    RECOVERED,
+    ROWS,
+    STATUS_SLOTS,
+    STOP,
+    CompanionHook,
+    ConverterJob,
+    LaneSpec,
+    converter_main,
+)
+from ingest.pipeline import LakeExporter, Lane
+from ingest.storage import Storage
+from ingest.wal import WalWriter, recover
+from schemas.lake import WAL_DIR, ensure_lake
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WRITER_LOCK = "writer.lock"
+_RESTART_DELAY = 1.0
+
+
+class LakeLocked(RuntimeError):
+    """Another process already writes to this lake with the same writer id."""
+
+
+@dataclass
+class _LaneRuntime:
+    spec: LaneSpec
+    status: Any
+    lock_fd: int
+    writer: WalWriter | None  # None: drain-only lane (left over from a larger lane count)
+    process: multiprocessing.process.BaseProcess | None = None
+    restarts: int = 0
+
+
+class IngestRuntime:
+    """Owns the lanes of one writer id on one lake."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        handlers: Mapping[int, str] | None = None,
+        companion_hook: str | None = None,
+        compaction_hook: CompanionHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.writer_id = settings.effective_writer_id
+        self.lake = Path(settings.lake)
+        self.handlers = dict(HANDLERS if handlers is None else handlers)
+        self.companion_hook = companion_hook
+        self.compaction_hook = compaction_hook
+        self._ctx = multiprocessing.get_context("spawn")
+        self._lanes: list[_LaneRuntime] = []
+        self._exporter: LakeExporter | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._started = False
+        self._stopped = False
+        self.last_compaction: CompactionStats | None = None
+        self.compactions = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> IngestRuntime:
+        if self._started:
+            raise RuntimeError("runtime already started")
+        self._started = True
+        ensure_lake(self.lake)
+        wal_root = self.lake / WAL_DIR
+        active = self.settings.effective_lanes
+        existing = {
+            int(m.group(1))
+            for p in wal_root.iterdir()
+            if (m := re.fullmatch(re.escape(self.writer_id) + r"-(\d+)", p.name))
+        }
+        try:
+            for index in sorted(set(range(active)) | existing):
+                self._lanes.append(self._open_lane(index, drain_only=index >= active))
+        except BaseException:
+            self._release()
+            raise
+        Storage(self.lake).collect_garbage(self.settings.compaction_grace)
+        for lane in self._lanes:
+            self._spawn(lane)
+        self._exporter = LakeExporter(
+            [Lane(lane.spec.lane, lane.writer, lane.status) for lane in self._lanes if lane.writer],
+            self.settings.wal_max_backlog_bytes,
+        )
+        self._thread(self._watchdog, "tasklake-watchdog")
+        if self.settings.compaction_interval > 0:
+            self._thread(self._compactor, "tasklake-compactor")
+        return self
+
+    def _open_lane(self, index: int, *, drain_only: bool) -> _LaneRuntime:
+        spec = LaneSpec(str(self.lake), self.writer_id, index)
+        spec.wal_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(spec.wal_dir / WRITER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LakeLocked(
+                f"another tasklake process is already writing to lake {self.lake} with writer "
+                f"id '{self.writer_id}' ({spec.wal_dir}); give each process sharing a lake "
+                "its own writer id (--writer-id / TASKLAKE_WRITER_ID)"
+            ) from None
+        status = self._ctx.RawArray("q", STATUS_SLOTS)
+        writer: WalWriter | None = None
+        try:
+            if drain_only:
+                status[COMMITTED] = recover(spec.wal_dir)
+                log.info("lane %s: draining a lane beyond the configured count", spec.name)
+            else:
+
+                def on_commit(position: int, _status: Any = status) -> None:
+                    _status[COMMITTED] = position
+
+                writer = WalWriter(
+                    spec.wal_dir,
+                    segment_bytes=self.settings.wal_segment_bytes,
+                    fsync=self.settings.wal_fsync,
+                    on_commit=on_commit,
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        return _LaneRuntime(spec, status, fd, writer)
+
+    def _spawn(self, lane: _LaneRuntime) -> None:
+        lane.status[RECOVERED] = 0
+        lane.status[STOP] = 0
+        lane.process = self._ctx.Process(
+            target=converter_main,
+            args=(
+                ConverterJob(
+                    lane.spec, self.settings, os.getpid(), self.handlers, self.companion_hook
+                ),
+                lane.status,
+            ),
+            name=f"tasklake-convert-{lane.spec.name}",
+            daemon=True,
+        )
+        lane.process.start()
+
+    def _thread(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Refuse new requests, write what is queued, convert and publish it, release."""
+        if not self._started or self._stopped:
+            return
+        self._stopped = True
+        deadline = time.monotonic() + timeout
+        if self._exporter is not None:
+            self._exporter.stopping = True
+        for lane in self._lanes:
+            if lane.writer is not None:
+                lane.writer.close(max(0.1, deadline - time.monotonic()))
+        self._stop.set()  # watchdog stops restarting converters, compactor stops
+        for lane in self._lanes:
+            lane.status[STOP] = 1
+        for lane in self._lanes:
+            proc = lane.process
+            if proc is None:
+                continue
+            proc.join(max(0.1, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.warning(
+                    "lane %s: converter did not drain in time; the WAL keeps the rest",
+                    lane.spec.name,
+                )
+                proc.terminate()
+                proc.join(5)
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join()
+        for thread in self._threads:
+            thread.join(max(0.1, deadline - time.monotonic()))
+        self._release()
+
+    def _release(self) -> None:
+        for lane in self._lanes:
+            if lane.lock_fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(lane.lock_fd)
+                lane.lock_fd = -1
+
+    def __enter__(self) -> IngestRuntime:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def exporter(self) -> LakeExporter:
+        if self._exporter is None:
+            raise RuntimeError("runtime not started")
+        return self._exporter
+
+    @property
+    def ready(self) -> bool:
+        """Recovery done: every converter undid any unfinished flush and follows its WAL."""
+        return (
+            self._started
+            and not self._stopped
+            and all(lane.status[RECOVERED] == 1 for lane in self._lanes)
+            and all(lane.writer is None or lane.writer.failed is None for lane in self._lanes)
+        )
+
+    def caught_up(self) -> bool:
+        """Everything acknowledged so far is published (no backlog, nothing queued)."""
+        return all(
+            lane.status[CHECKPOINT_POS] >= lane.status[COMMITTED]
+            and (lane.writer is None or lane.writer.queued_bytes == 0)
+            for lane in self._lanes
+        )
+
+    def wait_caught_up(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.caught_up():
+                return True
+            time.sleep(0.02)
+        return self.caught_up()
+
+    def wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ready:
+                return True
+            time.sleep(0.02)
+        return self.ready
+
+    def stats(self) -> dict[str, Any]:
+        lanes: list[dict[str, Any]] = []
+        for lane in self._lanes:
+            s = lane.status
+            proc = lane.process
+            lanes.append(
+                {
+                    "lane": lane.spec.lane,
+                    "drain_only": lane.writer is None,
+                    "backlog_bytes": int(s[COMMITTED] - s[CHECKPOINT_POS])
+                    + (lane.writer.queued_bytes if lane.writer else 0),
+                    "committed": int(s[COMMITTED]),
+                    "checkpoint": int(s[CHECKPOINT_POS]),
+                    "files_published": int(s[FILES]),
+                    "rows_published": int(s[ROWS]),
+                    "last_flush_ms": int(s[LAST_FLUSH_MS]),
+                    "quarantined_records": int(s[QUARANTINED]),
+                    "converter_pid": int(s[PID]),
+                    "converter_alive": bool(proc is not None and proc.is_alive()),
+                    "converter_restarts": lane.restarts,
+                    "wal_fsyncs": lane.writer.fsyncs if lane.writer else 0,
+                    "wal_failed": lane.writer.failed if lane.writer else None,
+                }
+            )
+        counters = self._exporter.counters if self._exporter else None
+        last_flush = max((lane["last_flush_ms"] for lane in lanes), default=0)
+        return {
+            "ready": self.ready,
+            "writer_id": self.writer_id,
+            "lanes": lanes,
+            "backlog_bytes": sum(lane["backlog_bytes"] for lane in lanes),
+            "spans_acknowledged": counters.spans if counters else 0,
+            "requests_acknowledged": counters.requests if counters else 0,
+            "spans_rejected": counters.rejected_spans if counters else 0,
+            "requests_refused": counters.refused_requests if counters else 0,
+            "files_published": sum(lane["files_published"] for lane in lanes),
+            "rows_published": sum(lane["rows_published"] for lane in lanes),
+            "last_flush_time": last_flush / 1000 if last_flush else None,
+            "compactions": self.compactions,
+            "last_compaction": self.last_compaction.as_dict() if self.last_compaction else None,
+        }
+
+    # ------------------------------------------------------------------ threads
+
+    def _watchdog(self) -> None:
+        while not self._stop.wait(0.5):
+            for lane in self._lanes:
+                proc = lane.process
+                if proc is None or proc.is_alive() or self._stop.is_set():
+                    continue
+                lane.restarts += 1
+                log.error(
+                    "lane %s: converter exited with %s; restarting (restart %d)",
+                    lane.spec.name,
+                    proc.exitcode,
+                    lane.restarts,
+                )
+                if self._stop.wait(min(_RESTART_DELAY * lane.restarts, 30.0)):
+                    return
+                self._spawn(lane)
+
+    def _compactor(self) -> None:
+        while not self._stop.wait(self.settings.compaction_interval):
+            try:
+                stats = compact_once(self.settings, hook=self.compaction_hook, stop=self._stop)
+            except Exception:
+                log.exception("compaction failed")
+                continue
+            self.compactions += 1
+            self.last_compaction = stats
+            if stats.input_files:
+                log.info(
+                    "compacted %d files (%d rows) into %d in %.1fs",
+                    stats.input_files,
+                    stats.rows,
+                    stats.output_files,
+                    stats.seconds,
+                )
+
+
+__all__ = ["IngestRuntime", "LakeLocked", "compact_once"]

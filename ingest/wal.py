@@ -1,0 +1,432 @@
+"""The write-ahead log of one lane: what makes a 200 mean "this survives kill -9".
+
+A lane's log is a directory of segment files named by the *position* of their first byte
+(``00000000000000000000.wal``); a position is a byte offset in the lane's endless stream, so
+one integer says how far a reader got, across segments. A record is::
+
+    magic (4s) | length u32 | crc32 u32 | kind u8 | time_ms u64 | payload (length bytes)
+
+The crc covers kind, time and payload. ``time_ms`` is when the record was accepted: replay
+stamps rows with the original acknowledgement time, not the time of the replay.
+
+One writer thread per lane does **group commit**: it drains every waiting append, writes them
+with one ``writev``, calls ``fdatasync`` once and only then resolves their futures and
+publishes the new *committed* position (a converter never reads past it). A torn tail (a
+partial record or a bad crc at the end of the last segment, left by a crash mid-write) is
+truncated on open; corruption anywhere else is logged and skipped by readers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import struct
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"TLW1"
+HEADER = struct.Struct("<4sIIBQ")
+HEADER_SIZE = HEADER.size  # 21
+SEGMENT_SUFFIX = ".wal"
+
+#: Record kinds. Issue 3 adds signals and cost entries; a converter maps a kind to a handler.
+KIND_TRACES = 1
+
+_IOV_MAX = 512
+_MAX_GROUP_BYTES = 32 * 1024 * 1024
+
+
+class WalError(Exception):
+    """The log cannot be written (disk full, fsync failed) or the lane is closed."""
+
+
+@dataclass(frozen=True)
+class Record:
+    kind: int
+    time_ms: int
+    payload: memoryview
+    start: int  # position of the record's first byte
+    end: int  # position just past it
+
+
+def segment_name(base: int) -> str:
+    return f"{base:020d}{SEGMENT_SUFFIX}"
+
+
+def list_segments(directory: Path) -> list[tuple[int, Path]]:
+    """(base position, path) of every segment, oldest first."""
+    out: list[tuple[int, Path]] = []
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return out
+    for entry in entries:
+        name = entry.name
+        if name.endswith(SEGMENT_SUFFIX) and name[: -len(SEGMENT_SUFFIX)].isdigit():
+            out.append((int(name[: -len(SEGMENT_SUFFIX)]), Path(entry.path)))
+    out.sort()
+    return out
+
+
+def encode_record(kind: int, time_ms: int, payload: bytes | memoryview) -> tuple[bytes, int]:
+    """Header bytes for ``payload`` and the record's total size."""
+    head = struct.pack("<BQ", kind, time_ms)
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return HEADER.pack(MAGIC, len(payload), crc, kind, time_ms), HEADER_SIZE + len(payload)
+
+
+def parse_records(buf: memoryview, base: int) -> tuple[list[Record], int, str | None]:
+    """Complete, valid records at the start of ``buf`` (which begins at position ``base``).
+
+    Returns the records, how many bytes they cover, and why parsing stopped early (``None``
+    when it stopped only because the buffer ended, possibly mid-record).
+    """
+    records: list[Record] = []
+    off = 0
+    n = len(buf)
+    unpack = HEADER.unpack_from
+    while n - off >= HEADER_SIZE:
+        magic, length, crc, kind, time_ms = unpack(buf, off)
+        if magic != MAGIC:
+            return records, off, f"bad magic at position {base + off}"
+        end = off + HEADER_SIZE + length
+        if end > n:
+            break
+        payload = buf[off + HEADER_SIZE : end]
+        if zlib.crc32(payload, zlib.crc32(buf[off + 12 : off + HEADER_SIZE])) != crc:
+            return records, off, f"bad crc at position {base + off}"
+        records.append(Record(kind, time_ms, payload, base + off, base + end))
+        off = end
+    return records, off, None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def recover(directory: Path) -> int:
+    """Truncate a torn tail of the last segment; return the end position of the log.
+
+    Only the last segment can be torn by a crash (a segment is complete and fsynced before the
+    next one is created), so only it is scanned.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    segments = list_segments(directory)
+    if not segments:
+        return 0
+    base, path = segments[-1]
+    data = path.read_bytes()
+    _, good, why = parse_records(memoryview(data), base)
+    if good < len(data):
+        log.warning(
+            "WAL %s: torn tail, dropping %d bytes after position %d (%s)",
+            path,
+            len(data) - good,
+            base + good,
+            why or "partial record",
+        )
+        with open(path, "r+b") as fh:
+            fh.truncate(good)
+            os.fsync(fh.fileno())
+    return base + good
+
+
+def read_records(
+    directory: Path, start: int, stop: int, *, max_bytes: int = 16 * 1024 * 1024
+) -> Iterator[Record]:
+    """Records from ``start`` to ``stop`` (both record boundaries), read in chunks.
+
+    A corrupt record inside a segment is logged and the rest of that segment skipped: the
+    next segment starts at a known position, so later records are still found.
+    """
+    reader = WalReader(directory)
+    try:
+        pos = start
+        while pos < stop:
+            chunk = reader.read(pos, stop, max_bytes)
+            if chunk is None:
+                return
+            records, next_pos = chunk
+            if not records and next_pos == pos:
+                return  # the log ends before ``stop``
+            yield from records
+            pos = next_pos
+    finally:
+        reader.close()
+
+
+class WalReader:
+    """Reads one lane's log incrementally: the converter's view of the WAL."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._fd: int | None = None
+        self._base = -1
+        self._next_base: int | None = None
+        self.corrupt_skipped = 0
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            self._base = -1
+
+    def _open_for(self, pos: int) -> bool:
+        segments = list_segments(self.directory)
+        chosen = None
+        nxt: int | None = None
+        for i, (base, path) in enumerate(segments):
+            if base <= pos:
+                chosen = (base, path)
+                nxt = segments[i + 1][0] if i + 1 < len(segments) else None
+        if chosen is None:
+            return False
+        if chosen[0] != self._base:
+            self.close()
+            self._fd = os.open(chosen[1], os.O_RDONLY)
+            self._base = chosen[0]
+        self._next_base = nxt
+        return True
+
+    def read(self, pos: int, stop: int, max_bytes: int) -> tuple[list[Record], int] | None:
+        """Records starting at ``pos`` and ending at or before ``stop``; the new position.
+
+        Returns ``([], pos)`` when nothing complete is available yet, ``None`` when ``pos`` is
+        in no segment (deleted below a checkpoint: a caller bug).
+        """
+        outside = self._fd is None or pos < self._base
+        beyond = self._next_base is not None and pos >= self._next_base
+        if (outside or beyond) and not self._open_for(pos):
+            return None
+        assert self._fd is not None
+        want = min(stop - pos, max_bytes)
+        data = os.pread(self._fd, want, pos - self._base)
+        if not data:
+            # end of this segment's file: a newer segment may start exactly here
+            if not self._open_for(pos) or self._base != pos:
+                return [], pos
+            data = os.pread(self._fd, want, 0)
+            if not data:
+                return [], pos
+        records, good, why = parse_records(memoryview(data), pos)
+        if why is not None:
+            self.corrupt_skipped += 1
+            self._open_for(pos)
+            nxt = self._next_base
+            log.error(
+                "WAL %s: %s; skipping to %s",
+                self.directory,
+                why,
+                "the next segment" if nxt is not None else "the end",
+            )
+            return records, (nxt if nxt is not None else pos + good)
+        if not records and len(data) == want and HEADER_SIZE <= want < stop - pos:
+            # one record larger than max_bytes: read it whole
+            (length,) = struct.unpack_from("<I", data, 4)
+            return self.read(pos, stop, HEADER_SIZE + length)
+        return records, pos + good
+
+
+@dataclass
+class _Append:
+    kind: int
+    time_ms: int
+    payload: bytes | memoryview
+    future: Future[int]
+
+
+_STOP = object()
+
+
+class WalWriter:
+    """The single writer of one lane's log, with group commit.
+
+    ``on_commit(position)`` is called from the writer thread after every durable write (after
+    ``fdatasync`` in durable mode, after ``write`` otherwise): the runtime publishes it to
+    the lane's converter through shared memory.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        segment_bytes: int,
+        fsync: bool = True,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        self.directory = directory
+        self.segment_bytes = segment_bytes
+        self.durable = fsync
+        self._on_commit = on_commit
+        self.position = recover(directory)
+        self.fsyncs = 0
+        self.groups = 0
+        self.records = 0
+        self.queued_bytes = 0
+        self._failed: str | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Append | object] = queue.SimpleQueue()
+        segments = list_segments(directory)
+        if segments and self.position - segments[-1][0] < segment_bytes:
+            self._base = segments[-1][0]
+            self._fd = os.open(segments[-1][1], os.O_WRONLY | os.O_APPEND)
+        else:
+            self._base = self.position
+            self._fd = self._create_segment(self.position)
+        if on_commit is not None:
+            on_commit(self.position)
+        self._thread = threading.Thread(
+            target=self._run, name=f"wal-writer-{directory.name}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def committed(self) -> int:
+        return self.position
+
+    @property
+    def failed(self) -> str | None:
+        return self._failed
+
+    def append(self, kind: int, payload: bytes | memoryview, time_ms: int) -> Future[int]:
+        """Queue a record; the future resolves to its end position once it is durable."""
+        fut: Future[int] = Future()
+        with self._lock:
+            if self._closed:
+                raise WalError("the write-ahead log is closed")
+            if self._failed is not None:
+                raise WalError(self._failed)
+            self.queued_bytes += HEADER_SIZE + len(payload)
+            self._queue.put(_Append(kind, time_ms, payload, fut))
+        return fut
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write everything queued, then stop the writer thread and close the segment."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if not self._thread.is_alive() and self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    # ------------------------------------------------------------------ writer thread
+
+    def _create_segment(self, base: int) -> int:
+        path = self.directory / segment_name(base)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        _fsync_dir(self.directory)  # the new name must survive a crash too
+        return fd
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            group: list[_Append] = []
+            size = 0
+            while True:
+                if item is _STOP:
+                    stopping = True
+                    break
+                assert isinstance(item, _Append)
+                group.append(item)
+                size += HEADER_SIZE + len(item.payload)
+                if size >= _MAX_GROUP_BYTES:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if group:
+                self._write_group(group, size)
+
+    def _write_group(self, group: list[_Append], size: int) -> None:
+        if self._failed is not None:
+            for a in group:
+                a.future.set_exception(WalError(self._failed))
+            return
+        try:
+            if self.position - self._base >= self.segment_bytes:
+                os.close(self._fd)
+                self._fd = -1
+                self._base = self.position
+                self._fd = self._create_segment(self.position)
+            buffers: list[bytes | memoryview] = []
+            ends: list[int] = []
+            pos = self.position
+            for a in group:
+                head, total = encode_record(a.kind, a.time_ms, a.payload)
+                buffers.append(head)
+                buffers.append(a.payload)
+                pos += total
+                ends.append(pos)
+            self._write_all(buffers, size)
+        except OSError as exc:
+            self._fail_group(group, f"write-ahead log write failed: {exc}", truncate=True)
+            return
+        if self.durable:
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                # after a failed fsync the page cache state is unknown: stop this lane
+                self._failed = f"write-ahead log fsync failed: {exc}"
+                self._fail_group(group, self._failed, truncate=False)
+                return
+            self.fsyncs += 1
+        self.position = pos
+        self.groups += 1
+        self.records += len(group)
+        with self._lock:
+            self.queued_bytes -= size
+        if self._on_commit is not None:
+            self._on_commit(pos)
+        for a, end in zip(group, ends, strict=True):
+            a.future.set_result(end)
+
+    def _write_all(self, buffers: list[bytes | memoryview], size: int) -> None:
+        written = 0
+        i = 0
+        while i < len(buffers):
+            chunk = buffers[i : i + _IOV_MAX]
+            n = os.writev(self._fd, chunk)
+            chunk_size = sum(len(b) for b in chunk)
+            if n < chunk_size:
+                # short write: finish the rest of this chunk byte-wise
+                rest = b"".join(bytes(b) for b in chunk)[n:]
+                while rest:
+                    m = os.write(self._fd, rest)
+                    rest = rest[m:]
+            written += chunk_size
+            i += _IOV_MAX
+        assert written == size
+
+    def _fail_group(self, group: list[_Append], message: str, *, truncate: bool) -> None:
+        log.error("WAL %s: %s", self.directory, message)
+        if truncate and self._fd >= 0:
+            try:
+                os.ftruncate(self._fd, self.position - self._base)
+            except OSError as exc:
+                self._failed = f"{message}; could not truncate back: {exc}"
+        with self._lock:
+            self.queued_bytes -= sum(HEADER_SIZE + len(a.payload) for a in group)
+        for a in group:
+            a.future.set_exception(WalError(message))
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so renames and new names in it are durable."""
+    _fsync_dir(path)
