@@ -1,2 +1,13 @@
 """Everything that writes the lake: OTLP receivers, normalization, pricing, the write-ahead
-log, Parquet publishing and compaction. Depends on ``schemas`` only."""
+log, Parquet publishing and compaction. Depends on ``schemas`` only.
+
+The names below are the public entry points the composition root (``service.server``) uses;
+everything else is internal.
+"""
+
+from ingest.compact import compact_once
+from ingest.otlp_grpc import start_grpc_server
+from ingest.otlp_http import otlp_routes
+from ingest.runtime import IngestRuntime, LakeLocked
+
+__all__ = ["IngestRuntime", "LakeLocked", "compact_once", "otlp_routes", "start_grpc_server"]

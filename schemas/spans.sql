@@ -11,7 +11,9 @@ SELECT
     -- the span's attributes as sent: the lossless rest plus what moved to typed columns
     map_concat(
         coalesce(s.attributes, MAP {}),
-        map_from_entries(list_filter([
+        -- list_distinct: one attribute may feed two columns (llm.model_name -> request and
+        -- response model, gen_ai.agent.name -> role and agent_name) with the same value
+        map_from_entries(list_distinct(list_filter([
             {'k': s.source_keys['operation'], 'v': s.operation},
             {'k': s.source_keys['provider'], 'v': s.provider},
             {'k': s.source_keys['request_model'], 'v': s.request_model},
@@ -39,6 +41,6 @@ SELECT
             {'k': s.source_keys['user_id'], 'v': s.user_id},
             {'k': s.source_keys['error_type'], 'v': s.error_type},
             {'k': s.source_keys['environment'], 'v': s.environment}
-        ], lambda e: e.k IS NOT NULL AND e.v IS NOT NULL AND NOT map_contains(coalesce(s.attributes, MAP {}), e.k)))
+        ], lambda e: e.k IS NOT NULL AND e.v IS NOT NULL AND NOT map_contains(coalesce(s.attributes, MAP {}), e.k))))
     ) AS all_attributes
 FROM read_parquet('{spans_glob}', hive_partitioning = true, union_by_name = true) AS s;

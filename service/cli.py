@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ingest import compact_once
 
         stats = compact_once(settings)
-        for key, value in stats.items():
+        for key, value in stats.as_dict().items():
             print(f"{key}: {value}")
         return 0
     if args.command == "report":

@@ -1,0 +1,158 @@
+"""Token counts and reported costs as emitters send them: numbers, numeric strings, JSON.
+
+Shared by ``ingest.routing`` (per attribute) and ``ingest.normalize`` (per span).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+INCLUSIVE: Final = "inclusive"
+LANGFUSE_EXCLUSIVE: Final = "exclusive:langfuse-usage-details"
+
+
+#: Larger counts are not token counts (and could overflow int64 sums).
+MAX_TOKENS: Final = 2**53
+
+
+def token_count(value: object) -> int | None:
+    """A count in [0, 2^53] from an int, a finite double or a numeric string; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value <= MAX_TOKENS else None
+    if isinstance(value, float):
+        return round(value) if 0 <= value <= MAX_TOKENS else None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return token_count(int(text))
+        except ValueError:
+            try:
+                return token_count(float(text))
+            except ValueError:
+                return None
+    return None
+
+
+def money(value: object) -> float | None:
+    """A non-negative finite USD amount from a number or a numeric string; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        x = float(value)
+    elif isinstance(value, str):
+        try:
+            x = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return x if math.isfinite(x) and x >= 0 else None
+
+
+class JsonCache:
+    """Parsed JSON objects by text: the same metadata JSON repeats on every span of a trace."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._cache: dict[str, dict[str, Any] | None] = {}
+        self._limit = limit
+
+    def object(self, text: str) -> dict[str, Any] | None:
+        try:
+            return self._cache[text]
+        except KeyError:
+            pass
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            obj = None
+        result = obj if isinstance(obj, dict) else None
+        if len(self._cache) >= self._limit:
+            self._cache.clear()
+        self._cache[text] = result
+        return result
+
+
+def langfuse_cost(obj: Mapping[str, Any]) -> float | None:
+    """``total`` of Langfuse ``cost_details``, else the sum of its parts."""
+    if "total" in obj:
+        return money(obj["total"])
+    parts = [m for m in (money(v) for v in obj.values()) if m is not None]
+    return sum(parts) if parts else None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Inclusive counts of one model call and how they were read."""
+
+    input: int | None
+    output: int | None
+    cache_read: int | None
+    cache_write: int | None
+    reasoning: int | None
+    total: int | None
+    basis: str
+
+
+_CACHE_READ = ("cache_read", "cached")
+_CACHE_WRITE = ("cache_creation", "cache_write")
+
+
+def langfuse_usage(obj: Mapping[str, Any]) -> Usage | None:
+    """Langfuse ``usage_details`` -> inclusive counts.
+
+    Langfuse buckets are exclusive: ``input`` (``output``) is what is left once every
+    ``input_*`` (``output_*``) detail bucket was subtracted (its LangChain handler does exactly
+    that), so the whole is the sum of the buckets; cache and reasoning buckets are named by
+    their parts (``input_cache_read``, ``cache_read_input_tokens``, ``output_reasoning``...).
+    OpenAI-shaped usage (``prompt_tokens``, ``prompt_tokens_details``), which Langfuse passes
+    through, is already inclusive.
+    """
+    if "prompt_tokens" in obj or "completion_tokens" in obj:
+        details = obj.get("prompt_tokens_details")
+        out_details = obj.get("completion_tokens_details")
+        return Usage(
+            input=token_count(obj.get("prompt_tokens")),
+            output=token_count(obj.get("completion_tokens")),
+            cache_read=token_count(details.get("cached_tokens"))
+            if isinstance(details, dict)
+            else None,
+            cache_write=None,
+            reasoning=token_count(out_details.get("reasoning_tokens"))
+            if isinstance(out_details, dict)
+            else None,
+            total=token_count(obj.get("total_tokens")),
+            basis=INCLUSIVE,
+        )
+    inp = out = read = write = reasoning = None
+    total = None
+    for key, raw in obj.items():
+        n = token_count(raw)
+        if n is None:
+            continue
+        low = key.lower()
+        if low in ("total", "total_tokens"):
+            total = n
+            continue
+        is_read = any(m in low for m in _CACHE_READ)
+        is_write = any(m in low for m in _CACHE_WRITE)
+        if low in ("input", "input_tokens") or low.startswith("input_") or is_read or is_write:
+            inp = (inp or 0) + n
+        elif low in ("output", "output_tokens") or low.startswith("output_"):
+            out = (out or 0) + n
+        else:
+            continue
+        if is_read:
+            read = (read or 0) + n
+        elif is_write:
+            write = (write or 0) + n
+        elif "reasoning" in low:
+            reasoning = (reasoning or 0) + n
+    if inp is None and out is None:
+        return None
+    return Usage(inp, out, read, write, reasoning, total, LANGFUSE_EXCLUSIVE)
