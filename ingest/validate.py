@@ -1,7 +1,8 @@
 """Which spans of a request we refuse, for OTLP partial success.
 
 A span is refused when it cannot be placed or joined: a trace id that is not 16 non-zero bytes,
-a span id that is not 8 non-zero bytes, a parent span id of the wrong length, or no start time.
+a span id that is not 8 non-zero bytes, a parent span id of the wrong length, no start time, or
+a time past what int64 nanoseconds hold.
 Refused spans are removed from the request in place; the rest are stored and the client is
 told how many were rejected and why (it must not retry a partial success).
 """
@@ -14,9 +15,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 ZERO_TRACE = bytes(16)
 ZERO_SPAN = bytes(8)
+MAX_TIME = (1 << 63) - 1  # Arrow timestamps are int64 nanoseconds
 
 
-def _problem(trace_id: bytes, span_id: bytes, parent: bytes, start: int) -> str | None:
+def _problem(trace_id: bytes, span_id: bytes, parent: bytes, start: int, end: int) -> str | None:
     if len(trace_id) != 16 or trace_id == ZERO_TRACE:
         return "invalid trace_id (want 16 non-zero bytes)"
     if len(span_id) != 8 or span_id == ZERO_SPAN:
@@ -25,6 +27,8 @@ def _problem(trace_id: bytes, span_id: bytes, parent: bytes, start: int) -> str 
         return "invalid parent_span_id (want 8 bytes or empty)"
     if start <= 0:
         return "missing start_time_unix_nano"
+    if start > MAX_TIME or end > MAX_TIME:
+        return "time beyond year 2262 (int64 nanoseconds)"
     return None
 
 
@@ -43,14 +47,19 @@ def validate_traces(request: ExportTraceServiceRequest) -> tuple[int, int, str]:
                 if (
                     len(trace_id) == 16
                     and len(span_id) == 8
-                    and span.start_time_unix_nano > 0
+                    and 0 < span.start_time_unix_nano <= MAX_TIME
+                    and span.end_time_unix_nano <= MAX_TIME
                     and len(span.parent_span_id) in (0, 8)
                     and trace_id != ZERO_TRACE
                     and span_id != ZERO_SPAN
                 ):
                     continue
                 problem = _problem(
-                    trace_id, span_id, span.parent_span_id, span.start_time_unix_nano
+                    trace_id,
+                    span_id,
+                    span.parent_span_id,
+                    span.start_time_unix_nano,
+                    span.end_time_unix_nano,
                 )
                 if problem is not None:
                     bad.append(i)
