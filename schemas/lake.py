@@ -41,6 +41,20 @@ def register_table(name: str, schema: pa.Schema, version: int) -> None:
     TABLES[name] = (schema, version)
 
 
+#: Companions of a table's data files (per-file roll-ups in a subdirectory of the partition,
+#: ``<table>/date=D/<subdir>/<data file name>``), each with a seed so views bind on an empty
+#: lake. The subdir name carries the companion's version.
+COMPANIONS: dict[tuple[str, str], pa.Schema] = {}
+
+
+def register_companion(table: str, subdir: str, schema: pa.Schema) -> None:
+    COMPANIONS[(table, subdir)] = schema
+
+
+def companion_glob(lake: str | os.PathLike[str], table: str, subdir: str) -> str:
+    return f"{Path(lake).as_posix()}/{table}/*/{subdir}/*.parquet"
+
+
 def table_glob(lake: str | os.PathLike[str], table: str) -> str:
     """The glob every reader uses. Not ``**``: partitions are symlinks, which ``**`` skips."""
     return f"{Path(lake).as_posix()}/{table}/*/*.parquet"
@@ -70,4 +84,23 @@ def ensure_lake(lake: str | os.PathLike[str]) -> Path:
         tmp = root / TMP_DIR / f"{table}-seed-{os.getpid()}.parquet"
         pq.write_table(schema.empty_table(), tmp)
         os.replace(tmp, seed)
+    for (table, subdir), schema in COMPANIONS.items():
+        seed = root / table / SEED_PARTITION / subdir / "_schema.parquet"
+        if seed.exists():
+            continue
+        seed.parent.mkdir(parents=True, exist_ok=True)
+        tmp = root / TMP_DIR / f"{table}-{subdir}-seed-{os.getpid()}.parquet"
+        pq.write_table(schema.empty_table(), tmp)
+        os.replace(tmp, seed)
     return root
+
+
+def is_vanished_file_error(exc: BaseException) -> bool:
+    """True when a query failed because compaction replaced a file it had listed.
+
+    DuckDB lists a partition's files, then opens them by path; a compaction swap in between
+    removes merged inputs from the path's view (``ingest.storage``). The query fails instead of
+    answering wrongly, and running it again reads the new generation: callers retry it.
+    """
+    text = str(exc)
+    return "No such file or directory" in text and ".parquet" in text

@@ -13,7 +13,9 @@ from fastapi import FastAPI
 from starlette.routing import BaseRoute
 
 from schemas.settings import Settings
+from service.api import install_read_api
 from service.auth import BearerAuthMiddleware
+from service.db import Database
 from service.errors import install_error_handlers
 from service.health import StatusSource, health_router
 
@@ -22,6 +24,7 @@ def create_app(
     settings: Settings,
     *,
     status: StatusSource,
+    db: Database,
     ingest_routes: Sequence[BaseRoute] = (),
 ) -> FastAPI:
     app = FastAPI(
@@ -36,13 +39,7 @@ def create_app(
     # OTLP routes first: they are the hot path and must not be shadowed.
     app.router.routes[:0] = list(ingest_routes)
     app.include_router(health_router(status))
-    for router in _api_routers(settings):
-        app.include_router(router)
+    install_read_api(app, db)
     if settings.auth_tokens:
         app.add_middleware(BearerAuthMiddleware, tokens=settings.auth_tokens, prefix="/api/")
     return app
-
-
-def _api_routers(settings: Settings) -> list[object]:
-    """The read API; filled in as the API modules land."""
-    return []

@@ -77,7 +77,7 @@ def _duckdb_binary() -> str | None:
 
 def _sql(settings: Settings, command: str | None) -> int:
     lake = ensure_lake(settings.lake).resolve()
-    script = render_views(lake)
+    script = render_views(lake, settings)
     binary = _duckdb_binary()
     if binary is None:
         print("tasklake sql: the DuckDB CLI (package duckdb-cli) is not installed", file=sys.stderr)
@@ -109,12 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sql":
         return _sql(settings, args.sql_command)
     if args.command == "views":
-        sys.stdout.write(render_views(Path(settings.lake).resolve()))
+        sys.stdout.write(render_views(Path(settings.lake).resolve(), settings))
         return 0
     if args.command == "compact":
         from ingest import compact_once
+        from schemas.rollup import build_rollups
 
-        stats = compact_once(settings)
+        stats = compact_once(settings, hook=build_rollups)
         for key, value in stats.as_dict().items():
             print(f"{key}: {value}")
         return 0

@@ -18,7 +18,11 @@ def render(readme: str) -> str:
             rf"(<!-- {marker}:start -->\n).*?(<!-- {marker}:end -->)", flags=re.DOTALL
         )
         table = make()
-        readme = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), readme)
+
+        def fill(m: re.Match[str], table: str = table) -> str:
+            return m.group(1) + table + "\n" + m.group(2)
+
+        readme = pattern.sub(fill, readme)
     return readme
 
 

@@ -11,30 +11,41 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 
 import grpc
 import uvicorn
 
 from ingest import IngestRuntime, otlp_routes, start_grpc_server
 from schemas.lake import ensure_lake
+from schemas.rollup import ROLLUP_HOOK, build_rollups
 from schemas.settings import Settings
 from schemas.views import write_views_file
 from service.app import create_app
+from service.db import Database
 
 log = logging.getLogger("tasklake")
 
 
 async def serve(settings: Settings) -> None:
     ensure_lake(settings.lake)
-    write_views_file(settings.lake)
-    runtime = IngestRuntime(settings)
+    write_views_file(settings.lake, settings)
+    # every published span file carries its attempt roll-ups (schemas.rollup)
+    runtime = IngestRuntime(settings, companion_hook=ROLLUP_HOOK, compaction_hook=build_rollups)
     await asyncio.to_thread(runtime.start)
     grpc_server: grpc.aio.Server | None = None
+    db: Database | None = None
     try:
         if settings.grpc_port:
             grpc_server = await start_grpc_server(runtime.exporter, settings)
+        db = Database(settings)
+        # the task store takes seconds to build on a large lake: not on the start-up path
+        threading.Thread(target=db.warm, name="store-warm", daemon=True).start()
         app = create_app(
-            settings, status=runtime, ingest_routes=otlp_routes(runtime.exporter, settings)
+            settings,
+            status=runtime,
+            db=db,
+            ingest_routes=otlp_routes(runtime.exporter, settings),
         )
         config = uvicorn.Config(
             app,
@@ -62,6 +73,8 @@ async def serve(settings: Settings) -> None:
         if grpc_server is not None:
             await grpc_server.stop(grace=5)
         await asyncio.to_thread(runtime.stop, 60.0)
+        if db is not None:
+            db.close()
 
 
 def run(settings: Settings) -> int:

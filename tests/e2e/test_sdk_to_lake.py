@@ -223,11 +223,11 @@ def test_sdk_exporter_delivers_every_field(
             assert got["time"] == want.time_unix_nano
             assert _decoded(got) == list(want.attributes)
         assert len(row["links"]) == len(pb.links)
-        for got, want in zip(row["links"], pb.links, strict=True):
-            assert got["trace_id"] == want.trace_id.hex()
-            assert got["span_id"] == want.span_id.hex()
-            assert (got["flags"] or 0) == want.flags
-            assert _decoded(got) == list(want.attributes)
+        for got, link in zip(row["links"], pb.links, strict=True):
+            assert got["trace_id"] == link.trace_id.hex()
+            assert got["span_id"] == link.span_id.hex()
+            assert (got["flags"] or 0) == link.flags
+            assert _decoded(got) == list(link.attributes)
         # resource and scope
         assert _decoded(row, "resource_") == list(resource_spans.resource.attributes)
         assert row["service_name"] == f"support-bot-{label}"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from ingest.validate import MAX_TIME, validate_traces
 
-GOOD = {
+GOOD: dict[str, Any] = {
     "trace_id": b"\x01" * 16,
     "span_id": b"\x02" * 8,
     "start_time_unix_nano": 1_700_000_000_000_000_000,

@@ -1,0 +1,55 @@
+-- Helpers shared by the views.
+
+-- "Root spans first, then the earliest, then by span id" packed into one integer
+-- (bit 126: not a root | start in microseconds << 64 | the span id's 64 bits): arg_min over
+-- it picks the first value of an attempt exactly and fast, and partial results of different
+-- files merge with the same arg_min. It fits DECIMAL(38, 0), which is how roll-up files
+-- store it (Parquet has no 128-bit integer).
+CREATE OR REPLACE MACRO span_rank(parent_span_id, start_time, span_id) AS (
+    ((parent_span_id IS NOT NULL)::HUGEINT << 126)
+    + (least(greatest(epoch_us(start_time), 0), 1::BIGINT << 59)::HUGEINT << 64)
+    + coalesce(try_cast('0x' || span_id AS UBIGINT), 0::UBIGINT)::HUGEINT
+)::DECIMAL(38, 0);
+
+-- The role of a span that neither names one nor inherits one, from its operation:
+--   chat, text_completion, completion, generate_content, llm  -> model
+--   embeddings, embedding                                     -> embedder
+--   retrieval, retriever                                      -> retriever
+--   rerank, reranker                                          -> reranker
+--   execute_tool, tool                                        -> tool
+--   invoke_agent, create_agent, agent                         -> agent
+--   invoke_workflow, workflow, chain, task                    -> orchestrator
+--   guardrail -> guardrail; evaluator -> evaluator
+--   anything else: model when it is a model call, else other
+CREATE OR REPLACE MACRO derived_role(operation, is_model_call) AS CASE
+    WHEN lower(operation) IN ('chat', 'text_completion', 'completion', 'generate_content', 'llm')
+        THEN 'model'
+    WHEN lower(operation) IN ('embeddings', 'embedding') THEN 'embedder'
+    WHEN lower(operation) IN ('retrieval', 'retriever') THEN 'retriever'
+    WHEN lower(operation) IN ('rerank', 'reranker') THEN 'reranker'
+    WHEN lower(operation) IN ('execute_tool', 'tool') THEN 'tool'
+    WHEN lower(operation) IN ('invoke_agent', 'create_agent', 'agent') THEN 'agent'
+    WHEN lower(operation) IN ('invoke_workflow', 'workflow', 'chain', 'task') THEN 'orchestrator'
+    WHEN lower(operation) = 'guardrail' THEN 'guardrail'
+    WHEN lower(operation) = 'evaluator' THEN 'evaluator'
+    WHEN is_model_call THEN 'model'
+    ELSE 'other'
+END;
+
+-- The UTC calendar day of an instant, whatever the session's TimeZone (and without paying
+-- for a time zone conversion per row).
+CREATE OR REPLACE MACRO utc_day(t) AS
+    DATE '1970-01-01' + (epoch_us(t) // 86400000000)::INTEGER;
+
+-- "Now" for outcomes: SET VARIABLE as_of = TIMESTAMPTZ '...' makes answers reproducible.
+CREATE OR REPLACE MACRO as_of() AS coalesce(getvariable('as_of')::TIMESTAMPTZ, now());
+
+-- A task's outcome at a time, from its decision (task_rows.sql): pending while it waits.
+CREATE OR REPLACE MACRO outcome_at(final_outcome, waits, decided_at, at_time) AS
+    CASE WHEN waits AND at_time <= decided_at THEN 'pending' ELSE final_outcome END;
+
+-- The five buckets every task is counted in: completed + failed + escalated + abandoned +
+-- pending = tasks. `reopened` and `rework` (when the rule does not count it) are failures.
+CREATE OR REPLACE MACRO counted_as(outcome) AS
+    CASE WHEN outcome IN ('completed', 'pending', 'escalated', 'abandoned') THEN outcome
+         ELSE 'failed' END;

@@ -1,0 +1,69 @@
+"""Query parameters of the read API, checked strictly: a typo is a 400 that names the
+parameter, never a silently different answer."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
+
+from starlette.datastructures import QueryParams
+
+from schemas.jsonitems import rfc3339_ns
+from service.errors import ApiError
+
+FORMATS = ("json", "csv")
+
+
+def check_known(params: QueryParams, known: Collection[str]) -> None:
+    for key in params:
+        if key not in known:
+            raise ApiError(400, f"unknown parameter '{key}' (known: {', '.join(sorted(known))})")
+    for key in known:
+        if len(params.getlist(key)) > 1:
+            raise ApiError(400, f"parameter '{key}' given more than once")
+
+
+def one_of(params: QueryParams, key: str, allowed: Sequence[str], default: str) -> str:
+    value = params.get(key, default).strip().lower()
+    if value not in allowed:
+        raise ApiError(400, f"{key}: expected one of {', '.join(allowed)}, got '{value}'")
+    return value
+
+
+def names(params: QueryParams, key: str) -> list[str] | None:
+    """A comma list of names (``workflow=a,b``); None when absent."""
+    raw = params.get(key)
+    if raw is None:
+        return None
+    values = [v.strip() for v in raw.split(",") if v.strip()]
+    if not values:
+        raise ApiError(400, f"{key}: expected one or more names, comma separated")
+    return values
+
+
+def choices(params: QueryParams, key: str, allowed: Sequence[str], default: str) -> list[str]:
+    """A comma list of distinct words from ``allowed``, in the order given."""
+    raw = params.get(key, default)
+    values = [v.strip().lower() for v in raw.split(",")]
+    if not raw.strip() or any(not v for v in values):
+        raise ApiError(400, f"{key}: expected a comma list of {', '.join(allowed)}")
+    for v in values:
+        if v not in allowed:
+            raise ApiError(400, f"{key}: unknown '{v}' (allowed: {', '.join(allowed)})")
+    if len(set(values)) != len(values):
+        raise ApiError(400, f"{key}: a value is listed twice")
+    return values
+
+
+def moment(params: QueryParams, key: str) -> datetime | None:
+    """An RFC 3339 time or a date (midnight UTC); None when absent."""
+    raw = params.get(key)
+    if raw is None:
+        return None
+    try:
+        ns = rfc3339_ns(raw.strip(), allow_date=True)
+    except ValueError as exc:
+        raise ApiError(400, f"{key}: {exc}, got '{raw}'") from exc
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(
+        microsecond=(ns // 1000) % 1_000_000
+    )

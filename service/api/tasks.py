@@ -1,0 +1,236 @@
+"""``GET /api/v1/tasks/{id}``: one task or attempt, the drill-down behind every number.
+
+The answer holds the task (with its outcome), its attempts, its signals and the span tree with
+each span's cost and role. Everything is selected from the lookup macros of
+``schemas/lookup.sql`` and the ``*_in`` macros behind the views, restricted to the traces the
+id touches, so a drill-down never aggregates the whole lake.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from schemas.views import with_outcome
+from service.api.params import FORMATS, check_known, moment, one_of
+from service.api.render import csv_response, json_response
+from service.db import Database, QueryError, get_db
+from service.errors import ApiError
+from service.store import SCHEMA
+
+router = APIRouter()
+
+SPAN_COLUMNS: tuple[str, ...] = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "attempt_id",
+    "name",
+    "kind_name",
+    "start_time",
+    "end_time",
+    "duration_ms",
+    "status",
+    "status_message",
+    "operation",
+    "resolved_role",
+    "role_source",
+    "provider",
+    "request_model",
+    "response_model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "cost_usd",
+    "cost_source",
+    "price_ref",
+    "tool_name",
+    "error_type",
+    "service_name",
+    "all_attributes",
+)
+
+
+class _Views:
+    """Finds a task through the views' lookup macros (exact, no store needed)."""
+
+    def __init__(self, db: Database, as_of: datetime | None) -> None:
+        self.db, self.as_of = db, as_of
+        self._traces: dict[str, list[str]] = {}
+
+    def traces(self, key: str) -> list[str]:
+        if key not in self._traces:
+            found: list[str] | None = self.db.value("SELECT lookup_traces(?)", [key])
+            self._traces[key] = found or []
+        return self._traces[key]
+
+    def attempts(self, key: str) -> list[dict[str, Any]]:
+        traces = self.traces(key)
+        if not traces:
+            return []
+        return self.db.rows(
+            "SELECT * FROM attempts_in(?::VARCHAR[]) WHERE task_key = ? OR attempt_id = ?"
+            " ORDER BY started_at, attempt_id",
+            [traces, key, key],
+        )
+
+    def task(self, key: str, attempt_ids: list[str]) -> list[dict[str, Any]]:
+        return self.db.rows(
+            "SELECT * FROM tasks_in(?::VARCHAR[], ?::VARCHAR[]) WHERE task_key = ?",
+            [self.traces(key), [key, *attempt_ids], key],
+            as_of=self.as_of,
+        )
+
+    def signals(self, key: str, attempt_ids: list[str]) -> list[dict[str, Any]]:
+        return self.db.rows(
+            "SELECT * EXCLUDE (attribute_types) FROM signals_in(?::VARCHAR[])"
+            " WHERE task_id = ? OR (task_id IS NULL"
+            " AND list_contains(?::VARCHAR[], correlation_id)) ORDER BY occurred_at, signal_id",
+            [[key, *attempt_ids], key, attempt_ids],
+        )
+
+    def spans(self, key: str, attempt_ids: list[str]) -> list[dict[str, Any]]:
+        return self.db.rows(
+            f"SELECT {', '.join(SPAN_COLUMNS)} FROM span_tree(?::VARCHAR[])"
+            " WHERE list_contains(?::VARCHAR[], attempt_id)",
+            [self.traces(key), attempt_ids],
+        )
+
+
+class _Store(_Views):
+    """Finds a task in the service's materialized store: point lookups, one span file read."""
+
+    def attempts(self, key: str) -> list[dict[str, Any]]:
+        # Two equality lookups, not one OR: each prunes to the segments that hold the key.
+        order = " ORDER BY started_at, attempt_id"
+        rows = self.db.rows(f"SELECT * FROM {SCHEMA}.attempts WHERE task_key = ?" + order, [key])
+        if rows:
+            return rows
+        return self.db.rows(f"SELECT * FROM {SCHEMA}.attempts WHERE attempt_id = ?" + order, [key])
+
+    def task(self, key: str, attempt_ids: list[str]) -> list[dict[str, Any]]:
+        rows = with_outcome(f"(SELECT * FROM {SCHEMA}.tasks WHERE task_key = ?)")
+        return self.db.rows(f"SELECT * FROM {rows}", [key], as_of=self.as_of)
+
+    def signals(self, key: str, attempt_ids: list[str]) -> list[dict[str, Any]]:
+        return self.db.rows(
+            f"SELECT * EXCLUDE (attribute_types) FROM {SCHEMA}.signals"
+            " WHERE coalesce(task_id, correlation_id) IN (SELECT unnest(?::VARCHAR[]))"
+            " AND (task_id = ? OR task_id IS NULL) ORDER BY occurred_at, signal_id",
+            [[key, *attempt_ids], key],
+        )
+
+    def spans(self, key: str, attempt_ids: list[str]) -> list[dict[str, Any]]:
+        where = self.db.rows(
+            f"SELECT DISTINCT p.trace_id, f.day FROM {SCHEMA}.parts p"
+            f" JOIN {SCHEMA}.files f USING (file_no)"
+            " WHERE p.attempt_id IN (SELECT unnest(?::VARCHAR[]))",
+            [attempt_ids],
+        )
+        if not where:
+            return []
+        traces = sorted({w["trace_id"] for w in where})
+        days = sorted({w["day"] for w in where})
+        return self.db.rows(
+            f"SELECT {', '.join(SPAN_COLUMNS)} FROM span_tree(?::VARCHAR[], ?::DATE[])"
+            " WHERE list_contains(?::VARCHAR[], attempt_id)",
+            [traces, days, attempt_ids],
+        )
+
+
+def task_detail(db: Database, lookup_id: str, *, as_of: datetime | None = None) -> dict[str, Any]:
+    """The drill-down document of a task or attempt id; ``ApiError(404)`` when unknown."""
+    find: _Views = _Store(db, as_of) if db.store_for(as_of) is not None else _Views(db, as_of)
+    found = find.attempts(lookup_id)
+    if not found:
+        raise ApiError(404, f"no task or attempt with id '{lookup_id}'")
+    if any(a["task_key"] == lookup_id for a in found):
+        kind, task_key = "task", lookup_id
+        attempts = [a for a in found if a["task_key"] == lookup_id]
+        shown = attempts
+    else:
+        kind = "attempt"
+        shown = [a for a in found if a["attempt_id"] == lookup_id]
+        task_key = shown[0]["task_key"]
+        attempts = [a for a in find.attempts(task_key) if a["task_key"] == task_key]
+    attempt_ids = [a["attempt_id"] for a in attempts]
+    task = find.task(task_key, attempt_ids)
+    signals = find.signals(task_key, attempt_ids)
+    spans = find.spans(task_key, [a["attempt_id"] for a in shown])
+    for s in spans:
+        s["role"] = s.pop("resolved_role")
+        s["attributes"] = dict(s.pop("all_attributes") or [])
+    for sig in signals:
+        sig["attributes"] = dict(sig.get("attributes") or [])
+    return {
+        "id": lookup_id,
+        "kind": kind,
+        "currency": "USD",
+        "task": task[0] if task else None,
+        "attempts": shown,
+        "signals": signals,
+        "spans": span_tree(spans),
+        "span_rows": spans,
+    }
+
+
+def span_tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Nest spans (in start order) under their parents; a span whose parent is not shown is a
+    root, and so is the first span of a malformed parent cycle."""
+    by_id = {s["span_id"]: {**s, "children": []} for s in spans}
+    parent_of = {
+        sid: s["parent_span_id"] for sid, s in by_id.items() if s["parent_span_id"] in by_id
+    }
+    kids: dict[str, list[str]] = {}
+    for child, parent in parent_of.items():
+        kids.setdefault(parent, []).append(child)
+    roots = [by_id[s["span_id"]] for s in spans if s["span_id"] not in parent_of]
+    placed: set[str] = set()
+
+    def reach(node: dict[str, Any]) -> None:
+        stack = [node["span_id"]]
+        while stack:
+            n = stack.pop()
+            if n not in placed:
+                placed.add(n)
+                stack.extend(kids.get(n, ()))
+
+    for r in roots:
+        reach(r)
+    for s in spans:  # cycles: nothing above them is a root
+        if s["span_id"] not in placed:
+            parent_of.pop(s["span_id"], None)
+            roots.append(by_id[s["span_id"]])
+            reach(by_id[s["span_id"]])
+    for s in spans:
+        parent = parent_of.get(s["span_id"])
+        if parent is not None:
+            by_id[parent]["children"].append(by_id[s["span_id"]])
+    roots.sort(key=lambda n: (n["start_time"] or 0, n["span_id"]))
+    return roots
+
+
+@router.get("/api/v1/tasks/{task_id}")
+def get_task(task_id: str, request: Request, db: Annotated[Database, Depends(get_db)]) -> Response:
+    """A task (``task.id``) or attempt (correlation id): attempts, span tree, signals, outcome."""
+    q = request.query_params
+    check_known(q, ("format", "as_of"))
+    fmt = one_of(q, "format", FORMATS, "json")
+    try:
+        doc = task_detail(db, task_id, as_of=moment(q, "as_of"))
+    except QueryError as exc:
+        raise ApiError(exc.status, exc.message) from exc
+    rows = doc.pop("span_rows")
+    if fmt == "csv":
+        return csv_response(
+            rows,
+            [c if c != "resolved_role" else "role" for c in SPAN_COLUMNS if c != "all_attributes"],
+            f"task-{task_id}-spans",
+        )
+    return json_response(doc)

@@ -1,0 +1,138 @@
+"""DuckDB over the lake, with the views loaded: the only way the read side touches the lake.
+
+One connection holds the catalog (views and macros from ``schemas/``); each query runs on its
+own cursor, so requests run concurrently and a time limit can ``interrupt()`` one without
+touching the others. A query that lost a file to a compaction swap is run again
+(``schemas.lake.is_vanished_file_error``): the lake never answers half-old, half-new.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from starlette.requests import Request
+
+from schemas.lake import ensure_lake, is_vanished_file_error
+from schemas.settings import Settings
+from schemas.views import load_views
+from service.store import Store
+
+#: How often a query is tried when compaction keeps replacing the files it listed.
+VANISHED_FILE_TRIES = 3
+
+
+class QueryError(Exception):
+    """The query failed; ``status`` is the HTTP status it deserves."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class QueryTimeout(QueryError):
+    status = 503
+
+
+class Database:
+    """The lake as DuckDB sees it. Thread-safe: every call uses its own cursor."""
+
+    def __init__(
+        self, settings: Settings, *, threads: int | None = None, store: bool = True
+    ) -> None:
+        self.settings = settings
+        self.lake = ensure_lake(settings.lake).resolve()
+        config: dict[str, Any] = {"threads": threads} if threads else {}
+        self._con = duckdb.connect(config=config)
+        self._con.execute("SET GLOBAL TimeZone = 'UTC'")
+        # Footers of unchanged files are read once, not per query (files are immutable).
+        self._con.execute("SET GLOBAL parquet_metadata_cache = true")
+        load_views(self._con, self.lake, settings)
+        self.timeout = settings.query_timeout
+        self.store = Store(self._con, self.lake) if store else None
+
+    def store_for(self, as_of: datetime | None) -> Store | None:
+        """The store, brought up to date, when it answers for ``as_of``; else None (ask the
+        views). The first call builds it (seconds on a large lake; ``warm`` does it early)."""
+        if self.store is None:
+            return None
+        try:
+            self.store.refresh()
+        except duckdb.Error as exc:
+            raise QueryError(f"refreshing the task store failed: {exc}") from exc
+        return self.store if self.store.covers(as_of) else None
+
+    def warm(self) -> None:
+        """Build the store now (call from a background thread at start-up)."""
+        self.store_for(None)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def arrow(
+        self,
+        sql: str,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
+        *,
+        as_of: datetime | None = None,
+        timeout: float | None = None,
+    ) -> pa.Table:
+        """Run one query and return its result as Arrow."""
+        limit = self.timeout if timeout is None else timeout
+        for attempt in range(VANISHED_FILE_TRIES):
+            cursor = self._con.cursor()
+            timer = threading.Timer(limit, cursor.interrupt) if limit > 0 else None
+            try:
+                if as_of is not None:
+                    cursor.execute("SET VARIABLE as_of = ?::TIMESTAMPTZ", [as_of])
+                if timer is not None:
+                    timer.start()
+                result: pa.Table = cursor.execute(sql, params).to_arrow_table()
+                return result
+            except duckdb.InterruptException as exc:
+                raise QueryTimeout(f"the query took longer than {limit:g} s") from exc
+            except duckdb.Error as exc:
+                if is_vanished_file_error(exc) and attempt + 1 < VANISHED_FILE_TRIES:
+                    continue
+                raise QueryError(str(exc)) from exc
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                cursor.close()
+        raise AssertionError("unreachable")
+
+    def rows(
+        self,
+        sql: str,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
+        *,
+        as_of: datetime | None = None,
+        timeout: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run one query and return its rows as dicts (Decimal, datetime, date values)."""
+        rows: list[dict[str, Any]] = self.arrow(
+            sql, params, as_of=as_of, timeout=timeout
+        ).to_pylist()
+        return rows
+
+    def value(
+        self,
+        sql: str,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
+        *,
+        as_of: datetime | None = None,
+    ) -> Any:
+        table = self.arrow(sql, params, as_of=as_of)
+        return table.column(0)[0].as_py() if table.num_rows else None
+
+
+def get_db(request: Request) -> Database:
+    """FastAPI dependency: the app's ``Database`` (``app.state.db``)."""
+    db: Database = request.app.state.db
+    return db

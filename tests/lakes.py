@@ -1,0 +1,169 @@
+"""Small lakes written directly, for the economics tests: span rows from a few keywords, real
+Parquet files in ``spans/date=D/``, signals and cost entries in their tables, roll-up
+companions built like the ingest hook builds them."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas.costs import costs_table, parse_costs
+from schemas.jsonitems import loads
+from schemas.lake import SIGNALS, SPANS, ensure_lake
+from schemas.rollup import build_rollups
+from schemas.signals import parse_signals, signals_table
+from schemas.spans import SCHEMA_VERSION, SPAN_SCHEMA
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday
+_counter = itertools.count()
+_MODEL_CALLS = {"chat", "text_completion", "embeddings", "generate_content"}
+
+
+def hex_id(text: str, nbytes: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[: nbytes * 2]
+
+
+def trace(name: str) -> str:
+    return hex_id("trace:" + name, 16)
+
+
+def sid(name: str) -> str:
+    return hex_id("span:" + name, 8)
+
+
+def at(hours: float = 0.0, *, minutes: float = 0.0, days: float = 0.0) -> datetime:
+    return T0 + timedelta(hours=hours, minutes=minutes, days=days)
+
+
+def ns(moment: datetime) -> int:
+    return int((moment - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1)) * 1000
+
+
+def span(
+    trace_name: str,
+    name: str,
+    *,
+    parent: str | None = None,
+    start: datetime = T0,
+    ms: float = 1000.0,
+    op: str | None = None,
+    cost: str | Decimal | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+    tokens: tuple[int, int] | None = None,
+    error: bool = False,
+    **columns: Any,
+) -> dict[str, Any]:
+    """One span row: ``trace_name``/``name``/``parent`` become hex ids; ``op`` the operation
+    (model calls when chat/embeddings...); ``cost`` a USD string; other span columns as is
+    (correlation_id, task_id, workflow, team, workflow_version, role, resource_*)."""
+    is_model_call = op in _MODEL_CALLS
+    row: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "trace_id": trace(trace_name),
+        "span_id": sid(name),
+        "parent_span_id": sid(parent) if parent else None,
+        "name": name,
+        "kind": 1,
+        "start_time": ns(start),
+        "duration_ns": int(ms * 1_000_000),
+        "status_code": 2 if error else 0,
+        "operation": op,
+        "is_model_call": is_model_call,
+        "provider": provider if is_model_call else None,
+        "request_model": model,
+        "response_model": model,
+        "input_tokens": tokens[0] if tokens and is_model_call else None,
+        "output_tokens": tokens[1] if tokens and is_model_call else None,
+        "total_tokens": sum(tokens) if tokens and is_model_call else None,
+        "cost_usd": Decimal(cost) if cost is not None else None,
+        "cost_source": ("override" if cost is not None else "unpriced") if is_model_call else None,
+        "source_keys": [],
+        "attributes": [("test.seq", str(next(_counter)))],
+        "ingested_at": ns(start) // 1_000_000,
+    }
+    row.update(columns)
+    return row
+
+
+def span_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    cols = {name: [r.get(name) for r in rows] for name in SPAN_SCHEMA.names}
+    return pa.Table.from_pydict(cols, schema=SPAN_SCHEMA)
+
+
+def write_spans(lake: Path, rows: Sequence[Mapping[str, Any]], file: str, day: str = "") -> Path:
+    """One span file ``spans/date=<day>/<file>.parquet`` (day: the first span's UTC date)."""
+    ensure_lake(lake)
+    if not day:
+        first = min(r["start_time"] for r in rows)
+        day = datetime.fromtimestamp(first / 1e9, UTC).date().isoformat()
+    part = lake / SPANS / f"date={day}"
+    part.mkdir(parents=True, exist_ok=True)
+    path = part / f"{file}.parquet"
+    pq.write_table(span_table(rows), path)
+    return path
+
+
+def build_companions(lake: Path, only: Iterable[str] | None = None) -> list[Path]:
+    """Roll-up companions for every span file (or those named in ``only``)."""
+    done = []
+    wanted = set(only) if only is not None else None
+    for f in sorted((lake / SPANS).glob("*/*.parquet")):
+        if f.name.startswith("_schema") or (wanted is not None and f.stem not in wanted):
+            continue
+        for subdir, tmp in build_rollups(f).items():
+            (f.parent / subdir).mkdir(exist_ok=True)
+            tmp.rename(f.parent / subdir / f.name)
+        done.append(f)
+    return done
+
+
+def write_signals(lake: Path, items: Sequence[Mapping[str, Any]], file: str) -> Path:
+    """Signals as the API would store them (JSON items through ``parse_signals``)."""
+    import json
+
+    ensure_lake(lake)
+    body = json.dumps([_jsonable(i) for i in items]).encode()
+    parsed = parse_signals(body)
+    assert not parsed.rejected, parsed.rejected
+    part = lake / SIGNALS / "date=2026-01-01"
+    part.mkdir(parents=True, exist_ok=True)
+    path = part / f"{file}.parquet"
+    received = ns(T0 + timedelta(days=30)) // 1_000_000 + next(_counter)
+    pq.write_table(signals_table(parsed.items, received_at_ms=received), path)
+    return path
+
+
+def write_costs(lake: Path, items: Sequence[Mapping[str, Any]], file: str) -> Path:
+    import json
+
+    ensure_lake(lake)
+    parsed = parse_costs(json.dumps([_jsonable(i) for i in items]).encode())
+    assert not parsed.rejected, parsed.rejected
+    part = lake / "costs" / "date=2026-01-01"
+    part.mkdir(parents=True, exist_ok=True)
+    path = part / f"{file}.parquet"
+    pq.write_table(costs_table(parsed.items, received_at_ms=0), path)
+    return path
+
+
+def _jsonable(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in item.items()}
+
+
+def signal(target: str, outcome: str, when: datetime, **extra: Any) -> dict[str, Any]:
+    """A signal about task ``target`` (or attempt, with ``by='correlation_id'``)."""
+    key = extra.pop("by", "task_id")
+    return {key: target, "outcome": outcome, "occurred_at": when, **extra}
+
+
+def as_json(text: str) -> Any:
+    return loads(text)

@@ -1,0 +1,351 @@
+"""The fast views (per-file roll-ups, merged) answer exactly what the straightforward
+definition over ``spans`` answers (``reference.sql``), whether span files have their roll-up
+companions, none, or some — on lakes built to be awkward: attempts split across files, days
+and traces, correlation ids only in another file, late spans whose parents sit elsewhere."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from schemas.rollup import ATTEMPT_ROLLUP_SCHEMA, ATTEMPTS_DIR, BREAKDOWN_DIR, build_rollup
+from schemas.views import load_views
+from tests.lakes import at, build_companions, sid, span, trace, write_spans
+
+REFERENCE = (Path(__file__).parent / "reference.sql").read_text()
+
+ATTEMPT_COLUMNS = (
+    "attempt_id, task_id, workflow, team, version, root_span_id, traces, spans, model_calls, "
+    "tool_calls, retrievals, errors, unpriced_spans, spend_usd, total_tokens, started_at, ended_at"
+)
+TASK_COLUMNS = "task_key, workflow, team, version, attempts, spend_usd, started_at, ended_at"
+BREAKDOWN_COLUMNS = "attempt_id, role, billable, provider, model"
+
+
+def _connect(lake: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    load_views(con, lake)
+    con.execute(REFERENCE)
+    return con
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
+    return sorted(con.execute(sql).fetchall(), key=repr)
+
+
+def assert_views_match_reference(lake: Path) -> None:
+    con = _connect(lake)
+    try:
+        fast = _rows(con, f"SELECT {ATTEMPT_COLUMNS} FROM attempts")
+        ref = _rows(con, f"SELECT {ATTEMPT_COLUMNS} FROM ref_attempts")
+        assert fast == ref
+        assert _rows(con, f"SELECT {TASK_COLUMNS} FROM tasks") == _rows(
+            con, f"SELECT {TASK_COLUMNS} FROM ref_tasks"
+        )
+        split = (
+            f"SELECT {BREAKDOWN_COLUMNS}, sum(spans)::BIGINT, sum(spend_usd)::DECIMAL(38, 12),"
+            f" sum(unpriced_spans)::BIGINT FROM {{}} GROUP BY ALL"
+        )
+        assert _rows(con, split.format("span_breakdown")) == _rows(
+            con, split.format("ref_breakdown")
+        )
+    finally:
+        con.close()
+
+
+def _each_companion_state(lake: Path, check: Callable[[Path], None]) -> None:
+    """No companions (all on the fly), every other file with them, all of them."""
+    check(lake)
+    files = sorted(p.stem for p in lake.glob("spans/*/*.parquet") if p.stem[0] != "_")
+    build_companions(lake, only=files[::2])
+    check(lake)
+    build_companions(lake)
+    check(lake)
+
+
+# ----------------------------------------------------------------------------- tricky lake
+
+
+def tricky_lake(lake: Path) -> None:
+    late = at(14, minutes=59)  # 23:59 UTC: the attempt crosses midnight
+    write_spans(
+        lake,
+        [
+            # t1: correlation id only on a late span of another file and day
+            span("t1", "t1-root", start=late, task_id="T1", workflow="wf-a", team="team-x"),
+            span(
+                "t1",
+                "t1-plan",
+                parent="t1-root",
+                start=late,
+                op="chat",
+                cost="0.10",
+                tokens=(100, 10),
+                role="planner",
+                model="m1",
+                provider="p1",
+            ),
+            # t2: a non-root span names a correlation id before the root does
+            span("t2", "t2-early", parent="t2-root", start=at(0), correlation_id="c-child"),
+            span("t2", "t2-bare", parent="t2-root", start=at(0.1), op="chat", cost="0.05"),
+            # t3 + t4: one attempt over two traces; t3's non-root workflow loses to t4's root
+            span("t3", "t3-root", start=at(1), correlation_id="att-34", resource_workflow="svc-3"),
+            span(
+                "t3",
+                "t3-kid",
+                parent="t3-root",
+                start=at(0.5),
+                correlation_id="att-34",
+                workflow="wf-c",
+                op="chat",
+                cost="1.00",
+            ),
+            # t5: no correlation at all: resource id on some spans, the trace id for the rest
+            span("t5", "t5-root", start=at(2), resource_correlation_id="res-5", op="execute_tool"),
+            # t6: resource stand-ins, root first, until a span names the workflow
+            span("t6", "t6-root", start=at(3), resource_workflow="svc-6b", task_id="T6"),
+            span(
+                "t6",
+                "t6-kid",
+                parent="t6-root",
+                start=at(2.5),
+                resource_workflow="svc-6",
+                resource_team="ns-6",
+            ),
+            # t7: a role three files up the ancestors
+            span("t7", "t7-grand", start=at(4), role="verifier", correlation_id="att-7"),
+            # t8: a malformed cycle
+            span("t8", "t8-a", parent="t8-b", start=at(5), op="chat", cost="0.01"),
+            span("t8", "t8-b", parent="t8-a", start=at(5), op="retrieval"),
+            # t9a: the first attempt of a task retried in t9b
+            span(
+                "t9a",
+                "t9a-root",
+                start=at(6),
+                task_id="T9",
+                workflow="wf-9",
+                workflow_version="v1",
+                correlation_id="a9-1",
+                op="chat",
+                cost="0.30",
+                error=True,
+            ),
+        ],
+        "a",
+        day="2026-01-05",
+    )
+    write_spans(
+        lake,
+        [
+            span(
+                "t1",
+                "t1-draft",
+                parent="t1-plan",
+                start=late + timedelta(minutes=2),
+                op="chat",
+                cost="0.20",
+                tokens=(200, 20),
+                model="m2",
+                provider="p1",
+            ),
+            span(
+                "t1",
+                "t1-tool",
+                parent="t1-draft",
+                start=late + timedelta(minutes=3),
+                op="execute_tool",
+                error=True,
+            ),
+            span(
+                "t1",
+                "t1-late",
+                parent="t1-root",
+                start=late + timedelta(minutes=4),
+                correlation_id="att-1",
+                op="chat",
+            ),  # unpriced
+            span("t5", "t5-kid", parent="t5-root", start=at(2.1), op="retrieval"),
+            span(
+                "t6",
+                "t6-named",
+                parent="t6-kid",
+                start=at(3.5),
+                workflow="wf-6",
+                op="chat",
+                cost="0.07",
+            ),
+            span("t7", "t7-parent", parent="t7-grand", start=at(4.1), correlation_id="att-7"),
+            span(
+                "t9b",
+                "t9b-root",
+                start=at(7),
+                task_id="T9",
+                workflow="wf-9",
+                workflow_version="v2",
+                correlation_id="a9-2",
+                op="chat",
+                cost="0.40",
+            ),
+        ],
+        "b",
+        day="2026-01-06",
+    )
+    write_spans(
+        lake,
+        [
+            span("t2", "t2-root", start=at(0.2), correlation_id="c-root"),
+            span(
+                "t4",
+                "t4-root",
+                start=at(1.5),
+                correlation_id="att-34",
+                workflow="wf-b",
+                team="team-y",
+                workflow_version="v7",
+                op="chat",
+                cost="2.00",
+            ),
+            span("t7", "t7-kid", parent="t7-parent", start=at(4.2), op="chat", cost="0.50"),
+            span("t7", "t7-orphan", parent="ghost", start=at(4.3), op="chat", cost="0.25"),
+        ],
+        "c",
+        day="2026-01-05",
+    )
+
+
+def test_tricky_lake_matches_reference_in_every_companion_state(tmp_path: Path) -> None:
+    tricky_lake(tmp_path)
+    _each_companion_state(tmp_path, assert_views_match_reference)
+
+
+def test_tricky_lake_answers_what_design_says(tmp_path: Path) -> None:
+    tricky_lake(tmp_path)
+    build_companions(tmp_path, only=["a"])
+    con = _connect(tmp_path)
+    attempts = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT attempt_id, correlation_source, task_key, workflow, team, version, spans,"
+            " spend_usd::VARCHAR, unpriced_spans FROM attempts"
+        ).fetchall()
+    }
+    # t1: five spans in two files and two days, one attempt named by its late span
+    assert attempts["att-1"] == ("span", "T1", "wf-a", "team-x", None, 5, "0.300000000000", 1)
+    # t2: the root's correlation id wins for the bare span, the early non-root keeps its own
+    assert attempts["c-root"][:2] == ("span", "c-root") and attempts["c-root"][5] == 2
+    assert attempts["c-child"][5] == 1
+    # t3 + t4: one attempt; the workflow of t4's root beats t3's earlier non-root span
+    assert attempts["att-34"][2:6] == ("wf-b", "team-y", "v7", 3)
+    # t5: resource correlation id, then the trace id
+    assert attempts["res-5"][0] == "resource" and attempts[trace("t5")][0] == "trace_id"
+    # t6: a span naming the workflow beats every resource stand-in; team from the resource
+    assert attempts[trace("t6")][1:4] == ("T6", "wf-6", "ns-6")
+    # t9: the task's version is its first attempt's
+    tasks = dict(con.execute("SELECT task_key, version FROM tasks").fetchall())
+    assert tasks["T9"] == "v1"
+    roles = dict(
+        con.execute(
+            "SELECT name, resolved_role FROM span_tree(?)", [[trace("t7"), trace("t1")]]
+        ).fetchall()
+    )
+    assert roles["t7-kid"] == "verifier"  # grandparent, two files away
+    assert roles["t7-orphan"] == "model"  # parent never arrived: its own operation
+    assert roles["t1-tool"] == "planner"  # grandparent in another file and day
+    breakdown = dict(
+        con.execute(
+            "SELECT role, sum(spend_usd)::VARCHAR FROM span_breakdown WHERE attempt_id = 'att-7'"
+            " GROUP BY ALL"
+        ).fetchall()
+    )
+    assert breakdown == {"verifier": "0.500000000000", "model": "0.250000000000"}
+    con.close()
+
+
+# ----------------------------------------------------------------------------- random lakes
+
+
+def random_lake(lake: Path, seed: int, traces: int = 60, files: int = 6) -> None:
+    """Traces of random shape, spans scattered over files and days; correlation ids, task
+    ids, roles and workflows on random spans, some shared across traces."""
+    rng = random.Random(seed)
+    by_file: list[list[dict[str, Any]]] = [[] for _ in range(files)]
+    corr_pool = [f"c{i}" for i in range(traces // 3)]
+    for t in range(traces):
+        name = f"r{seed}-{t}"
+        start = at(rng.uniform(0, 60))
+        spans: list[str] = []
+        for i in range(rng.randint(1, 9)):
+            sname = f"{name}-{i}"
+            parent = rng.choice(spans) if spans and rng.random() < 0.9 else None
+            if parent is None and spans and rng.random() < 0.5:
+                parent = f"{name}-missing"
+            op = rng.choice(["chat", "chat", "execute_tool", "retrieval", "invoke_agent", None])
+            row = span(
+                name,
+                sname,
+                parent=parent,
+                start=start + timedelta(seconds=rng.choice([0, 0, 1, 2, 3]) * 7),
+                ms=rng.randint(1, 5000),
+                op=op,
+                cost=rng.choice([None, "0.01", "0.125", "1"]) if op == "chat" else None,
+                model=rng.choice(["m1", "m2", None]) if op == "chat" else None,
+                provider=rng.choice(["p1", "p2"]) if op == "chat" else None,
+                tokens=(rng.randint(1, 999), rng.randint(1, 99)) if op == "chat" else None,
+                error=rng.random() < 0.1,
+                correlation_id=rng.choice(corr_pool) if rng.random() < 0.3 else None,
+                resource_correlation_id=f"res{t % 5}" if rng.random() < 0.15 else None,
+                task_id=f"task{rng.randrange(traces // 2)}" if rng.random() < 0.2 else None,
+                workflow=rng.choice(["w1", "w2"]) if rng.random() < 0.2 else None,
+                team=rng.choice(["x", "y"]) if rng.random() < 0.2 else None,
+                workflow_version=rng.choice(["v1", "v2"]) if rng.random() < 0.2 else None,
+                role=rng.choice(["planner", "critic"]) if rng.random() < 0.25 else None,
+                resource_workflow=rng.choice(["s1", "s2", None]),
+                resource_team=rng.choice(["n1", None]),
+            )
+            spans.append(sname)
+            by_file[rng.randrange(files)].append(row)
+    for i, rows in enumerate(by_file):
+        if rows:
+            write_spans(lake, rows, f"f{i}", day=f"2026-01-0{1 + i % 3}")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_lakes_match_reference(tmp_path: Path, seed: int) -> None:
+    random_lake(tmp_path, seed)
+    _each_companion_state(tmp_path, assert_views_match_reference)
+
+
+# ----------------------------------------------------------------------------- contract
+
+
+def test_rollup_files_have_the_declared_schema(tmp_path: Path) -> None:
+    tricky_lake(tmp_path)
+    span_file = next(tmp_path.glob("spans/*/a.parquet"))
+    out = tmp_path / "a.rollup.parquet"
+    build_rollup(span_file, out, ATTEMPTS_DIR)
+    assert pq.read_schema(out).remove_metadata() == ATTEMPT_ROLLUP_SCHEMA
+    build_rollup(span_file, tmp_path / "b.parquet", BREAKDOWN_DIR)
+    assert pq.read_table(tmp_path / "b.parquet").num_rows > 0
+
+
+def test_views_never_read_span_files_that_have_companions(tmp_path: Path) -> None:
+    tricky_lake(tmp_path)
+    build_companions(tmp_path)
+    con = _connect(tmp_path)
+    before = con.execute("SELECT sum(spend_usd) FROM attempts").fetchone()
+    # Take the span data away from behind the companions: attempts come from them alone.
+    for f in tmp_path.glob("spans/*/[abc].parquet"):
+        f.unlink()
+    assert con.execute("SELECT sum(spend_usd) FROM attempts").fetchone() == before
+    con.close()
+
+
+def test_span_ids_are_hex(tmp_path: Path) -> None:
+    assert len(sid("x")) == 16 and len(trace("x")) == 32

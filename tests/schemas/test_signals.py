@@ -1,0 +1,132 @@
+"""The JSON shapes of ``POST /api/v1/signals`` and ``POST /api/v1/costs``: one object, an
+array or NDJSON; every bad item reported by index, every good one kept; money exact."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from schemas.costs import COST_SCHEMA, costs_table, parse_costs
+from schemas.jsonitems import BodyError, ns_to_iso, rfc3339_ns
+from schemas.lake import ensure_lake
+from schemas.signals import SIGNAL_SCHEMA, parse_signals, signals_table
+from schemas.views import load_views
+
+CASES = Path(__file__).parent / "cases"
+NOW = rfc3339_ns("2026-02-01T00:00:00Z")
+
+
+def test_an_array_keeps_good_items_and_names_bad_ones() -> None:
+    parsed = parse_signals((CASES / "signals_mixed.json").read_bytes(), "application/json", now=NOW)
+    assert parsed.indexes == [0, 1, 4]
+    errors = {r["index"]: r["error"] for r in parsed.rejected}
+    assert errors[2].startswith("outcome: expected one of completed, failed, escalated")
+    assert errors[3] == "task_id or correlation_id: one is required"
+    assert errors[5] == "expected a JSON object, got a string"
+    assert "occurred_at: expected an RFC 3339 time" in errors[6]  # no offset: ambiguous
+    assert errors[7].startswith("unknown field 'occured_at'")
+    assert errors[8] == "rework_cost_usd: must not be negative"
+    assert errors[9] == "rework_cost_usd: at most 12 decimal places"
+    first, attempt, rework = parsed.items
+    assert (first.task_id, first.outcome, ns_to_iso(first.occurred_at_ns)) == (
+        "TCK-1",
+        "completed",
+        "2026-01-05T10:00:00Z",
+    )
+    assert attempt.correlation_id == "att-9" and attempt.outcome == "escalated"
+    assert ns_to_iso(attempt.occurred_at_ns) == "2026-01-05T10:30:00.123456789Z"  # to UTC, ns
+    assert rework.rework_cost_usd == Decimal("0.1") and rework.rework_minutes == 12.0
+    assert rework.signal_id == "crm-77"
+    assert dict(rework.attributes) == {
+        "agent": "ana",
+        "score": "4",
+        "ratio": "0.5",
+        "ok": "true",
+        "tags": '["a","b"]',
+        "none": "",
+    }
+    assert rework.attribute_types == "sidban"
+
+
+def test_ndjson_lines_and_one_object() -> None:
+    body = (CASES / "signals_lines.ndjson").read_bytes()
+    for content_type in ("application/x-ndjson", None):  # declared, or recognised
+        parsed = parse_signals(body, content_type, now=NOW)
+        assert [s.task_id for s in parsed.items] == ["TCK-1", "TCK-2"]
+        assert [r["index"] for r in parsed.rejected] == [2, 3]
+        assert parsed.rejected[0]["error"].startswith("invalid JSON")
+        assert "appears twice" in parsed.rejected[1]["error"]
+    one = parse_signals(b'{"task_id": "T", "outcome": "failed"}', now=NOW)
+    assert one.items[0].occurred_at_ns == NOW  # default: received now
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "empty body"),
+        (b"   \n", "empty body"),
+        (b"{nope", "not valid JSON"),
+        (b"42", "expected a JSON object, a JSON array"),
+        (b"\xff\xfe", "not UTF-8"),
+    ],
+)
+def test_bodies_that_are_not_signals(body: bytes, message: str) -> None:
+    with pytest.raises(BodyError, match=message):
+        parse_signals(body)
+
+
+def test_signal_ids_from_content() -> None:
+    item = b'{"task_id": "T", "outcome": "completed", "occurred_at": "2026-01-05T10:00:00Z"}'
+    again = parse_signals(item, now=NOW + 1).items[0]
+    assert parse_signals(item, now=NOW).items[0].signal_id == again.signal_id  # a retry
+    other = item.replace(b"completed", b"failed")
+    assert parse_signals(other).items[0].signal_id != again.signal_id
+    no_time = b'{"task_id": "T", "outcome": "completed"}'
+    ids = {parse_signals(no_time, now=NOW + i).items[0].signal_id for i in range(2)}
+    assert len(ids) == 2  # received at different times: different signals
+
+
+def test_stored_signals_are_deduplicated_first_received_wins(tmp_path: Path) -> None:
+    ensure_lake(tmp_path)
+    part = tmp_path / "signals" / "date=2026-01-05"
+    part.mkdir(parents=True)
+    item = b'{"task_id": "T", "outcome": "completed", "signal_id": "s1"}'
+    later = b'{"task_id": "T", "outcome": "failed", "signal_id": "s1", "reason": "x"}'
+    for i, (body, received) in enumerate([(later, 2000), (item, 1000), (item, 3000)]):
+        table = signals_table(parse_signals(body, now=NOW).items, received_at_ms=received)
+        assert table.schema == SIGNAL_SCHEMA
+        pq.write_table(table, part / f"{i}.parquet")
+    con = duckdb.connect()
+    load_views(con, tmp_path)
+    assert con.execute("SELECT signal_id, outcome, reason FROM signals").fetchall() == [
+        ("s1", "completed", None)  # whole: not the later copy's reason
+    ]
+
+
+def test_cost_entries() -> None:
+    parsed = parse_costs((CASES / "costs_mixed.json").read_bytes())
+    assert parsed.indexes == [0, 1]
+    errors = {r["index"]: r["error"] for r in parsed.rejected}
+    assert errors[2].startswith("period_end: must be after period_start")
+    assert errors[3].startswith("component: expected one of rework, labor, infrastructure")
+    assert errors[4] == "amount_usd: required (a number of US dollars)"
+    licence, labor = parsed.items
+    assert licence.amount_usd == Decimal("1200.50") and licence.team == "cx"
+    assert ns_to_iso(licence.period_start_ns) == "2026-01-01T00:00:00Z"
+    assert ns_to_iso(licence.period_end_ns) == "2026-02-01T00:00:00Z"
+    assert licence.entry_id.startswith("auto-") and labor.entry_id == "jira-42"
+    assert parse_costs((CASES / "costs_mixed.json").read_bytes()).items[0].entry_id == (
+        licence.entry_id
+    )
+    table = costs_table(parsed.items, received_at_ms=0)
+    assert table.schema == COST_SCHEMA
+    assert table.column("amount_usd").to_pylist()[1] == Decimal("3000")
+
+
+def test_times_out_of_range_are_refused() -> None:
+    body = b'{"task_id": "T", "outcome": "completed", "occurred_at": "2300-01-01T00:00:00Z"}'
+    assert "out of range" in parse_signals(body).rejected[0]["error"]

@@ -1,0 +1,132 @@
+"""The view definitions as a whole: they compile on an empty lake, ``views.sql`` works in any
+DuckDB client from inside the lake, settings reach the SQL, the ingest hook writes companions."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from schemas.lake import ensure_lake
+from schemas.rollup import ATTEMPT_ROLLUP_SCHEMA, ATTEMPTS_DIR, BREAKDOWN_DIR, rollup_hook
+from schemas.settings import Settings, WorkflowRule
+from schemas.views import PUBLIC_VIEWS, load_views, render_views, write_views_file
+from tests.schemas.test_rollup import tricky_lake
+
+MACROS = (
+    "SELECT * FROM attempts_in(NULL)",
+    "SELECT * FROM tasks_in(NULL, NULL)",
+    "SELECT * FROM task_facts_in(NULL, NULL)",
+    "SELECT * FROM signals_in(['x'])",
+    "SELECT * FROM task_lookup('x')",
+    "SELECT lookup_traces('x')",
+    "SELECT * FROM span_tree(['x'], days := [DATE '2026-01-01'])",
+    "SELECT * FROM cost_per_task_by(by_role := true, by_month := true)",
+    "SELECT * FROM cost_per_task_by(by_model := true, start_at := '2026-01-01',"
+    " workflows := ['a'], teams := ['b'])",
+)
+
+
+def test_every_view_and_macro_answers_on_an_empty_lake(tmp_path: Path) -> None:
+    ensure_lake(tmp_path)
+    con = duckdb.connect()
+    load_views(con, tmp_path)
+    for view in PUBLIC_VIEWS:
+        rows = con.execute(f"SELECT * FROM {view}").fetchall()
+        assert rows == [] or view == "workflow_rules", view
+    for sql in MACROS:
+        assert con.execute(sql).fetchall() in ([], [(None,)], [([],)]), sql
+
+
+def _cli() -> str | None:
+    try:
+        import duckdb_cli  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    binary = Path(duckdb_cli.__file__).with_name("duckdb")
+    return str(binary) if binary.is_file() else shutil.which("duckdb")
+
+
+def test_views_file_is_self_contained_for_any_client(tmp_path: Path) -> None:
+    tricky_lake(tmp_path)
+    path = write_views_file(tmp_path)
+    assert "tl_store" not in path.read_text() and str(tmp_path) not in path.read_text()
+    con = duckdb.connect()
+    load_views(con, tmp_path)
+    want = con.execute("SELECT count(*), sum(spend_usd) FROM attempts").fetchone()
+    assert want is not None and want[0] > 0
+    cli = _cli()
+    if cli is None:
+        pytest.skip("the DuckDB CLI (duckdb-cli) is not installed")
+    out = subprocess.run(
+        [
+            cli,
+            "-csv",
+            "-noheader",
+            "-c",
+            ".read views.sql",
+            "-c",
+            "SELECT count(*), sum(spend_usd) FROM attempts",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.strip()
+    count, spend = out.split(",")
+    assert (int(count), Decimal(spend)) == want
+
+
+def test_workflow_rules_come_from_the_settings(tmp_path: Path) -> None:
+    ensure_lake(tmp_path)
+    settings = Settings(
+        workflows={
+            "support-triage": WorkflowRule(
+                reopen_window=timedelta(hours=72),
+                rework_counts_as_completed=True,
+                budget_per_completed_task=Decimal("0.50"),
+            ),
+            "it's": WorkflowRule(abandon_after=timedelta(days=1)),
+            "*": WorkflowRule(reopen_window=timedelta(hours=24)),
+        }
+    )
+    con = duckdb.connect()
+    load_views(con, tmp_path, settings)
+    rows = con.execute(
+        "SELECT workflow, epoch(reopen_window)::INT, epoch(abandon_after)::INT,"
+        " rework_counts_as_completed, budget_per_completed_task FROM workflow_rules"
+        " ORDER BY workflow NULLS LAST"
+    ).fetchall()
+    assert rows == [
+        ("it's", 48 * 3600, 86400, False, None),
+        ("support-triage", 72 * 3600, 7 * 86400, True, Decimal("0.5")),
+        (None, 24 * 3600, 7 * 86400, False, None),  # the default: the "*" rule
+    ]
+    assert "'it''s'" in render_views(tmp_path, settings)
+
+
+def test_the_companion_hook(tmp_path: Path) -> None:
+    tricky_lake(tmp_path)
+    span_file = next(tmp_path.glob("spans/*/a.parquet"))
+    scratch = tmp_path / "_tmp"
+    companions = rollup_hook(scratch)(span_file)
+    assert set(companions) == {ATTEMPTS_DIR, BREAKDOWN_DIR}
+    assert all(p.parent == scratch and p.exists() for p in companions.values())
+    assert pq.read_schema(companions[ATTEMPTS_DIR]).remove_metadata() == ATTEMPT_ROLLUP_SCHEMA
+
+
+def test_the_hook_leaves_other_tables_alone(tmp_path: Path) -> None:
+    from tests.lakes import signal, write_signals
+
+    ensure_lake(tmp_path)
+    signals_file = write_signals(
+        tmp_path, [signal("T", "completed", datetime(2026, 1, 1, tzinfo=UTC))], "s"
+    )
+    assert rollup_hook()(signals_file) == {}

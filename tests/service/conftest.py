@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import requests
+import uvicorn
+from fastapi import FastAPI
+
+from schemas.settings import Settings
+from service.api import install_read_api
+from service.db import Database
+from service.errors import install_error_handlers
+from tests.service import scenario
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve_api(settings: Settings, *, store: bool = True) -> Iterator[str]:
+    """The read API over ``settings.lake`` in a real uvicorn on a free port (answering from
+    the materialized store, or from the views alone)."""
+    app = FastAPI()
+    install_error_handlers(app)
+    db = Database(settings, store=store)
+    install_read_api(app, db)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        db.close()
+
+
+class Api:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = requests.Session()
+
+    def get(self, path: str, **params: Any) -> requests.Response:
+        return self.http.get(self.base + path, params=params, timeout=60)
+
+    def json(self, path: str, **params: Any) -> Any:
+        resp = self.get(path, **params)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+
+@pytest.fixture(scope="module", params=["store", "views"])
+def scenario_api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Api]:
+    """The scenario served twice: from the materialized store and from the views alone."""
+    lake = tmp_path_factory.mktemp("scenario") / "lake"
+    scenario.build(lake)
+    with serve_api(Settings(lake=str(lake)), store=request.param == "store") as base:
+        yield Api(base)

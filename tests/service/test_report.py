@@ -1,0 +1,65 @@
+"""``tasklake report``: the cost-per-completed-task table in the terminal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from schemas.settings import Settings
+from service.db import Database
+from service.report import render_report, report_command
+from tests.service import scenario
+
+
+def test_the_table(tmp_path: Path) -> None:
+    scenario.build(tmp_path)
+    db = Database(Settings(lake=str(tmp_path)))
+    try:
+        text = render_report(
+            db,
+            start=datetime(2026, 1, 1, tzinfo=UTC),
+            end=datetime(2026, 3, 1, tzinfo=UTC),
+            group_by=["workflow"],
+            as_of=scenario.AS_OF,
+        )
+    finally:
+        db.close()
+    lines = text.splitlines()
+    assert lines[0].startswith("Cost per completed task (inference), tasks started 2026-01-01")
+    rows = {line.split()[0]: line.split() for line in lines[4:] if line and line[0] != "-"}
+    # workflow tasks completed pending success attempts spend per-attempt per-completed unpriced
+    assert rows["billing"] == [
+        "billing",
+        "3",
+        "1",
+        "0",
+        "33.3%",
+        "3",
+        "$0.92",
+        "$0.3067",
+        "$0.92",
+        "0",
+    ]
+    assert rows["support"] == [
+        "support",
+        "4",
+        "2",
+        "1",
+        "66.7%",
+        "6",
+        "$1.70",
+        "$0.2833",
+        "$0.85",
+        "1",
+    ]
+    assert rows["total"] == ["total", "7", "3", "1", "50.0%", "9", "$2.62", "$0.2911", "$0.87", "1"]
+    assert "1 task(s) still pending" in text
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"group_by": "colour"}, {"cost": "full"}, {"start": "yesterday"}]
+)
+def test_bad_arguments(tmp_path: Path, kwargs: dict[str, str]) -> None:
+    assert report_command(Settings(lake=str(tmp_path)), **kwargs) == 2
