@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 import threading
+from types import FrameType
 
 import grpc
 import uvicorn
@@ -59,6 +61,7 @@ async def serve(settings: Settings) -> None:
             timeout_graceful_shutdown=10,
         )
         server = uvicorn.Server(config)
+        _state["serving"] = True
         log.warning(
             "tasklake: lake %s; OTLP/HTTP + API on http://%s:%d; OTLP/gRPC on %s",
             settings.lake,
@@ -77,8 +80,21 @@ async def serve(settings: Settings) -> None:
             db.close()
 
 
+_state = {"serving": False}
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    """uvicorn catches SIGINT/SIGTERM while it serves and raises the signal again once it has
+    stopped; with this handler in place that second delivery returns quietly, so the ingest
+    runtime still drains every acknowledged span. Before serving, a signal stops start-up."""
+    if not _state["serving"]:
+        raise KeyboardInterrupt
+
+
 def run(settings: Settings) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     try:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:

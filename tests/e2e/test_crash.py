@@ -110,3 +110,24 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> No
         assert duplicates == 0
     finally:
         server.stop()
+
+
+def test_sigterm_drains_every_acknowledged_span_before_exiting(tmp_path: Path) -> None:
+    server = Server(lake=tmp_path / "lake", log=tmp_path / "server.log").start()
+    conn = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=10)
+    acked = 0
+    for i in range(10):
+        conn.request(
+            "POST",
+            "/v1/traces",
+            body=_request(1 + i * SPANS_PER_REQUEST, SPANS_PER_REQUEST),
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200
+        acked += SPANS_PER_REQUEST
+    conn.close()
+    assert server.stop() == 0, server.log_text()
+    # no restart: what the server published on its way out is all there is
+    assert query(tmp_path / "lake", "SELECT count(DISTINCT span_id) FROM spans")[0][0] == acked
