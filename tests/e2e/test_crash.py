@@ -130,4 +130,5 @@ def test_sigterm_drains_every_acknowledged_span_before_exiting(tmp_path: Path) -
     conn.close()
     assert server.stop() == 0, server.log_text()
     # no restart: what the server published on its way out is all there is
-    assert query(tmp_path / "lake", "SELECT count(DISTINCT span_id) FROM spans")[0][0] == acked
+    stored = query(tmp_path / "lake", "SELECT count(DISTINCT span_id) FROM spans")[0][0]
+    assert stored == acked, server.log_text()
