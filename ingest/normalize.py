@@ -19,11 +19,14 @@ kept losslessly:
 * Ids are lowercase hex; empty parent, trace state and status message are null; flags 0 are
   null; ``duration_ns`` is end - start (null when the end is missing).
 
-Speed: this is ingest's CPU hot path. The request is read through ``ingest.wire``'s shadow
-messages (attributes as raw bytes), each distinct KeyValue is decoded and routed once and
-memoized, a span touches only its routed ("hot") attributes, and columns are built from
-per-column lists, map columns from flat offsets + keys + values, resource and scope columns
-once per block and taken per span.
+Speed: this is ingest's CPU hot path. When the compiled extension is built (and
+``TASKLAKE_PURE_PYTHON`` is not set), ``ingest.native.FastPath`` walks the request in C and
+builds the same batch, calling back into this class for what it does not do itself; this
+module stays the reference and the fallback. The Python path reads the request through
+``ingest.wire``'s shadow messages (attributes as raw bytes), each distinct KeyValue is decoded
+and routed once and memoized, a span touches only its routed ("hot") attributes, and columns
+are built from per-column lists, map columns from flat offsets + keys + values, resource and
+scope columns once per block and taken per span.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import accumulate
 from operator import itemgetter
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -41,6 +44,7 @@ from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+import ingest.native
 from ingest import conventions as cv
 from ingest.columns import (
     block_index,
@@ -62,6 +66,9 @@ from ingest.wire import ShadowRequest, decode_keyvalue, decode_value, key_end
 from schemas.attributes import STRING, encode_attributes
 from schemas.settings import Settings
 from schemas.spans import EVENT, LINK, SCHEMA_VERSION, SPAN_SCHEMA, TIME
+
+if TYPE_CHECKING:
+    from ingest.native import FastPath
 
 _KEY = itemgetter(0)
 _TEXT = itemgetter(1)
@@ -153,9 +160,15 @@ def _dedupe(ents: list[Entry]) -> tuple[list[Entry], int]:
 
 
 class Normalizer:
-    """Turns requests into span batches. One per process: its caches are not locked."""
+    """Turns requests into span batches. One per process: its caches are not locked.
 
-    def __init__(self, settings: Settings, pricer: Pricer | None = None) -> None:
+    ``native``: use the compiled fast path (True: required, False: never, None: when built and
+    not switched off by ``TASKLAKE_PURE_PYTHON``).
+    """
+
+    def __init__(
+        self, settings: Settings, pricer: Pricer | None = None, *, native: bool | None = None
+    ) -> None:
         self.settings = settings
         self.pricer = pricer if pricer is not None else Pricer(settings.prices)
         self.router = Router(settings)
@@ -167,6 +180,16 @@ class Normalizer:
         #: serialized key prefix -> (key, its routing with the key bound)
         self._keys: dict[bytes, tuple[str, Callable[[str, str, Any], Entry]]] = {}
         self._pair_arrays: tuple[pa.Array, pa.Array] | None = None
+        self._fast: FastPath | None = None
+        if native is None:
+            native = ingest.native.wanted()
+        if native:
+            self._fast = ingest.native.FastPath(self)
+
+    @property
+    def native(self) -> FastPath | None:
+        """The compiled fast path in use, if any."""
+        return self._fast
 
     # ------------------------------------------------------------------ entry points
 
@@ -176,6 +199,10 @@ class Normalizer:
 
     def normalize_bytes(self, data: bytes | memoryview, ingested_at_ms: int) -> pa.RecordBatch:
         """``normalize`` from the request's protobuf encoding (a WAL record as it is)."""
+        if self._fast is not None:
+            batch = self._fast.batch(data, ingested_at_ms)
+            if batch is not None:
+                return batch
         return self._batch(ShadowRequest.FromString(data), ingested_at_ms)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ memoized pieces
@@ -226,7 +253,9 @@ class Normalizer:
             routes = self.router.routes.get(key)
             entry = self.router.routed(key, routes, text, code, py)
             kend = key_end(raw)
-            if kend and len(self._keys) < _MAX_CONTEXTS:
+            # memoize the key by its serialized prefix only when that prefix *is* the key: a
+            # KeyValue may repeat its key field, and upb takes the last one
+            if kend and len(self._keys) < _MAX_CONTEXTS and raw[2:kend] == key.encode():
                 self._keys[raw[:kend]] = (key, partial(self.router.routed, key, routes))
         young[raw] = entry
         return entry
@@ -443,18 +472,22 @@ class Normalizer:
             typ = _SPARSE_TYPES[column]
             values = sparse[column]
             arrays[column] = pa.nulls(n, typ) if values.count(None) == n else pa.array(values, typ)
-        arrays.update(_block_columns(blocks, block_sizes))
+        arrays.update(block_columns(blocks, block_sizes))
         return pa.RecordBatch.from_arrays([arrays[f.name] for f in SPAN_SCHEMA], schema=SPAN_SCHEMA)
 
-    def _source_keys(self, offsets: list[int], pairs: list[int]) -> pa.Array:
-        """The source_keys map from (column, key) pair numbers: two takes, no per-row strings."""
+    def pair_arrays(self) -> tuple[pa.Array, pa.Array]:
+        """(column, source key) of every pair number the router handed out, as arrays."""
         router = self.router
         if self._pair_arrays is None or len(self._pair_arrays[0]) != len(router.pair_columns):
             self._pair_arrays = (
                 pa.array(router.pair_columns, pa.string()),
                 pa.array(router.pair_keys, pa.string()),
             )
-        columns, keys = self._pair_arrays
+        return self._pair_arrays
+
+    def _source_keys(self, offsets: list[int], pairs: list[int]) -> pa.Array:
+        """The source_keys map from (column, key) pair numbers: two takes, no per-row strings."""
+        columns, keys = self.pair_arrays()
         index = int32_array(pairs)
         return map_of(offsets, columns.take(index), keys.take(index))
 
@@ -528,7 +561,7 @@ class _Nested:
         )
 
 
-def _block_columns(
+def block_columns(
     blocks: list[tuple[_Resource, _Scope, str, str]], sizes: list[int]
 ) -> dict[str, pa.Array]:
     """Resource and scope columns: one value per (resource, scope) block, repeated per span."""

@@ -317,13 +317,7 @@ class Pricer:
             counts
         )
         if model and (input_tokens is not None or output_tokens is not None):
-            key = (provider, model, start_ns // NS_PER_DAY)
-            try:
-                plan = self._plans[key]
-            except KeyError:
-                if len(self._plans) >= _MAX_PLANS:
-                    self._plans.clear()
-                plan = self._plans[key] = self._plan(provider, model, key[2])
+            plan = self.plan(provider, model, start_ns // NS_PER_DAY)
             if plan is not None:
                 inp = input_tokens or 0
                 out = output_tokens or 0
@@ -344,6 +338,20 @@ class Pricer:
         return self._reported(reported_cost_usd)
 
     # ------------------------------------------------------------------ plans
+
+    def plan(self, provider: str | None, model: str, day_number: int) -> _Plan:
+        """The price plan of a (provider, model) on a UTC day (days since 1970-01-01), cached.
+
+        None when nothing prices the model; the native fast path reads linear plans.
+        """
+        key = (provider, model, day_number)
+        try:
+            return self._plans[key]
+        except KeyError:
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()
+            plan = self._plans[key] = self._plan(provider, model, day_number)
+            return plan
 
     @staticmethod
     def _reported(reported: float | None) -> tuple[int | None, str, str | None]:

@@ -76,7 +76,7 @@ _MESSAGES: dict[str, list[tuple[int, str, int, int, str | None]]] = {
 }
 
 
-def _build() -> type[Message]:
+def _build() -> descriptor_pool.DescriptorPool:
     proto = descriptor_pb2.FileDescriptorProto(
         name="tasklake_wire.proto", package=_PKG, syntax="proto3"
     )
@@ -88,11 +88,18 @@ def _build() -> type[Message]:
                 field.type_name = f".{_PKG}.{tname}"
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PKG}.Request"))
+    return pool
 
 
+_POOL = _build()
 #: Parses ``ExportTraceServiceRequest`` bytes; resource, scope and attributes stay raw bytes.
-ShadowRequest: type[Message] = _build()
+ShadowRequest: type[Message] = message_factory.GetMessageClass(
+    _POOL.FindMessageTypeByName(f"{_PKG}.Request")
+)
+#: Parses one ``Span`` the same way (the native fast path hands over spans with events/links).
+ShadowSpan: type[Message] = message_factory.GetMessageClass(
+    _POOL.FindMessageTypeByName(f"{_PKG}.Span")
+)
 
 _DOUBLE = struct.Struct("<d")
 _TWO_63 = 1 << 63
