@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from schemas.lake import ensure_lake
+from schemas.lake import ensure_lake, is_vanished_file_error
 from schemas.views import load_views
 
 
@@ -104,14 +104,20 @@ class Server:
 
 
 def query(lake: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    """Run ``sql`` over the lake's views in a fresh in-memory DuckDB, as any client would."""
+    """Run ``sql`` over the lake's views in a fresh in-memory DuckDB, as any client would
+    (and like one, again when a compaction swap pulled a listed file away)."""
     ensure_lake(lake)
-    con = duckdb.connect()
-    try:
-        load_views(con, lake)
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
+    for attempt in range(20):
+        con = duckdb.connect()
+        try:
+            load_views(con, lake)
+            return con.execute(sql, list(params)).fetchall()
+        except duckdb.Error as exc:
+            if not is_vanished_file_error(exc) or attempt == 19:
+                raise
+        finally:
+            con.close()
+    raise AssertionError("unreachable")
 
 
 def wait_for(

@@ -1,14 +1,26 @@
-"""Parquet writing: chosen encodings, lossless round trip through pyarrow and DuckDB."""
+"""Parquet writing: chosen encodings, lossless round trip through pyarrow, DuckDB and the
+DuckDB CLI, dictionary-typed input declared as plain strings."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from ingest.parquet import column_bytes, conform, file_metadata, write_parquet
+from ingest.parquet import (
+    column_bytes,
+    conform,
+    dictionary_leaves,
+    file_metadata,
+    footer_bytes,
+    merge_read_schema,
+    write_parquet,
+)
 from schemas.spans import SPAN_SCHEMA
 from tests.ingest.spanrows import span_rows
 
@@ -66,3 +78,68 @@ def test_conform_fills_new_columns_and_keeps_unknown_ones() -> None:
     assert got.schema.names[: len(SPAN_SCHEMA)] == SPAN_SCHEMA.names
     assert got.column("span_id").to_pylist() == ["a"] and got.column("trace_id").null_count == 1
     assert got.schema.names[-1] == "zzz_future"
+
+
+def test_compacted_files_use_the_column_plan(tmp_path: Path) -> None:
+    dest = tmp_path / "f.parquet"
+    write_parquet(span_rows(2_000), dest, level=None)
+    enc = _encodings(dest)
+    assert "DELTA_BYTE_ARRAY" in enc["trace_id"] and "DELTA_BYTE_ARRAY" in enc["tool_call_id"]
+    assert "DELTA_LENGTH_BYTE_ARRAY" in enc["attributes.key_value.value"]
+    assert "DELTA_BINARY_PACKED" in enc["cost_usd"]
+    assert "RLE_DICTIONARY" in enc["duration_ns"] and "RLE_DICTIONARY" in enc["name"]
+    group = pq.ParquetFile(dest).metadata.row_group(0)
+    stats = {group.column(i).path_in_schema: group.column(i).statistics for i in range(67)}
+    assert stats["start_time"] is not None and stats["start_time"].has_min_max
+    assert stats["attributes.key_value.value"] is None  # prunes nothing, grows the footer
+    assert 0 < footer_bytes([dest]) < dest.stat().st_size
+
+
+def test_dictionary_input_is_declared_and_read_as_plain_strings(tmp_path: Path) -> None:
+    rows = span_rows(500, seed=9)
+    plain = tmp_path / "plain.parquet"
+    write_parquet(rows, plain, metadata={"tasklake.writer": "w"})
+    schema = merge_read_schema(SPAN_SCHEMA)
+    encoded = pq.ParquetFile(plain, read_dictionary=dictionary_leaves(SPAN_SCHEMA)).read()
+    assert encoded.schema.equals(schema)
+    assert pa.types.is_dictionary(encoded.schema.field("name").type)
+    again = tmp_path / "again.parquet"
+    write_parquet(encoded, again, metadata={"tasklake.writer": "w"}, level=None)
+    assert pq.ParquetFile(again).schema_arrow.equals(SPAN_SCHEMA)
+    assert pq.read_table(again).equals(pq.read_table(plain))
+    assert file_metadata(again) == {"tasklake.writer": "w"}
+    assert _encodings(again)["name"] >= {"RLE_DICTIONARY"}
+    query = "SELECT name, map_keys(attributes) FROM '{}' ORDER BY span_id"
+    assert duckdb.sql(query.format(again)).fetchall() == duckdb.sql(query.format(plain)).fetchall()
+
+
+def _cli() -> str | None:
+    try:
+        import duckdb_cli  # type: ignore[import-untyped]
+    except ImportError:
+        return shutil.which("duckdb")
+    binary = Path(duckdb_cli.__file__).with_name("duckdb")
+    return str(binary) if binary.is_file() else shutil.which("duckdb")
+
+
+def test_the_duckdb_cli_reads_every_encoding_of_the_plan(tmp_path: Path) -> None:
+    dest = tmp_path / "f.parquet"
+    write_parquet(span_rows(1_000, seed=11), dest, level=None)
+    sql = (
+        "SELECT count(*), count(DISTINCT trace_id), sum(cost_usd), max(tool_call_id), "
+        "sum(len(map_keys(attributes))), min(start_time)::VARCHAR, "
+        f"sum(duration_ns), max(correlation_id), max(task_id) FROM '{dest}'"
+    )
+    want = duckdb.sql(sql).fetchone()
+    assert want is not None and want[0] == 1_000
+    cli = _cli()
+    if cli is None:
+        pytest.skip("the DuckDB CLI (duckdb-cli) is not installed")
+    out = subprocess.run(
+        [cli, "-csv", "-noheader", "-c", sql],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.strip()
+    assert out.split(",") == ["" if v is None else str(v) for v in want]
