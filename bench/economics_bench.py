@@ -8,22 +8,28 @@ writes. The read API then runs in a real uvicorn on a free port, and we time ove
   and right after a new span file and a new signal file landed (the incremental refresh of the
   task store is part of the request, as under ingest);
 - ``GET /api/v1/tasks/{id}`` for tasks and attempts across the lake (target <= 200 ms);
-- for reference, the same cost query answered by the views alone (no store), once, and a
-  role grouping, once;
-- the store's initial build and its memory.
+- the span-level groupings (``workflow,role``, ``workflow,model``, ``provider``) and the fully
+  loaded cost (``cost=full``, with a year of cost entries for teams, workflows and everyone)
+  from the store;
+- the store's cold build (it lives in ``lake/_store/``), a restart that takes it over, and the
+  process's memory (RSS now and its peak; the target is the server's <= 1 GiB);
+- for reference, the same cost query answered by the views alone (no store), once.
 
 Over target, the plan DuckDB ran is printed (EXPLAIN ANALYZE).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import shutil
 import statistics
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from bench.lakegen import LakeShape, as_of, generate_lake, write_rollups
+from schemas.costs import costs_table, parse_costs
+from schemas.lake import COSTS
 from schemas.settings import Settings
 from service.api import install_read_api
 from service.api.cost_per_task import cost_per_task_query
@@ -45,6 +53,8 @@ OUT = Path(__file__).parent / "out"
 COST_TARGET_S = 1.0
 DRILL_TARGET_S = 0.2
 DELTA = "bench-delta"  # files the bench adds and removes again
+SPAN_GROUPINGS = ("workflow,role", "workflow,model", "provider")
+VIEWS_MEMORY = 6 << 30
 
 
 def cached_lake(shape: LakeShape | None = None) -> Path:
@@ -64,7 +74,62 @@ def cached_lake(shape: LakeShape | None = None) -> Path:
         done.write_text("ok\n")
     for leftover in lake.glob(f"*/date=*/{DELTA}*.parquet"):
         leftover.unlink()
+    _write_cost_entries(lake, shape)
     return lake
+
+
+def _write_cost_entries(lake: Path, shape: LakeShape) -> None:
+    """A quarter of cost entries: monthly labor per team and infrastructure per workflow, a
+    yearly licence for everyone, rework for a few workflows, one entry with no spend."""
+    target = lake / COSTS / "date=2026-01-01" / "bench-costs.parquet"
+    if target.exists():
+        return
+    items: list[dict[str, Any]] = []
+    for month in (1, 2, 3):
+        period = {"period_start": f"2026-{month:02d}-01", "period_end": f"2026-{month + 1:02d}-01"}
+        for team in range(shape.teams):
+            items.append(
+                {
+                    "component": "labor",
+                    "amount_usd": 4000 + 250 * team,
+                    "team": f"team-{team}",
+                    **period,
+                }
+            )
+        for wf in range(shape.workflows):
+            items.append(
+                {
+                    "component": "infrastructure",
+                    "amount_usd": "812.50",
+                    "workflow": f"wf-{wf:02d}",
+                    **period,
+                }
+            )
+        for wf in range(0, shape.workflows, 5):
+            items.append(
+                {"component": "rework", "amount_usd": 1500, "workflow": f"wf-{wf:02d}", **period}
+            )
+    items.append(
+        {
+            "component": "licence",
+            "amount_usd": 120000,
+            "period_start": "2026-01-01",
+            "period_end": "2027-01-01",
+        }
+    )
+    items.append(
+        {
+            "component": "other",
+            "amount_usd": 99,
+            "workflow": "wf-none",
+            "period_start": "2026-01-01",
+            "period_end": "2026-04-01",
+        }
+    )
+    parsed = parse_costs(json.dumps(items).encode())
+    assert not parsed.rejected, parsed.rejected
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(costs_table(parsed.items, received_at_ms=0), target)
 
 
 @contextmanager
@@ -136,15 +201,19 @@ def run(runs: int = 7, drilldowns: int = 30) -> dict[str, float]:
     shape = LakeShape()
     lake = cached_lake(shape)
     moment = as_of(shape)
-    settings = Settings(lake=str(lake), query_timeout=600.0)
+    settings = Settings(lake=str(lake), query_timeout=600.0, writer_id="bench")
     results: dict[str, float] = {}
     params = {"group_by": "workflow,team,month", "as_of": moment.isoformat()}
+    shutil.rmtree(lake / "_store", ignore_errors=True)  # a cold start: the store is built
 
     db = Database(settings)
     started = time.perf_counter()
     db.warm()
     results["store_build_s"] = time.perf_counter() - started
-    results["store_rss_mib"] = _rss_mib()
+    results["store_file_mib"] = sum(
+        f.stat().st_size for f in (lake / "_store").glob("*.duckdb*")
+    ) / (1 << 20)
+    results["rss_after_build_mib"] = _rss_mib()
     try:
         with _serve(db) as base:
             http = requests.Session()
@@ -172,9 +241,23 @@ def run(runs: int = 7, drilldowns: int = 30) -> dict[str, float]:
             ]
             results["task_drilldown_s"] = statistics.median(drill)
             results["task_drilldown_p90_s"] = sorted(drill)[int(0.9 * (len(drill) - 1))]
-            started = time.perf_counter()
-            _timed_get(http, url, group_by="workflow,role", as_of=moment.isoformat())
-            results["cost_per_task_by_role_s"] = time.perf_counter() - started
+            for group_by in SPAN_GROUPINGS:
+                times = [
+                    _timed_get(http, url, group_by=group_by, as_of=moment.isoformat())
+                    for _ in range(3)
+                ]
+                results[f"cost_per_task_by_{group_by.replace(',', '_')}_s"] = statistics.median(
+                    times
+                )
+            for group_by in ("workflow,team,month", "workflow,role"):
+                times = [
+                    _timed_get(http, url, group_by=group_by, cost="full", as_of=moment.isoformat())
+                    for _ in range(3)
+                ]
+                key = f"cost_full_by_{group_by.replace(',', '_')}_s"
+                results[key] = statistics.median(times)
+            results["rss_after_queries_mib"] = _rss_mib()
+            results["rss_peak_mib"] = _rss_mib("VmHWM")
         if results["cost_per_task_s"] > COST_TARGET_S:
             sql, args = cost_per_task_query(
                 ["workflow", "team", "month"], macro="store_cost_per_task_by"
@@ -185,7 +268,18 @@ def run(runs: int = 7, drilldowns: int = 30) -> dict[str, float]:
         for leftover in lake.glob(f"*/date=*/{DELTA}*.parquet"):
             leftover.unlink()
 
-    views = Database(settings, store=False)
+    restarted = Database(settings)  # a restart: the store file is taken over, then refreshed
+    try:
+        started = time.perf_counter()
+        restarted.warm()
+        results["store_restart_s"] = time.perf_counter() - started
+        assert restarted.store is not None and restarted.store.last.kind != "rebuild"
+    finally:
+        restarted.close()
+
+    # the views alone regroup every roll-up row per query: far more memory than the store's
+    # queries (it does not fit the default query_memory_limit at this size)
+    views = Database(replace(settings, query_memory_limit=VIEWS_MEMORY), store=False)
     try:
         sql, args = cost_per_task_query(["workflow", "team", "month"])
         started = time.perf_counter()
@@ -198,10 +292,10 @@ def run(runs: int = 7, drilldowns: int = 30) -> dict[str, float]:
     return results
 
 
-def _rss_mib() -> float:
+def _rss_mib(field: str = "VmRSS") -> float:
     with open(f"/proc/{os.getpid()}/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
 

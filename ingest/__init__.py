@@ -9,5 +9,13 @@ from ingest.compact import compact_once
 from ingest.otlp_grpc import start_grpc_server
 from ingest.otlp_http import otlp_routes
 from ingest.runtime import IngestRuntime, LakeLocked
+from ingest.write_api import write_routes
 
-__all__ = ["IngestRuntime", "LakeLocked", "compact_once", "otlp_routes", "start_grpc_server"]
+__all__ = [
+    "IngestRuntime",
+    "LakeLocked",
+    "compact_once",
+    "otlp_routes",
+    "start_grpc_server",
+    "write_routes",
+]

@@ -13,8 +13,8 @@ flush did not finish: its files that made it into the lake are removed and the r
 converted again from the checkpoint. Every acknowledged record is therefore published exactly
 once. Compaction leaves files named in any ``pending.json`` alone.
 
-A record *kind* maps to a handler producing rows for one table (``HANDLERS``; issue 3 adds
-signals and cost entries with ``register_kind``). Handlers are named by import path because
+A record *kind* maps to a handler producing rows for one table (``HANDLERS``: spans, signals,
+cost entries; ``register_kind`` adds more). Handlers are named by import path because
 the process is spawned: the registry is handed to the child explicitly.
 """
 
@@ -40,7 +40,7 @@ from ulid import ULID
 
 from ingest.parquet import FLUSH_LEVEL, conform, write_parquet
 from ingest.storage import DataFile, Storage, fsync_dir
-from ingest.wal import KIND_TRACES, WalReader, list_segments
+from ingest.wal import KIND_COSTS, KIND_SIGNALS, KIND_TRACES, WalReader, list_segments
 from schemas.lake import SPANS, TABLES, partition_name
 from schemas.settings import Settings
 
@@ -83,7 +83,11 @@ class RecordHandler(Protocol):
 
 
 #: kind -> "module:factory"; factory(settings) -> RecordHandler.
-HANDLERS: dict[int, str] = {KIND_TRACES: "ingest.convert:span_handler"}
+HANDLERS: dict[int, str] = {
+    KIND_TRACES: "ingest.convert:span_handler",
+    KIND_SIGNALS: "ingest.records:signal_handler",
+    KIND_COSTS: "ingest.records:cost_handler",
+}
 
 #: Companion hook: data file (in _tmp) -> {subdir: companion file in _tmp}; see ingest.storage.
 CompanionHook = Callable[[Path], dict[str, Path]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+import pyarrow as pa
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -36,3 +37,10 @@ class Exporter(Protocol):
     async def export_logs(
         self, request: ExportLogsServiceRequest, raw: bytes | None = None
     ) -> ExportResult: ...
+
+
+class RowSink(Protocol):
+    """What the signal and cost-entry routes need: append validated rows of a WAL record kind
+    (``ingest.wal.KIND_SIGNALS``, ``KIND_COSTS``) durably. Raises ``IngestError`` to refuse."""
+
+    async def write_rows(self, kind: int, rows: pa.Table) -> None: ...

@@ -1,10 +1,14 @@
-"""The export path behind both receivers: validate, append to a lane's WAL, await durability.
+"""The export path behind every receiver: validate, append to a lane's WAL, await durability.
 
 The main process does as little per span as it can: ``validate_traces`` (partial success),
 then one WAL append of the request's bytes (the receiver's own ``raw`` bytes when nothing was
 rejected, so nothing is re-serialized). Normalization happens later in the lane's converter
 process. A request is answered only once its record is fsynced (group commit: one fsync per
 batch of waiting requests, not per request).
+
+Signals (``POST /api/v1/signals`` and OTLP log records carrying ``task.outcome``) and cost
+entries (``POST /api/v1/costs``) take the same path: ``write_rows`` appends their validated rows
+as one record of their own kind (``ingest.records``), acknowledged only once fsynced.
 
 Back-pressure: when even the least-loaded lane holds more than ``wal_max_backlog_bytes`` of
 unconverted log, or the runtime is stopping, the request is refused with 503 + Retry-After
@@ -20,14 +24,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ingest.convert import CHECKPOINT_POS, COMMITTED
-from ingest.errors import NotFound, Overloaded
+from ingest.errors import Overloaded
 from ingest.export import ExportResult
+from ingest.log_signals import signals_from_logs
+from ingest.records import encode_rows
 from ingest.validate import validate_traces
-from ingest.wal import KIND_TRACES, WalError, WalWriter
+from ingest.wal import KIND_COSTS, KIND_SIGNALS, KIND_TRACES, WalError, WalWriter
+from schemas.settings import Settings
+from schemas.signals import signals_table
 
 
 @dataclass
@@ -55,16 +64,23 @@ class Counters:
     refused_requests: int = 0
     bytes: int = 0
     by_lane: dict[int, int] = field(default_factory=dict)
+    signals: int = 0
+    cost_entries: int = 0
+    rejected_log_records: int = 0
 
 
 class LakeExporter:
     """``ingest.export.Exporter`` writing to the lake's write-ahead log."""
 
-    def __init__(self, lanes: Sequence[Lane], max_backlog_bytes: int) -> None:
+    def __init__(
+        self, lanes: Sequence[Lane], max_backlog_bytes: int, settings: Settings | None = None
+    ) -> None:
         if not lanes:
             raise ValueError("at least one lane")
         self.lanes = list(lanes)
         self.max_backlog_bytes = max_backlog_bytes
+        #: attribute keys of log records that are signals (task, correlation, workflow)
+        self.settings = settings or Settings()
         self.counters = Counters()
         self.stopping = False
         self._turn = itertools.cycle(range(len(self.lanes)))
@@ -87,21 +103,13 @@ class LakeExporter:
     async def export_traces(
         self, request: ExportTraceServiceRequest, raw: bytes | None = None
     ) -> ExportResult:
-        if self.stopping:
-            self.counters.refused_requests += 1
-            raise Overloaded("tasklake is shutting down; retry later", retry_after=5)
+        self._check_open()
         accepted, rejected, message = validate_traces(request)
         self.counters.rejected_spans += rejected
         if accepted == 0:
             return ExportResult(rejected, message)
         payload = raw if raw is not None and rejected == 0 else request.SerializeToString()
-        lane = self.pick_lane()
-        try:
-            future = lane.writer.append(KIND_TRACES, payload, int(time.time() * 1000))
-            await asyncio.wrap_future(future)
-        except WalError as exc:
-            self.counters.refused_requests += 1
-            raise Overloaded(f"write-ahead log unavailable: {exc}", retry_after=5) from exc
+        lane = await self._append(KIND_TRACES, payload)
         c = self.counters
         c.requests += 1
         c.spans += accepted
@@ -112,4 +120,45 @@ class LakeExporter:
     async def export_logs(
         self, request: ExportLogsServiceRequest, raw: bytes | None = None
     ) -> ExportResult:
-        raise NotFound("OTLP logs are not accepted yet")
+        """Store the signals among the log records (``ingest.log_signals``); the other records
+        are accepted and ignored."""
+        self._check_open()
+        found = signals_from_logs(request, self.settings, now=time.time_ns())
+        self.counters.rejected_log_records += found.rejected
+        if found.signals:
+            rows = signals_table(
+                found.signals, received_at_ms=int(time.time() * 1000), source="otlp-logs"
+            )
+            await self.write_rows(KIND_SIGNALS, rows)
+        return ExportResult(found.rejected, found.error_message)
+
+    async def write_rows(self, kind: int, rows: pa.Table) -> None:
+        """Append validated signal or cost-entry rows as one record; return once durable."""
+        self._check_open()
+        if rows.num_rows == 0:
+            return
+        payload = encode_rows(rows)
+        await self._append(kind, payload)
+        c = self.counters
+        c.requests += 1
+        c.bytes += len(payload)
+        if kind == KIND_SIGNALS:
+            c.signals += rows.num_rows
+        elif kind == KIND_COSTS:
+            c.cost_entries += rows.num_rows
+
+    def _check_open(self) -> None:
+        if self.stopping:
+            self.counters.refused_requests += 1
+            raise Overloaded("tasklake is shutting down; retry later", retry_after=5)
+
+    async def _append(self, kind: int, payload: bytes) -> Lane:
+        """One WAL record on the least-loaded lane, awaited until durable."""
+        lane = self.pick_lane()
+        try:
+            future = lane.writer.append(kind, payload, int(time.time() * 1000))
+            await asyncio.wrap_future(future)
+        except WalError as exc:
+            self.counters.refused_requests += 1
+            raise Overloaded(f"write-ahead log unavailable: {exc}", retry_after=5) from exc
+        return lane

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.compact import CompactionStats, compact_once
+from ingest.compact import BackgroundCompactor, CompactionStats, compact_once
 from ingest.convert import (
     CHECKPOINT_POS,
     COMMITTED,
@@ -94,8 +94,7 @@ class IngestRuntime:
         self._threads: list[threading.Thread] = []
         self._started = False
         self._stopped = False
-        self.last_compaction: CompactionStats | None = None
-        self.compactions = 0
+        self._compactor: BackgroundCompactor | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -123,10 +122,12 @@ class IngestRuntime:
         self._exporter = LakeExporter(
             [Lane(lane.spec.lane, lane.writer, lane.status) for lane in self._lanes if lane.writer],
             self.settings.wal_max_backlog_bytes,
+            self.settings,
         )
         self._thread(self._watchdog, "tasklake-watchdog")
         if self.settings.compaction_interval > 0:
-            self._thread(self._compactor, "tasklake-compactor")
+            self._compactor = BackgroundCompactor(self.settings, self.compaction_hook)
+            self._compactor.start()
         return self
 
     def _open_lane(self, index: int, *, drain_only: bool) -> _LaneRuntime:
@@ -197,6 +198,8 @@ class IngestRuntime:
             if lane.writer is not None:
                 lane.writer.close(max(0.1, deadline - time.monotonic()))
         self._stop.set()  # watchdog stops restarting converters, compactor stops
+        if self._compactor is not None:
+            self._compactor.request_stop()
         for lane in self._lanes:
             lane.status[STOP] = 1
         for lane in self._lanes:
@@ -216,6 +219,8 @@ class IngestRuntime:
                     proc.join()
         for thread in self._threads:
             thread.join(max(0.1, deadline - time.monotonic()))
+        if self._compactor is not None:
+            self._compactor.stop(max(0.1, deadline - time.monotonic()))
         self._release()
 
     def _release(self) -> None:
@@ -232,6 +237,14 @@ class IngestRuntime:
         self.stop()
 
     # ------------------------------------------------------------------ state
+
+    @property
+    def compactions(self) -> int:
+        return self._compactor.rounds if self._compactor else 0
+
+    @property
+    def last_compaction(self) -> CompactionStats | None:
+        return self._compactor.last if self._compactor else None
 
     @property
     def exporter(self) -> LakeExporter:
@@ -307,6 +320,9 @@ class IngestRuntime:
             "spans_acknowledged": counters.spans if counters else 0,
             "requests_acknowledged": counters.requests if counters else 0,
             "spans_rejected": counters.rejected_spans if counters else 0,
+            "signals_acknowledged": counters.signals if counters else 0,
+            "cost_entries_acknowledged": counters.cost_entries if counters else 0,
+            "log_records_rejected": counters.rejected_log_records if counters else 0,
             "requests_refused": counters.refused_requests if counters else 0,
             "files_published": sum(lane["files_published"] for lane in lanes),
             "rows_published": sum(lane["rows_published"] for lane in lanes),
@@ -319,6 +335,10 @@ class IngestRuntime:
 
     def _watchdog(self) -> None:
         while not self._stop.wait(0.5):
+            compactor = self._compactor
+            if compactor is not None and not compactor.alive() and not self._stop.is_set():
+                log.error("compactor exited; restarting")
+                compactor.restart()
             for lane in self._lanes:
                 proc = lane.process
                 if proc is None or proc.is_alive() or self._stop.is_set():
@@ -333,24 +353,6 @@ class IngestRuntime:
                 if self._stop.wait(min(_RESTART_DELAY * lane.restarts, 30.0)):
                     return
                 self._spawn(lane)
-
-    def _compactor(self) -> None:
-        while not self._stop.wait(self.settings.compaction_interval):
-            try:
-                stats = compact_once(self.settings, hook=self.compaction_hook, stop=self._stop)
-            except Exception:
-                log.exception("compaction failed")
-                continue
-            self.compactions += 1
-            self.last_compaction = stats
-            if stats.input_files:
-                log.info(
-                    "compacted %d files (%d rows) into %d in %.1fs",
-                    stats.input_files,
-                    stats.rows,
-                    stats.output_files,
-                    stats.seconds,
-                )
 
 
 __all__ = ["IngestRuntime", "LakeLocked", "compact_once"]

@@ -36,8 +36,10 @@ HEADER = struct.Struct("<4sIIBQ")
 HEADER_SIZE = HEADER.size  # 21
 SEGMENT_SUFFIX = ".wal"
 
-#: Record kinds. Issue 3 adds signals and cost entries; a converter maps a kind to a handler.
-KIND_TRACES = 1
+#: Record kinds; a converter maps a kind to a handler (``ingest.convert.HANDLERS``).
+KIND_TRACES = 1  # an ExportTraceServiceRequest, as received
+KIND_SIGNALS = 2  # validated completion signals, Arrow IPC (``ingest.records``)
+KIND_COSTS = 3  # validated cost entries, Arrow IPC (``ingest.records``)
 
 _IOV_MAX = 512
 _MAX_GROUP_BYTES = 32 * 1024 * 1024

@@ -90,6 +90,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("query_timeout", "duration", "Time limit of one API/SQL query."),
     Setting("query_max_rows", "int", "Row cap of POST /api/v1/query answers."),
     Setting(
+        "query_memory_limit",
+        "bytes",
+        "Memory the read side's DuckDB may hold (task store and queries spill to disk beyond).",
+    ),
+    Setting(
         "correlation_keys",
         "list",
         "Attribute keys naming an attempt (span, then its trace, then the resource).",
@@ -180,6 +185,7 @@ class Settings:
     compaction_grace: float = 120.0
     query_timeout: float = 30.0
     query_max_rows: int = 10_000
+    query_memory_limit: int = 384 * MiB
     correlation_keys: tuple[str, ...] = ("correlation.id", "task.attempt.id")
     task_keys: tuple[str, ...] = ("task.id",)
     workflow_keys: tuple[str, ...] = (
@@ -492,7 +498,12 @@ def _validate(s: Settings) -> None:
         port = getattr(s, name)
         if not 0 <= port <= 65535:
             raise SettingsError(f"{name}: {port} is not a port number")
-    for name in ("max_request_bytes", "max_decompressed_bytes", "wal_segment_bytes"):
+    for name in (
+        "max_request_bytes",
+        "max_decompressed_bytes",
+        "wal_segment_bytes",
+        "query_memory_limit",
+    ):
         if getattr(s, name) <= 0:
             raise SettingsError(f"{name}: must be positive")
     if s.row_group_rows <= 0 or s.flush_rows <= 0 or s.compaction_target_rows <= 0:

@@ -8,11 +8,13 @@ the API, the CLI, the dashboard and any DuckDB client. Settings reach the SQL as
 relation, ``workflow_rules`` (each workflow's acceptance rule, plus the default row with a NULL
 workflow); without settings the defaults apply.
 
-Three definitions are *templates* over named relations (``attempt_rows``: attempts from
+Several definitions are *templates* over named relations (``attempt_rows``: attempts from
 roll-up rows; ``task_rows``: tasks and their decisions from attempts and signals;
-``cost_rows``: cost per task from tasks): ``template()`` renders them into the macros and
-views here, and the service's materialized store (``service.store``) renders the very same
-text over its own tables, so the fast path cannot drift from the definition.
+``breakdown_rows``: span roles across files; ``allocation``: cost entries shared among tasks;
+``cost_rows``: cost per task from tasks, breakdown and allocations): ``template()`` renders
+them into the macros and views here, and the service's materialized store (``service.store``)
+renders the very same text over its own tables, so the fast path cannot drift from the
+definition.
 """
 
 from __future__ import annotations
@@ -35,14 +37,16 @@ VIEW_ORDER: tuple[str, ...] = (
     "spans",
     "llm_calls",
     "macros",
+    "money",
     "workflow_rules",
     "attempts",
     "attempts_in",
     "signals",
     "tasks",
     "breakdown",
-    "cost_per_task",
     "costs",
+    "allocations",
+    "cost_per_task",
     "lookup",
 )
 
@@ -50,7 +54,17 @@ VIEW_ORDER: tuple[str, ...] = (
 COST_PARAMS = (
     "by_workflow := false, by_team := false, by_version := false, by_day := false, "
     "by_week := false, by_month := false, by_role := false, by_model := false, "
-    "by_provider := false, start_at := NULL, end_at := NULL, workflows := NULL, teams := NULL"
+    "by_provider := false, start_at := NULL, end_at := NULL, workflows := NULL, teams := NULL, "
+    "full_cost := false"
+)
+#: The fully loaded components of a cost-per-task row (``full_cost := true``), in order.
+COMPONENT_COLUMNS = (
+    "inference_usd",
+    "rework_usd",
+    "labor_usd",
+    "infrastructure_usd",
+    "licence_usd",
+    "other_usd",
 )
 
 #: The columns of ``tasks`` in order (the decision read at ``as_of()``).
@@ -75,8 +89,11 @@ PUBLIC_VIEWS: tuple[str, ...] = (
     "outcomes",
     "cost_per_task",
     "span_breakdown",
+    "task_breakdown",
     "workflow_rules",
     "costs",
+    "cost_allocations",
+    "task_allocations",
 )
 
 
@@ -109,8 +126,14 @@ def with_outcome(task_rows: str) -> str:
     )
 
 
-def cost_macro(name: str, tasks: str, breakdown: str) -> str:
-    body = template("cost_rows", tasks=tasks, breakdown=breakdown)
+def allocation(tasks: str, costs: str, output: str) -> str:
+    """``allocation.sql`` over ``tasks`` and ``costs``: ``output`` is ``task_allocations``
+    (each task's share of every component) or ``entry_allocations`` (per entry)."""
+    return template("allocation", tasks=tasks, costs=costs, output=output)
+
+
+def cost_macro(name: str, tasks: str, breakdown: str, allocations: str) -> str:
+    body = template("cost_rows", tasks=tasks, breakdown=breakdown, allocations=allocations)
     return f"CREATE OR REPLACE MACRO {name}({COST_PARAMS}) AS TABLE\n{body};"
 
 
@@ -141,8 +164,15 @@ _COMPOSED: dict[str, str] = {
     "cost_per_task": (
         "{cost_macro}\n\n-- cost_per_task: by workflow (the API's default grouping).\n"
         "CREATE OR REPLACE VIEW cost_per_task AS\n"
-        "SELECT * EXCLUDE (team, role, version, model, provider, day, week, month)\n"
+        "SELECT * EXCLUDE (team, role, version, model, provider, day, week, month,\n"
+        "    inference_usd, rework_usd, labor_usd, infrastructure_usd, licence_usd, other_usd)\n"
         "FROM cost_per_task_by(by_workflow := true);"
+    ),
+    "allocations": (
+        "-- cost_allocations: every cost entry with the inference spend of its scope and whether\n"
+        "-- it was allocated (allocation.sql); task_allocations: each task's share.\n"
+        "CREATE OR REPLACE VIEW cost_allocations AS\n{entry_allocations};\n\n"
+        "CREATE OR REPLACE VIEW task_allocations AS\n{task_allocations};"
     ),
 }
 
@@ -182,8 +212,24 @@ def _composed(name: str) -> str:
         )
     if name == "cost_per_task":
         return _COMPOSED[name].replace(
-            "{cost_macro}", cost_macro("cost_per_task_by", "tasks", "span_breakdown")
+            "{cost_macro}",
+            cost_macro("cost_per_task_by", "tasks", "task_breakdown", "task_allocations"),
         )
+    if name == "allocations":
+        tasks = "(SELECT * FROM task_facts_in(NULL, NULL))"
+        return (
+            _COMPOSED[name]
+            .replace("{entry_allocations}", allocation(tasks, "costs", "entry_allocations"))
+            .replace("{task_allocations}", allocation(tasks, "costs", "task_allocations"))
+        )
+    if name == "breakdown":
+        rows = template(
+            "breakdown_rows",
+            parts="breakdown_parts",
+            spans="spans",
+        )
+        sums = template("breakdown_sums", rows="span_breakdown")
+        return view_sql(name).replace("{breakdown_rows}", rows).replace("{task_breakdown}", sums)
     raise KeyError(name)
 
 
@@ -264,7 +310,8 @@ def render_views(lake: str | os.PathLike[str], settings: Settings | None = None)
         if name == "workflow_rules":
             parts.append(workflow_rules_sql(settings))
             continue
-        sql = _composed(name) if name in _COMPOSED or name == "signals" else view_sql(name)
+        composed = name in _COMPOSED or name in ("signals", "breakdown")
+        sql = _composed(name) if composed else view_sql(name)
         for key, value in values.items():
             sql = sql.replace("{" + key + "}", value)
         parts.append(sql.strip())

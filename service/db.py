@@ -2,7 +2,9 @@
 
 One connection holds the catalog (views and macros from ``schemas/``); each query runs on its
 own cursor, so requests run concurrently and a time limit can ``interrupt()`` one without
-touching the others. A query that lost a file to a compaction swap is run again
+touching the others. Its memory is bounded (``query_memory_limit``): the task store lives in a
+file (``<lake>/_store/``) whose pages DuckDB evicts under pressure, and queries that need more
+spill to ``<lake>/_store/tmp``. A query that lost a file to a compaction swap is run again
 (``schemas.lake.is_vanished_file_error``): the lake never answers half-old, half-new.
 """
 
@@ -24,6 +26,8 @@ from service.store import Store
 
 #: How often a query is tried when compaction keeps replacing the files it listed.
 VANISHED_FILE_TRIES = 3
+#: The read side's own directory in the lake: the task store and DuckDB's spill files.
+STORE_DIR = "_store"
 
 
 class QueryError(Exception):
@@ -40,6 +44,12 @@ class QueryTimeout(QueryError):
     status = 503
 
 
+class QueryTooLarge(QueryError):
+    """Out of memory under ``query_memory_limit``: retrying as is will not help."""
+
+    status = 503
+
+
 class Database:
     """The lake as DuckDB sees it. Thread-safe: every call uses its own cursor."""
 
@@ -48,14 +58,30 @@ class Database:
     ) -> None:
         self.settings = settings
         self.lake = ensure_lake(settings.lake).resolve()
-        config: dict[str, Any] = {"threads": threads} if threads else {}
+        spill = self.lake / STORE_DIR / "tmp"
+        spill.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {
+            "memory_limit": f"{max(settings.query_memory_limit // (1024 * 1024), 64)}MB",
+            "temp_directory": str(spill),
+        }
+        if threads:
+            config["threads"] = threads
         self._con = duckdb.connect(config=config)
         self._con.execute("SET GLOBAL TimeZone = 'UTC'")
         # Footers of unchanged files are read once, not per query (files are immutable).
         self._con.execute("SET GLOBAL parquet_metadata_cache = true")
         load_views(self._con, self.lake, settings)
         self.timeout = settings.query_timeout
-        self.store = Store(self._con, self.lake) if store else None
+        self.store = (
+            Store(
+                self._con,
+                self.lake,
+                path=self.lake / STORE_DIR / f"{settings.effective_writer_id}.duckdb",
+                settings=settings,
+            )
+            if store
+            else None
+        )
 
     def store_for(self, as_of: datetime | None) -> Store | None:
         """The store, brought up to date, when it answers for ``as_of``; else None (ask the
@@ -73,6 +99,8 @@ class Database:
         self.store_for(None)
 
     def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
         self._con.close()
 
     def arrow(
@@ -97,6 +125,13 @@ class Database:
                 return result
             except duckdb.InterruptException as exc:
                 raise QueryTimeout(f"the query took longer than {limit:g} s") from exc
+            except duckdb.OutOfMemoryException as exc:
+                raise QueryTooLarge(
+                    "the query needs more memory than query_memory_limit"
+                    f" ({self.settings.query_memory_limit >> 20} MiB) allows; raise it, or narrow"
+                    " the question (an as_of before the latest signal is answered without the"
+                    " task store, which takes far more memory)"
+                ) from exc
             except duckdb.Error as exc:
                 if is_vanished_file_error(exc) and attempt + 1 < VANISHED_FILE_TRIES:
                     continue

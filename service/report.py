@@ -1,7 +1,9 @@
 """``tasklake report``: the cost-per-completed-task table of a period, in the terminal.
 
 The rows are those of ``GET /api/v1/cost-per-task`` for the same parameters, and the total
-line is the same macro without grouping: the report never computes a figure of its own.
+line is the same macro without grouping: the report never computes a figure of its own. With
+``--cost full`` each row also shows the fully loaded components, and the cost entries that could
+not be allocated are listed under the table.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from schemas.settings import Settings
-from service.api.cost_per_task import GROUP_KEYS, cost_per_task_rows
+from service.api.cost_per_task import GROUP_KEYS, cost_per_task_rows, unallocated_rows
 from service.db import Database, QueryError
 
 
@@ -47,10 +49,24 @@ def render_report(
     end: datetime,
     group_by: list[str],
     as_of: datetime | None = None,
+    full: bool = False,
 ) -> str:
-    """The table for task cohorts starting in ``[start, end)``, grouped by ``group_by``."""
-    rows = cost_per_task_rows(db, group_by, start=start, end=end, as_of=as_of)
-    total = cost_per_task_rows(db, [], start=start, end=end, as_of=as_of)
+    """The table for task cohorts starting in ``[start, end)``, grouped by ``group_by``;
+    ``full``: the fully loaded cost, with its components."""
+    rows = cost_per_task_rows(db, group_by, start=start, end=end, as_of=as_of, full=full)
+    total = cost_per_task_rows(db, [], start=start, end=end, as_of=as_of, full=full)
+    components = (
+        [
+            ("inference", "inference_usd"),
+            ("rework", "rework_usd"),
+            ("labor", "labor_usd"),
+            ("infrastructure", "infrastructure_usd"),
+            ("licence", "licence_usd"),
+            ("other", "other_usd"),
+        ]
+        if full
+        else []
+    )
     header = [
         *group_by,
         "tasks",
@@ -62,6 +78,7 @@ def render_report(
         "per attempt",
         "per completed task",
         "unpriced spans",
+        *(label for label, _ in components),
     ]
 
     def line(r: dict[str, Any], keys: list[str]) -> list[str]:
@@ -76,6 +93,7 @@ def render_report(
             _money(r["cost_per_attempt_usd"], 4),
             _money(r["cost_per_completed_task_usd"]),
             str(r["unpriced_spans"]),
+            *(_money(r[key]) for _, key in components),
         ]
 
     body = [line(r, [_cell(r[k]) for k in group_by]) for r in rows]
@@ -93,7 +111,8 @@ def render_report(
 
     rule = "  ".join("-" * w for w in widths)
     title = (
-        f"Cost per completed task (inference), tasks started {start.date().isoformat()}"
+        f"Cost per completed task ({'fully loaded' if full else 'inference'}),"
+        f" tasks started {start.date().isoformat()}"
         f" .. {(end - timedelta(days=1)).date().isoformat()}, USD"
     )
     out = [title, "", fmt(header), rule, *(fmt(r) for r in body)]
@@ -101,6 +120,20 @@ def render_report(
         out += [rule, *(fmt(r) for r in footer)]
     if not body:
         out.append("(no tasks started in this period)")
+    if full:
+        left = unallocated_rows(db, start=start, end=end, as_of=as_of)
+        if left:
+            out += ["", "Not allocated (no inference spend in their scope), in no row above:"]
+            for e in left:
+                scope = (
+                    ", ".join(f"{k} {e[k]}" for k in ("workflow", "team") if e[k] is not None)
+                    or "all work"
+                )
+                out.append(
+                    f"  {_money(e['amount_usd'])} {e['component']} for {scope},"
+                    f" {_cell(e['period_start'])} .. {_cell(e['period_end'])}"
+                    f" (entry {e['entry_id']})"
+                )
     pending = sum(int(t["pending"]) for t in total)
     if pending:
         out += [
@@ -126,8 +159,8 @@ def report_command(
     if unknown or len(set(keys)) != len(keys):
         print(f"tasklake report: --group-by takes {', '.join(GROUP_KEYS)}", file=sys.stderr)
         return 2
-    if cost != "inference":
-        print("tasklake report: --cost full is not available yet", file=sys.stderr)
+    if cost not in ("inference", "full"):
+        print("tasklake report: --cost takes inference or full", file=sys.stderr)
         return 2
     try:
         since = _day(start, today - timedelta(days=30))
@@ -137,7 +170,9 @@ def report_command(
         return 2
     db = Database(settings, store=False)  # one query: the views answer it sooner
     try:
-        sys.stdout.write(render_report(db, start=since, end=until, group_by=keys))
+        sys.stdout.write(
+            render_report(db, start=since, end=until, group_by=keys, full=cost == "full")
+        )
     except QueryError as exc:
         print(f"tasklake report: {exc.message}", file=sys.stderr)
         return 1

@@ -18,7 +18,7 @@ from types import FrameType
 import grpc
 import uvicorn
 
-from ingest import IngestRuntime, otlp_routes, start_grpc_server
+from ingest import IngestRuntime, otlp_routes, start_grpc_server, write_routes
 from schemas.lake import ensure_lake
 from schemas.rollup import ROLLUP_HOOK, build_rollups
 from schemas.settings import Settings
@@ -47,7 +47,10 @@ async def serve(settings: Settings) -> None:
             settings,
             status=runtime,
             db=db,
-            ingest_routes=otlp_routes(runtime.exporter, settings),
+            ingest_routes=[
+                *otlp_routes(runtime.exporter, settings),
+                *write_routes(runtime.exporter, settings),
+            ],
         )
         config = uvicorn.Config(
             app,

@@ -1,17 +1,22 @@
 """``GET /api/v1/cost-per-task``: cost per completed task for any grouping.
 
-Every figure comes from the ``cost_per_task_by`` macro (``schemas/cost_per_task.sql``); this
-module only checks the parameters, picks the columns and renders them.
+Every figure comes from the ``cost_per_task_by`` macro (``schemas/cost_rows.sql``; with
+``cost=full`` the cost entries allocated by ``schemas/allocation.sql``); this module only checks
+the parameters, picks the columns and renders them. With ``cost=full`` the answer also lists
+the cost entries that could not be allocated (no inference spend in their scope) under
+``unallocated``: they are in no row, and never silently dropped.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from schemas.views import COMPONENT_COLUMNS
 from service.api.params import FORMATS, check_known, choices, moment, names, one_of
 from service.api.render import csv_response, json_response, plain
 from service.db import Database, QueryError, get_db
@@ -46,6 +51,16 @@ METRICS: tuple[str, ...] = (
     "unpriced_spans",
 )
 COSTS = ("inference", "full")
+UNALLOCATED_COLUMNS = (
+    "entry_id",
+    "component",
+    "amount_usd",
+    "period_start",
+    "period_end",
+    "workflow",
+    "team",
+    "note",
+)
 PARAMS = ("group_by", "start", "end", "workflow", "team", "cost", "format", "as_of")
 
 
@@ -56,11 +71,16 @@ def cost_per_task_query(
     end: datetime | None = None,
     workflows: list[str] | None = None,
     teams: list[str] | None = None,
+    full: bool = False,
     macro: str = "cost_per_task_by",
 ) -> tuple[str, list[Any]]:
     """The SELECT over ``macro`` (``cost_per_task_by``, or the store's twin rendered from the
-    same template) for these parameters, group keys first in the order asked."""
-    flags = ", ".join(f"by_{key} := {'true' if key in group_by else 'false'}" for key in GROUP_KEYS)
+    same template) for these parameters, group keys first in the order asked; ``full``: the
+    fully loaded cost, with its components."""
+    flags = ", ".join(
+        [f"by_{key} := {'true' if key in group_by else 'false'}" for key in GROUP_KEYS]
+        + [f"full_cost := {'true' if full else 'false'}"]
+    )
     args: list[Any] = []
     extra = []
     for name, value in (("start_at", start), ("end_at", end)):
@@ -71,9 +91,30 @@ def cost_per_task_query(
         if values is not None:
             extra.append(f"{name} := ?::VARCHAR[]")
             args.append(values)
-    columns = ", ".join([*group_by, *METRICS])
+    columns = ", ".join([*group_by, *METRICS, *(COMPONENT_COLUMNS if full else ())])
     call = ", ".join([flags, *extra])
     return f"SELECT {columns} FROM {macro}({call})", args
+
+
+def unallocated_query(
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    workflows: list[str] | None = None,
+    teams: list[str] | None = None,
+    view: str = "cost_allocations",
+) -> tuple[str, list[Any]]:
+    """The cost entries of ``view`` that were not allocated, whose period overlaps
+    ``[start, end)`` and which name one of ``workflows`` / ``teams`` (or none)."""
+    sql = (
+        f"SELECT {', '.join(UNALLOCATED_COLUMNS)} FROM {view} WHERE NOT allocated"
+        " AND (?::TIMESTAMPTZ IS NULL OR period_end > ?::TIMESTAMPTZ)"
+        " AND (?::TIMESTAMPTZ IS NULL OR period_start < ?::TIMESTAMPTZ)"
+        " AND (workflow IS NULL OR ?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], workflow))"
+        " AND (team IS NULL OR ?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], team))"
+        " ORDER BY period_start, entry_id"
+    )
+    return sql, [start, start, end, end, workflows, workflows, teams, teams]
 
 
 def cost_per_task_rows(
@@ -85,6 +126,7 @@ def cost_per_task_rows(
     workflows: list[str] | None = None,
     teams: list[str] | None = None,
     as_of: datetime | None = None,
+    full: bool = False,
 ) -> list[dict[str, Any]]:
     store = db.store_for(as_of)
     sql, args = cost_per_task_query(
@@ -93,7 +135,29 @@ def cost_per_task_rows(
         end=end,
         workflows=workflows,
         teams=teams,
+        full=full,
         macro="store_cost_per_task_by" if store is not None else "cost_per_task_by",
+    )
+    return db.rows(sql, args, as_of=as_of)
+
+
+def unallocated_rows(
+    db: Database,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    workflows: list[str] | None = None,
+    teams: list[str] | None = None,
+    as_of: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The cost entries ``cost=full`` could not allocate (see ``unallocated_query``)."""
+    store = db.store_for(as_of)
+    sql, args = unallocated_query(
+        start=start,
+        end=end,
+        workflows=workflows,
+        teams=teams,
+        view="store_cost_allocations" if store is not None else "cost_allocations",
     )
     return db.rows(sql, args, as_of=as_of)
 
@@ -111,32 +175,42 @@ def cost_per_task(request: Request, db: Annotated[Database, Depends(get_db)]) ->
     cost = one_of(q, "cost", COSTS, "inference")
     fmt = one_of(q, "format", FORMATS, "json")
     as_of = moment(q, "as_of")
-    if cost == "full":
-        raise ApiError(
-            501,
-            "cost=full needs the cost entries of POST /api/v1/costs, which are not served "
-            "yet; use cost=inference",
-        )
+    full = cost == "full"
+    unallocated: list[dict[str, Any]] = []
     try:
         rows = cost_per_task_rows(
-            db, group_by, start=start, end=end, workflows=workflows, teams=teams, as_of=as_of
+            db,
+            group_by,
+            start=start,
+            end=end,
+            workflows=workflows,
+            teams=teams,
+            as_of=as_of,
+            full=full,
         )
+        if full:
+            unallocated = unallocated_rows(
+                db, start=start, end=end, workflows=workflows, teams=teams, as_of=as_of
+            )
     except QueryError as exc:
         raise ApiError(exc.status, exc.message) from exc
     if fmt == "csv":
-        return csv_response(rows, [*group_by, *METRICS], "cost-per-task")
-    return json_response(
-        {
-            "rows": rows,
-            "currency": "USD",
-            "cost": cost,
-            "group_by": group_by,
-            "filters": {
-                "start": plain(start),
-                "end": plain(end),
-                "workflow": workflows,
-                "team": teams,
-            },
-            "as_of": plain(as_of),
-        }
-    )
+        columns = [*group_by, *METRICS, *(COMPONENT_COLUMNS if full else ())]
+        return csv_response(rows, columns, "cost-per-task")
+    doc: dict[str, Any] = {
+        "rows": rows,
+        "currency": "USD",
+        "cost": cost,
+        "group_by": group_by,
+        "filters": {
+            "start": plain(start),
+            "end": plain(end),
+            "workflow": workflows,
+            "team": teams,
+        },
+        "as_of": plain(as_of),
+    }
+    if full:
+        doc["unallocated"] = unallocated
+        doc["unallocated_usd"] = sum((u["amount_usd"] for u in unallocated), Decimal(0))
+    return json_response(doc)

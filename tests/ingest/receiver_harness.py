@@ -1,7 +1,8 @@
 """Test harness for the OTLP receivers: a recording ``Exporter`` and a real server.
 
-``ReceiverServer`` runs the OTLP/HTTP routes under uvicorn and the OTLP/gRPC server in one
-asyncio loop on a background thread, as ``tasklake serve`` does, on free ports.
+``ReceiverServer`` runs the OTLP/HTTP routes (and the signal / cost-entry write routes) under
+uvicorn and the OTLP/gRPC server in one asyncio loop on a background thread, as ``tasklake
+serve`` does, on free ports.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 from dataclasses import dataclass, field, replace
 
 import grpc
+import pyarrow as pa
 import uvicorn
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -23,6 +25,7 @@ from ingest.export import ExportResult
 from ingest.otlp_grpc import bound_port, start_grpc_server
 from ingest.otlp_http import otlp_routes
 from ingest.validate import validate_traces
+from ingest.write_api import write_routes
 from schemas.settings import MiB, Settings
 
 #: Small limits keep the size tests cheap: 1 MiB on the wire, 4 MiB decompressed.
@@ -36,6 +39,7 @@ class SinkExporter:
 
     traces: list[tuple[ExportTraceServiceRequest, bytes | None]] = field(default_factory=list)
     logs: list[tuple[ExportLogsServiceRequest, bytes | None]] = field(default_factory=list)
+    rows: list[tuple[int, pa.Table]] = field(default_factory=list)
     error: BaseException | None = None
     result: ExportResult = field(default_factory=ExportResult)
     validate: bool = False
@@ -43,6 +47,7 @@ class SinkExporter:
     def reset(self) -> None:
         self.traces.clear()
         self.logs.clear()
+        self.rows.clear()
         self.error = None
         self.result = ExportResult()
         self.validate = False
@@ -66,6 +71,11 @@ class SinkExporter:
             raise self.error
         self.logs.append((request, raw))
         return self.result
+
+    async def write_rows(self, kind: int, rows: pa.Table) -> None:
+        if self.error is not None:
+            raise self.error
+        self.rows.append((kind, rows))
 
     @property
     def spans(self) -> list[Span]:
@@ -110,7 +120,11 @@ class ReceiverServer:
         self.sink = sink if sink is not None else SinkExporter()
         self.http_port = 0
         self.grpc_port = 0
-        self.requests = RequestLog(Starlette(routes=otlp_routes(self.sink, self.settings)))
+        routes = [
+            *otlp_routes(self.sink, self.settings),
+            *write_routes(self.sink, self.settings),
+        ]
+        self.requests = RequestLog(Starlette(routes=routes))
         self._uvicorn: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()

@@ -9,11 +9,23 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 
 from ingest.convert import CHECKPOINT_POS, COMMITTED, STATUS_SLOTS
-from ingest.errors import NotFound, Overloaded
+from ingest.errors import Overloaded
 from ingest.pipeline import LakeExporter, Lane
-from ingest.wal import KIND_TRACES, WalWriter, list_segments, read_records
+from ingest.records import decode_rows
+from ingest.wal import (
+    KIND_COSTS,
+    KIND_SIGNALS,
+    KIND_TRACES,
+    Record,
+    WalWriter,
+    list_segments,
+    read_records,
+)
+from schemas.costs import costs_table, parse_costs
 from tests.ingest.crash_driver import numbered_request
 
 
@@ -103,9 +115,69 @@ def test_stopping_and_wal_failure_are_retryable(lanes: list[Lane]) -> None:
         asyncio.run(exporter.export_traces(numbered_request(0, 5)))
 
 
-def test_logs_are_not_accepted_yet(lanes: list[Lane]) -> None:
-    with pytest.raises(NotFound):
-        asyncio.run(LakeExporter(lanes, 1 << 30).export_logs(ExportLogsServiceRequest()))
+def _log(attributes: dict[str, str]) -> LogRecord:
+    return LogRecord(
+        time_unix_nano=1_767_225_700_000_000_000,
+        attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attributes.items()],
+    )
+
+
+def test_log_records_with_an_outcome_are_stored_as_signals(lanes: list[Lane]) -> None:
+    exporter = LakeExporter(lanes, 1 << 30)
+    request = ExportLogsServiceRequest(
+        resource_logs=[
+            ResourceLogs(
+                scope_logs=[
+                    ScopeLogs(
+                        log_records=[
+                            _log({"task.outcome": "completed", "task.id": "T-1"}),
+                            _log({"http.route": "/health"}),  # an ordinary log: ignored
+                            _log({"task.outcome": "maybe", "task.id": "T-2"}),
+                        ]
+                    )
+                ]
+            )
+        ]
+    )
+    result = asyncio.run(exporter.export_logs(request))
+    assert result.rejected == 1 and "maybe" in result.error_message
+    (record,) = [r for lane in lanes for r in _all_records(lane)]
+    assert record.kind == KIND_SIGNALS
+    rows = decode_rows(record.payload)
+    assert rows.column("task_id").to_pylist() == ["T-1"]
+    assert rows.column("source").to_pylist() == ["otlp-logs"]
+    assert exporter.counters.signals == 1 and exporter.counters.rejected_log_records == 1
+
+
+def test_logs_without_signals_write_nothing(lanes: list[Lane]) -> None:
+    exporter = LakeExporter(lanes, 1 << 30)
+    request = ExportLogsServiceRequest(
+        resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=[_log({"a": "b"})])])]
+    )
+    assert asyncio.run(exporter.export_logs(request)).rejected == 0
+    assert all(lane.writer.position == 0 for lane in lanes)
+
+
+def test_rows_are_one_durable_record_of_their_kind(lanes: list[Lane]) -> None:
+    exporter = LakeExporter(lanes, 1 << 30)
+    rows = costs_table(
+        parse_costs(
+            b'{"component": "labor", "amount_usd": 5, "period_start": "2026-01-01",'
+            b' "period_end": "2026-02-01"}'
+        ).items,
+        received_at_ms=1,
+    )
+    asyncio.run(exporter.write_rows(KIND_COSTS, rows))
+    (record,) = [r for lane in lanes for r in _all_records(lane)]
+    assert record.kind == KIND_COSTS and decode_rows(record.payload).equals(rows)
+    assert exporter.counters.cost_entries == 1
+    exporter.stopping = True
+    with pytest.raises(Overloaded, match="shutting down"):
+        asyncio.run(exporter.write_rows(KIND_COSTS, rows))
+
+
+def _all_records(lane: Lane) -> list[Record]:
+    return list(read_records(lane.writer.directory, 0, lane.writer.position))
 
 
 def test_kind_of_records_is_traces(lanes: list[Lane]) -> None:

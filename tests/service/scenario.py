@@ -14,6 +14,14 @@ billing (team fin)
 
 support: 6 attempts, $1.70, 2 completed -> $0.85 per completed task, 1 pending, 1 unpriced.
 billing: 3 attempts, $0.92, 1 completed -> $0.92.  Everything at as_of = 2026-02-05T00:00Z.
+
+Fully loaded (cost=full): S2's reopening cost $12.50 of rework, and five cost entries:
+  labor $31 for support in January -> by inference spend: S1 21, S2 4, S3 6 ($20 per $1);
+  infrastructure $9.20 for team fin, Jan-Feb -> B1 6.0, B2 0.7, B3 2.5 ($10 per $1);
+  licence $24.70 for everyone in January -> every January task, $10 per $1 of spend;
+  rework $3 for support in February -> S4 alone;
+  other $5 for workflow "nobody" in January -> no spend in its scope: unallocated.
+Within a task, each component goes to its roles / models in proportion to their spend.
 """
 
 from __future__ import annotations
@@ -26,7 +34,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.lakes import at, build_companions, signal, span, write_signals, write_spans
+from tests.lakes import (
+    at,
+    build_companions,
+    signal,
+    span,
+    write_costs,
+    write_signals,
+    write_spans,
+)
 
 AS_OF = datetime(2026, 2, 5, tzinfo=UTC)
 
@@ -194,6 +210,7 @@ def build(lake: Path) -> None:
                 t["S2"].start + done + timedelta(hours=30),
                 signal_id="s2r",
                 reason="customer wrote back",
+                rework_cost_usd="12.5",
             ),
             signal("S3", "completed", t["S3"].start + done, signal_id="s3"),
             signal("S3", "reopened", t["S3"].start + done + timedelta(hours=49), signal_id="s3r"),
@@ -206,6 +223,61 @@ def build(lake: Path) -> None:
     # the first one received counts, once
     write_signals(lake, [signal("B3", "completed", t["B3"].start + done, signal_id="b3")], "s-2")
     write_signals(lake, [signal("B3", "failed", t["B3"].start + done, signal_id="b3")], "s-3")
+    write_costs(lake, COST_ENTRIES, "costs-1")
+
+
+COST_ENTRIES: list[dict[str, Any]] = [
+    {
+        "component": "labor",
+        "amount_usd": "31",
+        "workflow": "support",
+        "period_start": "2026-01-01",
+        "period_end": "2026-02-01",
+        "entry_id": "labor-support",
+    },
+    {
+        "component": "infrastructure",
+        "amount_usd": "9.2",
+        "team": "fin",
+        "period_start": "2026-01-01",
+        "period_end": "2026-03-01",
+        "entry_id": "infra-fin",
+    },
+    {
+        "component": "licence",
+        "amount_usd": "24.70",
+        "period_start": "2026-01-01",
+        "period_end": "2026-02-01",
+        "entry_id": "licence-all",
+    },
+    {
+        "component": "rework",
+        "amount_usd": "3",
+        "workflow": "support",
+        "period_start": "2026-02-01",
+        "period_end": "2026-03-01",
+        "entry_id": "rework-support",
+    },
+    {
+        "component": "other",
+        "amount_usd": "5",
+        "workflow": "nobody",
+        "period_start": "2026-01-01",
+        "period_end": "2026-02-01",
+        "entry_id": "other-nobody",
+    },
+]
+COMPONENTS = ("rework", "labor", "infrastructure", "licence", "other")
+#: Each task's non-inference costs, computed by hand from the entries above.
+TASK_COSTS: dict[str, dict[str, Decimal]] = {
+    "S1": {"labor": Decimal(21), "licence": Decimal("10.5")},
+    "S2": {"rework": Decimal("12.5"), "labor": Decimal(4), "licence": Decimal(2)},
+    "S3": {"labor": Decimal(6), "licence": Decimal(3)},
+    "S4": {"rework": Decimal(3)},
+    "B1": {"infrastructure": Decimal(6), "licence": Decimal(6)},
+    "B2": {"infrastructure": Decimal("0.7"), "licence": Decimal("0.7")},
+    "B3": {"infrastructure": Decimal("2.5"), "licence": Decimal("2.5")},
+}
 
 
 # ----------------------------------------------------------------------------- the oracle
@@ -225,8 +297,11 @@ def _task_key(task: Task, dim: str) -> Any:
     return getattr(task, dim)
 
 
-def expected_rows(group_by: Sequence[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """Every row of cost-per-task for ``group_by``, computed from the facts above."""
+def expected_rows(
+    group_by: Sequence[str], *, full: bool = False
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Every row of cost-per-task for ``group_by``, computed from the facts above (``full``:
+    the fully loaded cost, with its components)."""
     task_dims = [g for g in group_by if g in TASK_DIMS]
     span_dims = [g for g in group_by if g in SPAN_DIMS]
     base: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
@@ -246,32 +321,50 @@ def expected_rows(group_by: Sequence[str]) -> dict[tuple[Any, ...], dict[str, An
         b["tasks"] += 1
         b[task.counted_as] += 1
     money: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
-        lambda: {"spend": Decimal(0), "tokens": 0, "unpriced": 0}
+        lambda: {"spend": Decimal(0), "tokens": 0, "unpriced": 0, **dict.fromkeys(COMPONENTS, 0)}
     )
+    # each task's rows of the span-level dimensions: spend decides their share of the rest
+    per_task: dict[str, dict[tuple[Any, ...], Decimal]] = defaultdict(dict)
     for s in SPANS:
         if span_dims and ("model" in span_dims or "provider" in span_dims) and not s.model_call:
             continue
         task = TASKS[s.task]
         tkey = tuple(_task_key(task, g) for g in task_dims)
         skey = {"role": s.role, "model": s.model, "provider": s.provider}
-        m = money[(tkey, tuple(skey[g] for g in span_dims))]
+        dims = tuple(skey[g] for g in span_dims)
+        m = money[(tkey, dims)]
         m["spend"] += s.cost or 0
         m["tokens"] += s.tokens
         m["unpriced"] += int(s.model_call and s.cost is None)
+        per_task[s.task][dims] = per_task[s.task].get(dims, Decimal(0)) + (s.cost or 0)
+    if full:
+        for key, rows in per_task.items():
+            tkey = tuple(_task_key(TASKS[key], g) for g in task_dims)
+            spend = sum(rows.values(), Decimal(0))
+            for dims, row_spend in rows.items():
+                for component, amount in TASK_COSTS[key].items():
+                    share = amount * row_spend / spend
+                    assert share == share.quantize(Decimal("1e-12")), "pick exact amounts"
+                    money[(tkey, dims)][component] += share
     out = {}
     for (tkey, skey), m in money.items():
         b = base[tkey]
         keys = dict(zip(task_dims, tkey, strict=True)) | dict(zip(span_dims, skey, strict=True))
         decided = b["tasks"] - b["pending"]
+        total = m["spend"] + sum(m[c] for c in COMPONENTS) if full else m["spend"]
         out[tuple(keys[g] for g in group_by)] = {
             **b,
             "success_rate": b["completed"] / decided if decided else None,
-            "spend_usd": m["spend"],
-            "cost_per_attempt_usd": m["spend"] / b["attempts"],
-            "cost_per_completed_task_usd": m["spend"] / b["completed"] if b["completed"] else None,
+            "spend_usd": total,
+            "cost_per_attempt_usd": total / b["attempts"],
+            "cost_per_completed_task_usd": total / b["completed"] if b["completed"] else None,
             "tokens_per_attempt": m["tokens"] / b["attempts"],
             "unpriced_spans": m["unpriced"],
         }
+        if full:
+            out[tuple(keys[g] for g in group_by)].update(
+                inference_usd=m["spend"], **{f"{c}_usd": Decimal(m[c]) for c in COMPONENTS}
+            )
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -151,9 +152,74 @@ def test_bad_parameters_are_400_in_the_one_error_shape(
     assert body["error"]["status"] == 400 and fragment in body["error"]["message"]
 
 
-def test_full_cost_is_not_served_yet(scenario_api: Api) -> None:
-    resp = scenario_api.get("/api/v1/cost-per-task", cost="full")
-    assert resp.status_code == 501 and resp.json()["error"]["status"] == 501
+COMPONENTS = (
+    "inference_usd",
+    "rework_usd",
+    "labor_usd",
+    "infrastructure_usd",
+    "licence_usd",
+    "other_usd",
+)
+
+
+def _full(api: Api, group_by: list[str], **params: Any) -> dict[str, Any]:
+    resp = api.get(
+        "/api/v1/cost-per-task",
+        group_by=",".join(group_by),
+        as_of=AS_OF_TEXT,
+        cost="full",
+        **params,
+    )
+    assert resp.status_code == 200, resp.text
+    doc: dict[str, Any] = json.loads(resp.text, parse_float=Decimal)
+    return doc
+
+
+@pytest.mark.parametrize("group_by", _groupings(), ids="+".join)
+def test_fully_loaded_in_every_grouping(scenario_api: Api, group_by: list[str]) -> None:
+    doc = _full(scenario_api, group_by)
+    assert doc["cost"] == "full"
+    got = {tuple(r[g] for g in group_by): r for r in doc["rows"]}
+    want = expected_rows(group_by, full=True)
+    assert set(got) == set(want)
+    total = Decimal(0)
+    for key, exp in want.items():
+        row = got[key]
+        assert [row[c] for c in COUNTS] == [exp[c] for c in COUNTS], key
+        assert [row[c] for c in COMPONENTS] == [exp[c] for c in COMPONENTS], key  # exact
+        assert row["spend_usd"] == exp["spend_usd"] == sum(row[c] for c in COMPONENTS), key
+        assert [cents(row[m]) for m in MONEY] == [cents(exp[m]) for m in MONEY], key
+        total += row["spend_usd"]
+    # inference 2.62 + S2's signal rework 12.50 + the allocated entries 31 + 9.20 + 24.70 + 3
+    assert total == Decimal("83.02")
+
+
+def test_an_entry_without_spend_in_its_scope_is_listed_not_spread(scenario_api: Api) -> None:
+    doc = _full(scenario_api, ["workflow"])
+    assert [(u["entry_id"], u["amount_usd"]) for u in doc["unallocated"]] == [("other-nobody", 5)]
+    assert doc["unallocated_usd"] == 5
+    assert all(r["other_usd"] == 0 for r in doc["rows"])
+    # filters apply to the list too: an entry naming a workflow shows under that workflow only
+    assert _full(scenario_api, ["workflow"], workflow="support")["unallocated"] == []
+    assert _full(scenario_api, ["workflow"], start="2026-02-01")["unallocated"] == []
+
+
+def test_inference_answers_carry_no_components(scenario_api: Api) -> None:
+    doc = scenario_api.json("/api/v1/cost-per-task", as_of=AS_OF_TEXT)
+    assert "unallocated" not in doc
+    assert all(c not in row for row in doc["rows"] for c in COMPONENTS)
+
+
+def test_full_csv(scenario_api: Api) -> None:
+    resp = scenario_api.get("/api/v1/cost-per-task", cost="full", format="csv", as_of=AS_OF_TEXT)
+    rows = list(csv.DictReader(io.StringIO(resp.text)))
+    assert list(rows[0])[-6:] == list(COMPONENTS)
+    support = next(r for r in rows if r["workflow"] == "support")
+    assert (support["spend_usd"], support["labor_usd"], support["rework_usd"]) == (
+        "63.7",
+        "31",
+        "15.5",
+    )
 
 
 def test_a_late_signal_changes_the_next_answer(tmp_path: Path) -> None:

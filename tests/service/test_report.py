@@ -59,7 +59,33 @@ def test_the_table(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"group_by": "colour"}, {"cost": "full"}, {"start": "yesterday"}]
+    "kwargs", [{"group_by": "colour"}, {"cost": "everything"}, {"start": "yesterday"}]
 )
 def test_bad_arguments(tmp_path: Path, kwargs: dict[str, str]) -> None:
     assert report_command(Settings(lake=str(tmp_path)), **kwargs) == 2
+
+
+def test_the_fully_loaded_table(tmp_path: Path) -> None:
+    scenario.build(tmp_path)
+    db = Database(Settings(lake=str(tmp_path)), store=False)
+    try:
+        text = render_report(
+            db,
+            start=datetime(2026, 1, 1, tzinfo=UTC),
+            end=datetime(2026, 3, 1, tzinfo=UTC),
+            group_by=["workflow"],
+            as_of=scenario.AS_OF,
+            full=True,
+        )
+    finally:
+        db.close()
+    lines = text.splitlines()
+    assert lines[0].startswith("Cost per completed task (fully loaded), tasks started")
+    header = lines[2].split()
+    assert header[-6:] == ["inference", "rework", "labor", "infrastructure", "licence", "other"]
+    rows = {line.split()[0]: line.split() for line in lines[4:] if line and line[0] != "-"}
+    # spend, per completed task, then the six components (see tests/service/scenario.py)
+    assert rows["support"][6] == "$63.70" and rows["support"][8] == "$31.85"
+    assert rows["support"][-6:] == ["$1.70", "$15.50", "$31.00", "$0.00", "$15.50", "$0.00"]
+    assert rows["total"][6] == "$83.02"
+    assert "Not allocated" in text and "$5.00 other for workflow nobody" in text

@@ -4,9 +4,12 @@ a full build and after every kind of incremental change the lake sees."""
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -14,12 +17,30 @@ import pyarrow.parquet as pq
 import pytest
 
 from schemas.lake import ensure_lake
+from schemas.settings import Settings, WorkflowRule
 from schemas.views import load_views
 from service.store import Store
-from tests.lakes import at, build_companions, signal, span, write_signals, write_spans
+from tests.lakes import (
+    at,
+    build_companions,
+    signal,
+    span,
+    write_costs,
+    write_signals,
+    write_spans,
+)
 from tests.schemas.test_rollup import random_lake, tricky_lake
 
 FACTS = "SELECT * FROM task_facts_in(NULL, NULL)"
+#: The view's breakdown per attempt, summed per task as the store keeps it.
+BREAKDOWN = "SELECT * FROM task_breakdown"
+#: Groupings whose fully loaded answers the store must give exactly as the views do.
+FULL_GROUPINGS = (
+    "by_workflow := true",
+    "by_team := true, by_month := true",
+    "by_workflow := true, by_role := true",
+    "by_model := true, by_provider := true",
+)
 
 
 @pytest.fixture
@@ -35,15 +56,51 @@ def _open(con: duckdb.DuckDBPyConnection, lake: Path) -> Store:
     return Store(con, lake)
 
 
-def assert_store_matches_views(con: duckdb.DuckDBPyConnection) -> None:
-    for view, table in (
+def assert_store_matches_views(con: duckdb.DuckDBPyConnection, *, full: bool = False) -> None:
+    """Every stored table equals its view; with ``full``, the fully loaded answers too."""
+    pairs = [
         ("attempts", "tl_store.attempts"),
         (f"({FACTS})", "tl_store.tasks"),
         ("signals", "tl_store.signals"),
-    ):
-        missing = con.execute(f"SELECT * FROM {view} EXCEPT ALL SELECT * FROM {table}").fetchall()
-        extra = con.execute(f"SELECT * FROM {table} EXCEPT ALL SELECT * FROM {view}").fetchall()
-        assert (missing, extra) == ([], []), view
+        (f"({BREAKDOWN})", "tl_store.breakdown"),
+    ]
+    if full:
+        pairs.append(("cost_allocations", "store_cost_allocations"))
+        pairs.extend(
+            (
+                f"cost_per_task_by({g}, full_cost := true)",
+                f"store_cost_per_task_by({g}, full_cost := true)",
+            )
+            for g in FULL_GROUPINGS
+        )
+    for view, table in pairs:
+        want = Counter(map(repr, con.execute(f"SELECT * FROM {view}").fetchall()))
+        got = Counter(map(repr, con.execute(f"SELECT * FROM {table}").fetchall()))
+        assert (want - got, got - want) == (Counter(), Counter()), view
+
+
+COSTS = [
+    {
+        "component": "labor",
+        "amount_usd": "100",
+        "workflow": "w1",
+        "period_start": "2026-01-01",
+        "period_end": "2026-01-03",
+    },
+    {
+        "component": "infrastructure",
+        "amount_usd": "7.77",
+        "period_start": "2026-01-02",
+        "period_end": "2026-02-01",
+    },
+    {
+        "component": "licence",
+        "amount_usd": "1",
+        "team": "y",
+        "period_start": "2026-01-01T12:00:00Z",
+        "period_end": "2026-01-04",
+    },
+]
 
 
 def _merge(lake: Path, names: list[str], into: str) -> None:
@@ -57,7 +114,10 @@ def _merge(lake: Path, names: list[str], into: str) -> None:
             companion.unlink()
 
 
-def test_every_kind_of_change(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
+def test_every_kind_of_change(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("service.store.BUILD_PASS_ROWS", 40)  # builds and refreshes in passes
     lake = tmp_path / "lake"
     random_lake(lake, 7, traces=50)
     held = tmp_path / "held"
@@ -65,9 +125,10 @@ def test_every_kind_of_change(tmp_path: Path, con: duckdb.DuckDBPyConnection) ->
     files = sorted(lake.glob("spans/*/f*.parquet"))
     for f in files[3:]:
         shutil.move(f, held / f"{f.parent.name}__{f.name}")
+    write_costs(lake, COSTS, "costs")
     store = _open(con, lake)
     assert store.refresh().kind == "rebuild"
-    assert_store_matches_views(con)
+    assert_store_matches_views(con, full=True)
     assert store.refresh().kind == "none"
 
     for f in sorted(held.iterdir()):  # late files, one at a time
@@ -90,7 +151,7 @@ def test_every_kind_of_change(tmp_path: Path, con: duckdb.DuckDBPyConnection) ->
     )
     write_signals(lake, [signal("task1", "completed", at(70), signal_id="x1")], "sig-2")
     assert store.refresh().kind == "incremental"
-    assert_store_matches_views(con)
+    assert_store_matches_views(con, full=True)
 
     write_spans(  # a late root that now names the correlation id of a whole trace
         lake,
@@ -117,15 +178,21 @@ def test_every_kind_of_change(tmp_path: Path, con: duckdb.DuckDBPyConnection) ->
 
     _merge(lake, ["f1", "f4"], "compacted")  # a compaction swap
     assert store.refresh().kind == "incremental"
-    assert_store_matches_views(con)
+    assert_store_matches_views(con, full=True)
 
     next(lake.glob("spans/*/f2.parquet")).unlink()  # retention drops a file
     assert store.refresh().kind == "incremental"
     assert_store_matches_views(con)
 
 
-def test_tricky_lake(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
+@pytest.mark.parametrize("pass_rows", [250_000, 2])
+def test_tricky_lake(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch, pass_rows: int
+) -> None:
+    """Whether a build aggregates in one pass or many (large lakes), the answer is the same."""
+    monkeypatch.setattr("service.store.BUILD_PASS_ROWS", pass_rows)
     tricky_lake(tmp_path)
+    write_signals(tmp_path, [signal("T1", "completed", at(30), signal_id="s")], "s")
     build_companions(tmp_path, only=["b"])
     store = _open(con, tmp_path)
     store.refresh()
@@ -155,3 +222,66 @@ def test_a_signal_dated_in_the_future_sends_now_to_the_views(
     store = _open(con, tmp_path)
     store.refresh()
     assert not store.covers(None) and store.covers(future)
+
+
+def _reopen(lake: Path, path: Path, settings: Settings | None = None) -> tuple[Store, Any]:
+    con = duckdb.connect()
+    ensure_lake(lake)
+    load_views(con, lake, settings)
+    return Store(con, lake, path=path, settings=settings), con
+
+
+def test_the_store_file_survives_a_restart(tmp_path: Path) -> None:
+    lake, path = tmp_path / "lake", tmp_path / "lake" / "_store" / "w.duckdb"
+    random_lake(lake, 3, traces=30)
+    held = sorted(lake.glob("spans/*/f*.parquet"))[-1]
+    kept = tmp_path / held.name
+    shutil.move(held, kept)
+    store, con = _reopen(lake, path)
+    assert store.path == path and not store.built
+    assert store.refresh().kind == "rebuild"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["w.duckdb"]  # no scratch left
+    store.close()
+    con.close()
+
+    store, con = _reopen(lake, path)  # a restart: what the file holds is taken over
+    assert store.built and store.refresh().kind == "none"
+    assert_store_matches_views(con)
+    # while it is down the lake moves on: the restart catches up incrementally
+    store.close()
+    con.close()
+    shutil.move(kept, held)
+    write_signals(lake, [signal("task1", "completed", at(70), signal_id="later")], "later")
+    store, con = _reopen(lake, path)
+    assert store.refresh().kind == "incremental"
+    assert_store_matches_views(con)
+    store.close()
+    con.close()
+    store, con = _reopen(lake, path)  # nothing changed: nothing to do
+    assert store.refresh().kind == "none"
+
+    # the same file cannot be opened twice in one process: the second store stays in memory
+    twin, twin_con = _reopen(lake, path)
+    assert twin.path is None and twin.refresh().kind == "rebuild"
+    twin_con.close()
+    store.close()
+    con.close()
+
+    # other workflow rules make other decisions: the store is rebuilt, not reused
+    strict = replace(Settings(), workflows={"w1": WorkflowRule(reopen_window=timedelta(hours=1))})
+    store, con = _reopen(lake, path, strict)
+    assert not store.built and store.refresh().kind == "rebuild"
+    assert_store_matches_views(con)
+    store.close()
+    con.close()
+
+
+def test_an_unreadable_store_file_is_started_over(tmp_path: Path) -> None:
+    lake, path = tmp_path / "lake", tmp_path / "store.duckdb"
+    tricky_lake(lake)
+    path.write_bytes(b"this is not a DuckDB file" * 100)
+    store, con = _reopen(lake, path)
+    assert store.path == path and store.refresh().kind == "rebuild"
+    assert_store_matches_views(con)
+    store.close()
+    con.close()

@@ -1,0 +1,164 @@
+"""``POST /api/v1/signals`` and ``POST /api/v1/costs``: the REST doors into the write path.
+
+Like ``/v1/traces`` they are ingest routes: the body is read within the size limits
+(``http_body``: 413 before and after decompression), split into items and validated one by one
+(``schemas.signals.parse_signals``, ``schemas.costs.parse_costs``), and the good items are
+appended to the write-ahead log as one record (``RowSink.write_rows``); the answer is sent only
+once that record is fsynced. A bad item never drops the good ones::
+
+    200 {"accepted": 2, "rejected": [{"index": 1, "error": "outcome: expected one of ..."}]}
+
+When no item is valid the answer is 400 with the same ``accepted`` / ``rejected`` keys beside
+the API's error shape ``{"error": {"status": 400, "message": "..."}}``, which is also what every
+other refusal looks like: 400 for a body that is not JSON or NDJSON at all, 401/403 without a
+valid bearer token, 405 for another method, 413 when too large, 415 for another Content-Type,
+503 with ``Retry-After`` when ingest is overloaded (nothing of the request was stored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+
+from ingest.auth import check_bearer
+from ingest.errors import (
+    BadRequest,
+    IngestError,
+    MethodNotAllowed,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
+from ingest.export import RowSink
+from ingest.http_body import read_body
+from ingest.status import as_ingest_error, retry_after_seconds
+from ingest.wal import KIND_COSTS, KIND_SIGNALS
+from schemas.costs import costs_table, parse_costs
+from schemas.jsonitems import NDJSON_TYPES, BodyError, Parsed, now_ns
+from schemas.settings import Settings
+from schemas.signals import parse_signals, signals_table
+
+log = logging.getLogger(__name__)
+
+SIGNALS_PATH = "/api/v1/signals"
+COSTS_PATH = "/api/v1/costs"
+JSON_TYPE = "application/json"
+#: Bodies above this are parsed in a worker thread, off the event loop.
+THREAD_THRESHOLD = 256 * 1024
+
+#: (body, content type, now in ns) -> the parsed items, and items -> the rows to store.
+Parse = Callable[[bytes, str | None, int], Parsed[Any]]
+Rows = Callable[[list[Any], int], pa.Table]
+
+
+def write_routes(sink: RowSink, settings: Settings) -> list[BaseRoute]:
+    """The routes that write signals and cost entries through ``sink`` (the lake exporter)."""
+    signals = _ItemsEndpoint(
+        settings,
+        sink,
+        kind=KIND_SIGNALS,
+        noun="signal",
+        parse=lambda body, ctype, now: parse_signals(body, ctype, now=now),
+        rows=lambda items, received: signals_table(items, received_at_ms=received, source="api"),
+    )
+    costs = _ItemsEndpoint(
+        settings,
+        sink,
+        kind=KIND_COSTS,
+        noun="cost entry",
+        parse=lambda body, ctype, now: parse_costs(body, ctype),
+        rows=lambda items, received: costs_table(items, received_at_ms=received, source="api"),
+    )
+    return [
+        Route(SIGNALS_PATH, signals, name="write_signals"),
+        Route(COSTS_PATH, costs, name="write_costs"),
+    ]
+
+
+def error_body(status: int, message: str, **extra: Any) -> bytes:
+    """The REST API's one error shape (``service.errors``), plus any ``extra`` keys."""
+    return json.dumps({"error": {"status": status, "message": message}, **extra}).encode()
+
+
+def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status, headers=headers, media_type=JSON_TYPE)
+
+
+def _check_content_type(header: str | None) -> str | None:
+    """The media type of a JSON or NDJSON body (None when the client sent none); else 415."""
+    media = (header or "").split(";", 1)[0].strip().lower()
+    if not media:
+        return None
+    if media == JSON_TYPE or media in NDJSON_TYPES:
+        return media
+    raise UnsupportedMediaType(
+        f"unsupported Content-Type {header!r}; send {JSON_TYPE} (one object or an array)"
+        f" or application/x-ndjson (one object per line)"
+    )
+
+
+class _ItemsEndpoint:
+    def __init__(
+        self,
+        settings: Settings,
+        sink: RowSink,
+        *,
+        kind: int,
+        noun: str,
+        parse: Parse,
+        rows: Rows,
+    ) -> None:
+        self.settings, self.sink, self.kind, self.noun = settings, sink, kind, noun
+        self.parse, self.rows = parse, rows
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handle(Request(scope, receive))
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            if request.method != "POST":
+                raise MethodNotAllowed(f"{request.method} is not allowed here; use POST")
+            check_bearer(request.headers.get("authorization"), self.settings.auth_tokens)
+            media = _check_content_type(request.headers.get("content-type"))
+            body = await read_body(request, self.settings)
+            now = now_ns()
+            try:
+                if len(body) > THREAD_THRESHOLD:
+                    parsed = await asyncio.to_thread(self.parse, body, media, now)
+                else:
+                    parsed = self.parse(body, media, now)
+            except BodyError as exc:
+                raise BadRequest(str(exc)) from None
+            if parsed.items:
+                await self.sink.write_rows(self.kind, self.rows(parsed.items, now // 1_000_000))
+        except Exception as exc:
+            err = as_ingest_error(exc)
+            if err is not exc:
+                log.exception("%s %s failed unexpectedly", request.method, request.url.path)
+            return _error(err)
+        accepted = len(parsed.items)
+        if not accepted and parsed.rejected:
+            first = parsed.rejected[0]
+            message = f"no valid {self.noun} in the body; item {first['index']}: {first['error']}"
+            return _json(400, error_body(400, message, accepted=0, rejected=parsed.rejected))
+        return _json(200, json.dumps({"accepted": accepted, "rejected": parsed.rejected}).encode())
+
+
+def _error(err: IngestError) -> Response:
+    headers: dict[str, str] = {}
+    if err.retryable:
+        headers["Retry-After"] = str(retry_after_seconds(err))
+    if isinstance(err, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="tasklake"'
+    if isinstance(err, MethodNotAllowed):
+        headers["Allow"] = "POST"
+    return _json(err.http_status, error_body(err.http_status, err.message), headers)

@@ -1,0 +1,147 @@
+"""OTLP log records carrying ``task.outcome`` are completion signals; other records are logs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+from google.protobuf import text_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from ingest.log_signals import signals_from_logs
+from ingest.otlp_json import parse_logs_json
+from schemas.jsonitems import rfc3339_ns
+from schemas.settings import Settings
+
+CASES = Path(__file__).parent / "cases"
+NOW = rfc3339_ns("2026-05-01T12:00:00Z")
+
+
+def _kv(key: str, value: object) -> KeyValue:
+    if isinstance(value, bool):
+        return KeyValue(key=key, value=AnyValue(bool_value=value))
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    if isinstance(value, float):
+        return KeyValue(key=key, value=AnyValue(double_value=value))
+    if isinstance(value, list):
+        items = [AnyValue(string_value=v) for v in value]
+        return KeyValue(key=key, value=AnyValue(array_value=ArrayValue(values=items)))
+    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
+
+
+def _request(
+    *records: LogRecord, resource: dict[str, object] | None = None
+) -> ExportLogsServiceRequest:
+    res = Resource(attributes=[_kv(k, v) for k, v in (resource or {}).items()])
+    return ExportLogsServiceRequest(
+        resource_logs=[ResourceLogs(resource=res, scope_logs=[ScopeLogs(log_records=records)])]
+    )
+
+
+def _record(attributes: dict[str, object], time_ns: int = 0, body: str | None = None) -> LogRecord:
+    record = LogRecord(
+        time_unix_nano=time_ns, attributes=[_kv(k, v) for k, v in attributes.items()]
+    )
+    if body is not None:
+        record.body.string_value = body
+    return record
+
+
+def test_the_sample_record_of_the_receiver_tests() -> None:
+    request = parse_logs_json((CASES / "logs_outcome.json").read_bytes())
+    assert request == text_format.Parse(
+        (CASES / "logs_outcome.txtpb").read_text(), ExportLogsServiceRequest()
+    )
+    found = signals_from_logs(request, Settings(), now=NOW)
+    (signal,) = found.signals
+    assert (signal.task_id, signal.outcome, signal.reason) == (
+        "T-1042",
+        "completed",
+        "ticket resolved",
+    )
+    assert signal.occurred_at_ns == 1767225700000000000
+    assert dict(signal.attributes) == {
+        "log.trace_id": "5b8efff798038103d269b633813fc60c",
+        "log.span_id": "eee19b7ec3c1b174",
+        "log.event_name": "task.outcome",
+    }
+    assert signal.signal_id.startswith("auto-") and found.rejected == 0
+
+
+def test_fields_from_the_record_then_the_resource() -> None:
+    record = LogRecord(
+        observed_time_unix_nano=NOW - 10**9,
+        attributes=[
+            _kv("task.outcome", "rework"),
+            _kv("correlation.id", "att-7"),
+            _kv("task.outcome.reason", "wrong refund amount"),
+            _kv("task.rework_cost_usd", 12.5),
+            _kv("task.rework_minutes", 30),
+            _kv("signal.id", "sig-1"),
+            _kv("reviewer", "kim"),
+            _kv("labels", ["refund", "vip"]),
+        ],
+    )
+    record.body.string_value = "not the reason: the attribute wins"
+    found = signals_from_logs(
+        _request(
+            record, resource={"task.id": 1042, "workflow.id": "refunds", "service.name": "crm"}
+        ),
+        Settings(),
+        now=NOW,
+    )
+    (s,) = found.signals
+    assert (s.task_id, s.correlation_id, s.workflow) == ("1042", "att-7", "refunds")
+    assert (s.outcome, s.reason, s.signal_id) == ("rework", "wrong refund amount", "sig-1")
+    assert (s.rework_cost_usd, s.rework_minutes) == (Decimal("12.5"), 30.0)
+    assert s.occurred_at_ns == NOW - 10**9  # no time: when it was observed
+    assert dict(s.attributes) == {"reviewer": "kim", "labels": '["refund","vip"]'}
+    assert s.attribute_types == "sa"
+
+
+def test_configured_keys_and_the_receipt_time() -> None:
+    settings = replace(Settings(), task_keys=("ticket.number",), correlation_keys=("run.id",))
+    record = _record({"task.outcome": "failed", "ticket.number": "T-9", "task.id": "ignored"})
+    (s,) = signals_from_logs(_request(record), settings, now=NOW).signals
+    assert (s.task_id, s.occurred_at_ns) == ("T-9", NOW)
+    assert dict(s.attributes) == {"task.id": "ignored"}  # not a configured key: kept as is
+
+
+def test_ordinary_logs_are_ignored_and_not_rejected() -> None:
+    found = signals_from_logs(
+        _request(_record({}, body="GET /health 200"), _record({"task.id": "T-1"}, body="started")),
+        Settings(),
+        now=NOW,
+    )
+    assert found.signals == [] and found.rejected == 0 and found.error_message == ""
+
+
+def test_invalid_signals_are_rejected_with_reasons() -> None:
+    found = signals_from_logs(
+        _request(
+            _record({"task.outcome": "done", "task.id": "T-1"}),
+            _record({"task.outcome": "completed"}),
+            _record({"task.outcome": "completed", "task.id": "T-2", "task.rework_cost_usd": -1.0}),
+            _record({"task.outcome": "completed", "task.id": "T-3"}),
+        ),
+        Settings(),
+        now=NOW,
+    )
+    assert [s.task_id for s in found.signals] == ["T-3"]
+    assert found.rejected == 3
+    message = found.error_message
+    assert message.startswith("3 log record(s) with task.outcome are not valid signals")
+    assert "outcome" in message and "task_id or correlation_id" in message
+    assert "negative" in message
+
+
+def test_a_retried_batch_yields_the_same_signal_ids() -> None:
+    request = _request(_record({"task.outcome": "completed", "task.id": "T-1"}, NOW))
+    first = signals_from_logs(request, Settings(), now=NOW).signals
+    again = signals_from_logs(request, Settings(), now=NOW + 10**9).signals
+    assert [s.signal_id for s in first] == [s.signal_id for s in again]

@@ -1,0 +1,197 @@
+"""Signals and cost entries take the spans' path: WAL records of their own kind, converted,
+published under ``lake/signals/`` and ``lake/costs/`` by day, replayed exactly once after a
+crash inside a flush, and compacted."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from ingest.compact import compact_once
+from ingest.convert import (
+    COMMITTED,
+    HANDLERS,
+    PENDING,
+    STATUS_SLOTS,
+    STOP,
+    Converter,
+    LaneSpec,
+    build_handlers,
+)
+from ingest.records import decode_rows, encode_rows
+from ingest.storage import DataFile, Storage
+from ingest.wal import KIND_COSTS, KIND_SIGNALS, KIND_TRACES, WalWriter
+from schemas.costs import costs_table, parse_costs
+from schemas.lake import ensure_lake
+from schemas.settings import Settings
+from schemas.signals import parse_signals, signals_table
+from schemas.views import load_views
+from tests.ingest.crash_driver import numbered_request
+
+
+def _signals(first: int, count: int) -> pa.Table:
+    items = [
+        {
+            "task_id": f"T-{n}",
+            "outcome": "completed" if n % 3 else "failed",
+            "occurred_at": f"2026-03-0{1 + n % 3}T10:00:00.123456789Z",
+            "signal_id": f"s-{n}",
+            "rework_cost_usd": "0.000000000001" if n == 1 else None,
+            "attributes": {"n": n, "who": "bot"},
+        }
+        for n in range(first, first + count)
+    ]
+    parsed = parse_signals(json.dumps(items).encode())
+    assert not parsed.rejected
+    return signals_table(parsed.items, received_at_ms=1_767_000_000_000)
+
+
+def _costs() -> pa.Table:
+    body = json.dumps(
+        [
+            {
+                "component": "licence",
+                "amount_usd": "1234567890.123456789012",
+                "period_start": "2026-01-01",
+                "period_end": "2027-01-01",
+                "entry_id": "lic",
+            },
+            {
+                "component": "labor",
+                "amount_usd": 50,
+                "team": "ops",
+                "period_start": "2026-03-02T00:00:00Z",
+                "period_end": "2026-03-03T00:00:00Z",
+            },
+        ]
+    ).encode()
+    return costs_table(parse_costs(body).items, received_at_ms=1_767_000_000_000)
+
+
+def test_ipc_payloads_round_trip_exactly() -> None:
+    for rows in (_signals(0, 5), _costs()):
+        assert decode_rows(encode_rows(rows)).equals(rows)
+
+
+def _settings(lake: Path) -> Settings:
+    return replace(Settings(), lake=str(lake), writer_id="t", flush_rows=10**6)
+
+
+def _converter(settings: Settings, spec: LaneSpec, committed: int) -> Converter:
+    status = [0] * STATUS_SLOTS
+    status[COMMITTED] = committed
+    conv = Converter(spec, settings, status, handlers=build_handlers(settings, {**HANDLERS}))
+    conv.recover()
+    return conv
+
+
+def _query(lake: Path, sql: str) -> list[tuple[object, ...]]:
+    con = duckdb.connect()
+    load_views(con, lake)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    return ensure_lake(tmp_path / "lake")
+
+
+def test_records_of_every_kind_land_in_their_tables(lake: Path) -> None:
+    spec = LaneSpec(str(lake), "t", 0)
+    writer = WalWriter(spec.wal_dir, segment_bytes=1 << 20)
+    signals, costs = _signals(0, 9), _costs()
+    writer.append(KIND_SIGNALS, encode_rows(signals), 1).result(timeout=10)
+    writer.append(KIND_TRACES, numbered_request(0, 10).SerializeToString(), 1).result(timeout=10)
+    writer.append(KIND_COSTS, encode_rows(costs), 1).result(timeout=10)
+    writer.close()
+    conv = _converter(_settings(lake), spec, writer.position)
+    conv.status[STOP] = 1
+    conv.run()
+    storage = Storage(lake)
+    assert storage.partitions("signals") == [
+        "date=1970-01-01",
+        "date=2026-03-01",
+        "date=2026-03-02",
+        "date=2026-03-03",
+    ]
+    assert storage.partitions("costs") == ["date=1970-01-01", "date=2026-01-01", "date=2026-03-02"]
+    stored = _query(
+        lake, "SELECT signal_id, occurred_at, rework_cost_usd, attributes FROM signals ORDER BY 1"
+    )
+    assert len(stored) == 9
+    assert stored[1][2] == Decimal("1E-12")
+    assert stored[0][3] == {"n": "0", "who": "bot"}
+    files = [f for f in lake.glob("signals/date=2026-*/*.parquet")]
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    s4 = table.filter(pc.equal(table["signal_id"], "s-4"))
+    assert s4["occurred_at"].cast(pa.int64()).to_pylist() == [1772445600123456789]  # to the ns
+    assert _query(lake, "SELECT entry_id, amount_usd FROM costs WHERE entry_id = 'lic'") == [
+        ("lic", Decimal("1234567890.123456789012"))
+    ]
+    assert _query(lake, "SELECT count(*) FROM spans") == [(10,)]
+
+
+def test_a_crash_inside_a_flush_is_undone_and_replayed_once(lake: Path) -> None:
+    spec = LaneSpec(str(lake), "t", 0)
+    writer = WalWriter(spec.wal_dir, segment_bytes=1 << 20)
+    for first in range(0, 90, 10):
+        writer.append(KIND_SIGNALS, encode_rows(_signals(first, 10)), 1).result(timeout=10)
+    writer.close()
+    settings = _settings(lake)
+    conv = _converter(settings, spec, writer.position)
+    while conv.position < writer.position:
+        conv.step(writer.position)
+    # the flush dies after its pending.json and one published file (of three partitions)
+    publish = conv.storage.publish
+    calls = 0
+
+    def dying(table: str, partition: str, files: Sequence[DataFile]) -> list[Path]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise SystemExit("killed")
+        return publish(table, partition, files)
+
+    conv.storage.publish = dying  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        conv.flush()
+    assert (spec.wal_dir / PENDING).exists()
+    again = _converter(settings, spec, writer.position)
+    again.status[STOP] = 1
+    again.run()
+    rows = _query(
+        lake,
+        f"SELECT signal_id, count(*) FROM read_parquet('{lake}/signals/*/*.parquet') GROUP BY ALL",
+    )
+    assert sorted(rows) == sorted((f"s-{n}", 1) for n in range(90))
+
+
+def test_signal_and_cost_partitions_are_compacted(lake: Path) -> None:
+    spec = LaneSpec(str(lake), "t", 0)
+    settings = replace(_settings(lake), compaction_grace=0.0)
+    for first in range(0, 30, 10):  # three flushes: three files per partition
+        writer = WalWriter(spec.wal_dir, segment_bytes=1 << 20)
+        writer.append(KIND_SIGNALS, encode_rows(_signals(first, 10)), 1).result(timeout=10)
+        writer.close()
+        conv = _converter(settings, spec, writer.position)
+        conv.status[STOP] = 1
+        conv.run()
+    storage = Storage(lake)
+    assert len(storage.list_files("signals", "date=2026-03-01")) == 3
+    before = _query(lake, "SELECT * FROM signals ORDER BY signal_id")
+    stats = compact_once(settings, tables=["signals"])
+    assert stats.input_files == 9 and stats.output_files == 3
+    assert len(storage.list_files("signals", "date=2026-03-01")) == 1
+    assert _query(lake, "SELECT * FROM signals ORDER BY signal_id") == before

@@ -1,0 +1,188 @@
+"""``POST /api/v1/signals`` and ``POST /api/v1/costs`` over real HTTP: per-item errors that never
+drop the good items, the API's one error shape for everything refused as a whole, limits,
+auth, and back-pressure."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+
+from ingest.errors import Overloaded
+from ingest.wal import KIND_COSTS, KIND_SIGNALS
+from schemas.costs import COST_SCHEMA
+from schemas.settings import MiB
+from schemas.signals import SIGNAL_SCHEMA
+from tests.ingest.conftest import AUTH_TOKEN
+from tests.ingest.receiver_harness import ReceiverServer, SinkExporter
+
+SIGNALS = "/api/v1/signals"
+COSTS = "/api/v1/costs"
+
+
+def post(
+    server: ReceiverServer,
+    path: str,
+    body: bytes | str,
+    content_type: str | None = "application/json",
+    **headers: str,
+) -> requests.Response:
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    data = body.encode() if isinstance(body, str) else body
+    return requests.post(server.url + path, data=data, headers=headers, timeout=30)
+
+
+def assert_error_shape(resp: requests.Response, status: int, fragment: str) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    doc: dict[str, Any] = resp.json()
+    assert doc["error"] == {"status": status, "message": doc["error"]["message"]}
+    assert fragment in doc["error"]["message"], doc
+    return doc
+
+
+def test_good_items_are_stored_and_bad_ones_named_by_index(
+    receiver: ReceiverServer, sink: SinkExporter
+) -> None:
+    body = [
+        {"task_id": "T-1", "outcome": "completed", "occurred_at": "2026-03-01T10:00:00Z"},
+        {"task_id": "T-2", "outcome": "done"},
+        {"correlation_id": "att-9", "outcome": "failed", "rework_cost_usd": 1.25},
+        "not an object",
+        {"outcome": "failed"},
+    ]
+    resp = post(receiver, SIGNALS, json.dumps(body))
+    assert resp.status_code == 200, resp.text
+    doc = resp.json()
+    assert doc["accepted"] == 2
+    assert [r["index"] for r in doc["rejected"]] == [1, 3, 4]
+    assert "outcome" in doc["rejected"][0]["error"] and "object" in doc["rejected"][1]["error"]
+    ((kind, rows),) = sink.rows
+    assert kind == KIND_SIGNALS and rows.schema == SIGNAL_SCHEMA
+    assert rows.column("task_id").to_pylist() == ["T-1", None]
+    assert rows.column("rework_cost_usd").to_pylist() == [None, Decimal("1.25")]
+    assert rows.column("source").to_pylist() == ["api", "api"]
+    assert len(set(rows.column("received_at").to_pylist())) == 1  # one request, one moment
+
+
+def test_ndjson_and_one_object(receiver: ReceiverServer, sink: SinkExporter) -> None:
+    lines = '{"task_id": "a", "outcome": "completed"}\n\n{"task_id": "b", "outcome": "escalated"}\n'
+    resp = post(receiver, SIGNALS, lines, "application/x-ndjson")
+    assert resp.json() == {"accepted": 2, "rejected": []}
+    resp = post(receiver, SIGNALS, '{"task_id": "c", "outcome": "rework"}', None)
+    assert resp.json() == {"accepted": 1, "rejected": []}  # no Content-Type: sniffed
+    gz = post(
+        receiver,
+        SIGNALS,
+        gzip.compress(b'[{"task_id": "d", "outcome": "failed"}]'),
+        **{"Content-Encoding": "gzip"},
+    )
+    assert gz.json() == {"accepted": 1, "rejected": []}
+    assert [r.num_rows for _, r in sink.rows] == [2, 1, 1]
+
+
+def test_cost_entries(receiver: ReceiverServer, sink: SinkExporter) -> None:
+    body = [
+        {
+            "component": "labor",
+            "amount_usd": "1200.50",
+            "period_start": "2026-01-01",
+            "period_end": "2026-02-01",
+            "team": "support",
+        },
+        {
+            "component": "labor",
+            "amount_usd": 10,
+            "period_start": "2026-02-01",
+            "period_end": "2026-01-01",
+        },
+    ]
+    resp = post(receiver, COSTS, json.dumps(body))
+    assert resp.status_code == 200
+    doc = resp.json()
+    assert doc["accepted"] == 1 and doc["rejected"][0]["index"] == 1
+    assert "period_end" in doc["rejected"][0]["error"]
+    ((kind, rows),) = sink.rows
+    assert kind == KIND_COSTS and rows.schema == COST_SCHEMA
+    assert rows.column("amount_usd").to_pylist() == [Decimal("1200.5")]
+
+
+def test_nothing_valid_is_400_with_the_items_errors(
+    receiver: ReceiverServer, sink: SinkExporter
+) -> None:
+    resp = post(receiver, SIGNALS, '[{"task_id": "x"}, {"outcome": "failed"}]')
+    doc = assert_error_shape(resp, 400, "no valid signal")
+    assert doc["accepted"] == 0 and [r["index"] for r in doc["rejected"]] == [0, 1]
+    assert not sink.rows
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (b"ticket 7 resolved", "application/json", 400, "not valid JSON"),
+        (b"", "application/json", 400, "empty body"),
+        (b"42", "application/json", 400, "expected a JSON object"),
+        (b"\xff\xfe\x00", "application/json", 400, "UTF-8"),
+        (b"task_id,outcome\nT-1,completed\n", "text/csv", 415, "Content-Type"),
+        (b"task_id=T-1", "application/x-www-form-urlencoded", 415, "application/x-ndjson"),
+    ],
+)
+def test_bodies_refused_as_a_whole(
+    receiver: ReceiverServer, sink: SinkExporter, case: tuple[bytes, str, int, str]
+) -> None:
+    body, content_type, status, fragment = case
+    assert_error_shape(post(receiver, SIGNALS, body, content_type), status, fragment)
+    assert_error_shape(post(receiver, COSTS, body, content_type), status, fragment)
+    assert not sink.rows
+
+
+def test_size_limits_before_and_after_decompression(
+    receiver: ReceiverServer, sink: SinkExporter
+) -> None:
+    # declared too large: refused before a byte of the body is read
+    conn = http.client.HTTPConnection("127.0.0.1", receiver.http_port, timeout=30)
+    conn.putrequest("POST", SIGNALS)
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(100 * MiB))
+    conn.endheaders()
+    resp = conn.getresponse()
+    assert resp.status == 413 and json.loads(resp.read())["error"]["status"] == 413
+    conn.close()
+    # small on the wire, over the decompressed limit (4 MiB in these tests): a gzip bomb
+    bomb = gzip.compress(b"[" + b" " * (5 * MiB) + b"]")
+    assert len(bomb) < MiB
+    resp2 = post(receiver, SIGNALS, bomb, **{"Content-Encoding": "gzip"})
+    assert_error_shape(resp2, 413, "decompressed")
+    assert not sink.rows
+
+
+def test_other_methods_are_405(receiver: ReceiverServer) -> None:
+    resp = requests.get(receiver.url + SIGNALS, timeout=30)
+    assert_error_shape(resp, 405, "POST")
+    assert resp.headers["allow"] == "POST"
+
+
+def test_overload_is_503_with_retry_after_and_stores_nothing(
+    receiver: ReceiverServer, sink: SinkExporter
+) -> None:
+    sink.error = Overloaded("ingest is behind", retry_after=3)
+    resp = post(receiver, SIGNALS, '{"task_id": "T", "outcome": "failed"}')
+    assert_error_shape(resp, 503, "behind")
+    assert resp.headers["retry-after"] == "3"
+    assert not sink.rows
+
+
+def test_bearer_token(auth_receiver: ReceiverServer) -> None:
+    body = '{"task_id": "T", "outcome": "failed"}'
+    missing = post(auth_receiver, SIGNALS, body)
+    assert_error_shape(missing, 401, "bearer")
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    assert_error_shape(post(auth_receiver, COSTS, body, Authorization="Bearer nope"), 403, "")
+    ok = post(auth_receiver, SIGNALS, body, Authorization=f"Bearer {AUTH_TOKEN}")
+    assert ok.json() == {"accepted": 1, "rejected": []}
