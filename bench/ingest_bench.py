@@ -9,7 +9,9 @@ client processes over keep-alive HTTP, durable mode (fsync before 200). Figures:
   the moment the last acknowledged span can be queried;
 - p50/p99 request latency at half of the burst rate (open loop: requests are scheduled);
 - bytes per span at rest after compaction (span files ÷ rows, 512k distinct spans);
-- peak RSS of the server process, and of the server with its converter processes.
+- peak RSS of the server process, and of the server with its converter processes (the
+  background compactor is off while timing); the peak RSS of one compaction of the
+  bytes-at-rest lake (what the compactor process adds while it merges).
 
 Each run starts a fresh server on a fresh lake; figures are medians over the runs. Clients
 read their requests from a cache file and start together, so process start-up is not timed.
@@ -21,6 +23,8 @@ import http.client
 import multiprocessing as mp
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -28,8 +32,6 @@ from pathlib import Path
 from threading import Event, Thread
 
 from bench.workload import request_bodies
-from ingest import compact_once
-from schemas.settings import load_settings
 from tests.e2e.harness import Server, query
 
 SPANS_PER_REQUEST = 512
@@ -229,7 +231,7 @@ def _one_run(cache: Path, clients: int, seconds: float) -> dict[str, float]:
     }
 
 
-def _bytes_per_span(cache: Path, clients: int) -> float:
+def _bytes_per_span(cache: Path, clients: int) -> tuple[float, float]:
     """Every distinct request once into a fresh lake, then compaction: bytes/span at rest."""
     with tempfile.TemporaryDirectory(prefix="tasklake-bench-") as tmp:
         server = _server(tmp)
@@ -241,20 +243,35 @@ def _bytes_per_span(cache: Path, clients: int) -> float:
             _wait_visible(server.lake, acked)
         finally:
             server.stop()
-        compact_once(load_settings(flags={"lake": str(server.lake)}, env={}))
+        compaction_rss = _compact_in_child(server.lake)
         size = sum(
             p.stat().st_size
             for p in server.lake.glob("spans/*/*.parquet")
             if not p.name.startswith("_schema")
         )
-        return size / max(_visible(server.lake), 1)
+        return size / max(_visible(server.lake), 1), compaction_rss
+
+
+def _compact_in_child(lake: Path) -> float:
+    """``tasklake compact`` (what the background compactor runs) in a child: its peak RSS."""
+    code = (
+        "import resource, sys; from service.cli import main; "
+        f"main(['compact', '--lake', {str(lake)!r}]); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600
+    )
+    return int(done.stderr.strip().splitlines()[-1]) / 1024
 
 
 def run(runs: int = 3, clients: int = 4, seconds: float = 10.0) -> dict[str, float]:
     cache = _write_cache(1000)
     figures = [_one_run(cache, clients, seconds) for _ in range(runs)]
     result = {key: statistics.median(f[key] for f in figures) for key in figures[0]}
-    result["bytes_per_span_after_compaction"] = _bytes_per_span(cache, clients)
+    per_span, compaction_rss = _bytes_per_span(cache, clients)
+    result["bytes_per_span_after_compaction"] = per_span
+    result["compaction_rss_mib_peak"] = compaction_rss
     return result
 
 

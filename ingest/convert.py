@@ -2,7 +2,8 @@
 
 It follows its lane's log up to the *committed* position the writer publishes (bytes past it
 may not be durable yet), turns each record into rows with the handler of its kind, buffers
-them, and flushes when ``flush_rows`` rows wait or ``flush_interval`` passed. A flush is
+them, and flushes when ``flush_rows`` rows (or ``flush_bytes`` of them) wait or
+``flush_interval`` passed. A flush is
 all-or-nothing across crashes::
 
     write files to _tmp (fsync)  ->  pending.json (files + WAL end, fsync)  ->  publish each
@@ -293,6 +294,7 @@ class Converter:
         self.reader = WalReader(self.wal_dir)
         self.buffers: dict[str, list[pa.RecordBatch | pa.Table]] = {}
         self.buffered_rows = 0
+        self.buffered_bytes = 0
         self.first_buffered_at: float | None = None
         self.checkpoint = 0
         self.position = 0
@@ -345,7 +347,10 @@ class Converter:
             self._check_parent()
             self._convert(rec.kind, rec.payload, rec.time_ms, rec.start)
             self.position = rec.end
-            if self.buffered_rows >= self.settings.flush_rows:
+            if (
+                self.buffered_rows >= self.settings.flush_rows
+                or self.buffered_bytes >= self.settings.flush_bytes
+            ):
                 self.flush()
         moved = next_pos != self.position or bool(records)
         self.position = next_pos
@@ -367,6 +372,7 @@ class Converter:
             return
         self.buffers.setdefault(handler.table, []).append(rows)
         self.buffered_rows += rows.num_rows
+        self.buffered_bytes += rows.nbytes
         if self.first_buffered_at is None:
             self.first_buffered_at = time.monotonic()
 
@@ -438,6 +444,7 @@ class Converter:
         self.checkpoint = end
         self.buffers.clear()
         self.buffered_rows = 0
+        self.buffered_bytes = 0
         self.first_buffered_at = None
         self.status[CHECKPOINT_POS] = end
         if files:

@@ -65,7 +65,7 @@ from ingest.routing import Entry, Router
 from ingest.wire import ShadowRequest, decode_keyvalue, decode_value, key_end
 from schemas.attributes import STRING, encode_attributes
 from schemas.settings import Settings
-from schemas.spans import EVENT, LINK, SCHEMA_VERSION, SPAN_SCHEMA, TIME
+from schemas.spans import ATTRIBUTE_FIELDS, EVENT, LINK, SCHEMA_VERSION, SPAN_SCHEMA, TIME
 
 if TYPE_CHECKING:
     from ingest.native import FastPath
@@ -79,38 +79,7 @@ _MAX_ENTRIES: Final = 50_000
 _MAX_CONTEXTS: Final = 10_000
 
 #: Columns filled from attributes or derived per span (null unless set).
-SPARSE_COLUMNS: Final = (
-    "operation",
-    "provider",
-    "request_model",
-    "response_model",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-    "usage_basis",
-    "cost_source",
-    "price_ref",
-    "reported_cost_usd",
-    "correlation_id",
-    "task_id",
-    "workflow",
-    "workflow_version",
-    "team",
-    "role",
-    "agent_name",
-    "agent_id",
-    "tool_name",
-    "tool_call_id",
-    "tool_type",
-    "data_source_id",
-    "conversation_id",
-    "user_id",
-    "error_type",
-    "environment",
-)
+SPARSE_COLUMNS: Final = (*ATTRIBUTE_FIELDS, "usage_basis", "cost_source", "price_ref")
 _SPARSE_TYPES: Final = {name: SPAN_SCHEMA.field(name).type for name in SPARSE_COLUMNS}
 _EVENTS: Final = pa.list_(EVENT)
 _LINKS: Final = pa.list_(LINK)

@@ -136,8 +136,16 @@ def _duck_type(t: pa.DataType) -> str:
     raise TypeError(f"no DuckDB type for {t}")
 
 
+#: Span rows aggregated per DuckDB pass: a larger file (a compacted one) is rolled up in
+#: passes over disjoint sets of traces, so the aggregate states (arg_min of strings, which
+#: DuckDB cannot spill) stay far below the memory limit whatever the file size.
+ROLLUP_PASS_ROWS = 250_000
+
+
 def _connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"threads": 1, "memory_limit": "512MB"})
+    con = duckdb.connect(
+        config={"threads": 1, "memory_limit": "384MB", "preserve_insertion_order": False}
+    )
     con.execute(_sql_file("macros"))
     return con
 
@@ -147,12 +155,23 @@ def _quote(path: Path) -> str:
 
 
 def build_rollup(span_file: Path, out: Path, subdir: str = ATTEMPTS_DIR) -> None:
-    """Write the ``subdir`` roll-up of one span file to ``out`` (one DuckDB pass over it)."""
+    """Write the ``subdir`` roll-up of one span file to ``out``.
+
+    Roll-up rows never mix traces, so passes over disjoint trace sets (by hash) give the same
+    rows as one pass over the file."""
+    passes = -(-pq.ParquetFile(span_file).metadata.num_rows // ROLLUP_PASS_ROWS) or 1
+    source = f"read_parquet({_quote(span_file)}, filename = true, union_by_name = true)"
+    if passes == 1:
+        query = rollup_select(subdir, source)
+    else:
+        query = "\nUNION ALL\n".join(
+            rollup_select(subdir, f"(SELECT * FROM {source} WHERE hash(trace_id) % {passes} = {i})")
+            for i in range(passes)
+        )
     con = _connect()
     try:
-        source = f"read_parquet({_quote(span_file)}, filename = true, union_by_name = true)"
         con.execute(
-            f"COPY ({rollup_select(subdir, source)} ORDER BY trace_id) TO {_quote(out)} "
+            f"COPY (SELECT * FROM ({query}) ORDER BY trace_id) TO {_quote(out)} "
             "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 16384)"
         )
     finally:

@@ -71,6 +71,11 @@ SETTINGS: tuple[Setting, ...] = (
         "Longest a span waits in a converter before its Parquet file is published.",
     ),
     Setting("flush_rows", "int", "Publish a Parquet file once this many spans wait."),
+    Setting(
+        "flush_bytes",
+        "bytes",
+        "Publish once the waiting rows take this much memory (bounds each converter's RSS).",
+    ),
     Setting("row_group_rows", "int", "Rows per Parquet row group after compaction."),
     Setting(
         "compaction_interval",
@@ -179,6 +184,7 @@ class Settings:
     wal_max_backlog_bytes: int = 1 * GiB
     flush_interval: float = 1.0
     flush_rows: int = 200_000
+    flush_bytes: int = 64 * MiB
     row_group_rows: int = 100_000
     compaction_interval: float = 60.0
     compaction_target_rows: int = 1_000_000
@@ -502,6 +508,7 @@ def _validate(s: Settings) -> None:
         "max_request_bytes",
         "max_decompressed_bytes",
         "wal_segment_bytes",
+        "flush_bytes",
         "query_memory_limit",
     ):
         if getattr(s, name) <= 0:

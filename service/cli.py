@@ -113,9 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "compact":
         from ingest import compact_once
+        from ingest.compact import use_merge_memory_pool
         from schemas.rollup import build_rollups
 
-        stats = compact_once(settings, hook=build_rollups)
+        use_merge_memory_pool()
+        # asked for now: quiet partitions are not waited for
+        stats = compact_once(settings, hook=build_rollups, quiet=0)
         for key, value in stats.as_dict().items():
             print(f"{key}: {value}")
         return 0

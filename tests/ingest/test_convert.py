@@ -113,6 +113,20 @@ def test_flushes_by_rows_and_publishes_as_it_goes(lake: Path) -> None:
     assert sum(lake_span_ids(lake).values()) == 500
 
 
+def test_flushes_by_bytes_before_rows(lake: Path) -> None:
+    spec = LaneSpec(str(lake), "t", 0)
+    end = _append(spec, [(i * 50, 50) for i in range(10)])
+    probe = _converter(_settings(lake), spec, end)
+    _read_all(probe, end)
+    per_record = probe.buffered_bytes // 10  # what one 50-span record takes in memory
+    conv = _converter(_settings(lake, flush_bytes=per_record * 5 // 2), spec, end)
+    _read_all(conv, end)
+    # 10 records, ~2.5 records' bytes allowed: flushed after records 3, 6 and 9
+    assert read_checkpoint(spec.wal_dir) > 0 and conv.buffered_rows == 50
+    _drain(conv)
+    assert sum(lake_span_ids(lake).values()) == 500
+
+
 class _Crash(Exception):
     pass
 

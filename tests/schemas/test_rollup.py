@@ -349,3 +349,20 @@ def test_views_never_read_span_files_that_have_companions(tmp_path: Path) -> Non
 
 def test_span_ids_are_hex(tmp_path: Path) -> None:
     assert len(sid("x")) == 16 and len(trace("x")) == 32
+
+
+@pytest.mark.parametrize("subdir", [ATTEMPTS_DIR, BREAKDOWN_DIR])
+def test_a_large_file_rolled_up_in_passes_gives_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subdir: str
+) -> None:
+    random_lake(tmp_path, 7)
+    span_file = max(tmp_path.glob("spans/*/*.parquet"), key=lambda p: p.stat().st_size)
+    build_rollup(span_file, tmp_path / "one.parquet", subdir)
+    monkeypatch.setattr("schemas.rollup.ROLLUP_PASS_ROWS", 3)  # many passes over few rows
+    build_rollup(span_file, tmp_path / "passes.parquet", subdir)
+
+    def rows(name: str) -> list[dict[str, Any]]:
+        return sorted(pq.read_table(tmp_path / name).to_pylist(), key=repr)
+
+    assert pq.read_metadata(span_file).num_rows > 3
+    assert rows("passes.parquet") == rows("one.parquet")
