@@ -47,7 +47,7 @@ GiB = 1024 * MiB
 SETTINGS: tuple[Setting, ...] = (
     Setting("lake", "str", "Lake directory (spans/, signals/, costs/, _wal/)."),
     Setting("host", "str", "Interface to listen on; 0.0.0.0 exposes it."),
-    Setting("http_port", "int", "OTLP/HTTP, REST API and dashboard port."),
+    Setting("http_port", "int", "OTLP/HTTP and REST API port."),
     Setting("grpc_port", "int", "OTLP/gRPC port; 0 disables the gRPC receiver."),
     Setting("writer_id", "str", "Writer id in file names; default: derived from hostname."),
     Setting("max_request_bytes", "bytes", "Largest request body on the wire (413 above)."),
