@@ -184,14 +184,11 @@ def build_rollup(span_file: Path, out: Path, subdir: str = ATTEMPTS_DIR) -> None
         con.close()
 
 
-#: ``build_rollups`` by import path, as spawned converter processes need it.
-ROLLUP_HOOK = "schemas.rollup:build_rollups"
-
-
 def build_rollups(span_file: Path, tmp_dir: Path | None = None) -> dict[str, Path]:
     """Every companion of ``span_file``, written beside it (or in ``tmp_dir``): the hook
-    ingest calls on each file it publishes or compacts (``companion_hook=
-    "schemas.rollup:build_rollups"``). Files of other tables get none."""
+    ingest calls on each file it compacts (``compaction_hook``; converters could take it by
+    import path, ``companion_hook="schemas.rollup:build_rollups"``). Files of other tables
+    get none."""
     if not _is_span_file(span_file):
         return {}
     where = tmp_dir if tmp_dir is not None else span_file.parent
