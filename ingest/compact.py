@@ -169,21 +169,37 @@ def sort_indices(table: pa.Table, trace_column: str | None, time_column: str | N
     return keyed.column("i").take(order)
 
 
-def sort_window(table: pa.Table, trace_column: str | None, time_column: str | None) -> pa.Table:
-    """Rows ordered by (first start of their trace, trace, start), in one chunk per column
-    (chunks' dictionaries unified)."""
+def sort_window(
+    parts: list[pa.Table], trace_column: str | None, time_column: str | None
+) -> pa.Table:
+    """The rows of ``parts`` ordered by (first start of their trace, trace, start), one chunk
+    per column (chunks' dictionaries unified).
+
+    Consumes ``parts`` (the list is emptied): each input column is released as soon as its
+    sorted copy exists, so the window is held about once, not twice."""
+    table = pa.concat_tables(parts)
+    parts.clear()
     if table.num_rows <= 1 or time_column is None:
         return table.combine_chunks()
     order = sort_indices(table, trace_column, time_column)
-    # column by column: only one column is ever held twice, not the whole window
-    return pa.Table.from_arrays([c.take(order) for c in table.columns], schema=table.schema)
+    schema, columns = table.schema, table.columns
+    del table
+    for i, column in enumerate(columns):
+        columns[i] = column.take(order)
+        del column
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+#: Rows per read batch of an input file: small, so the rows a window leaves for the next one
+#: pin little of the batches they were sliced from.
+_READ_BATCH_ROWS = 8192
 
 
 def _batches(inputs: Sequence[FileInfo], schema: pa.Schema, rows: int) -> Iterator[pa.Table]:
     leaves = dictionary_leaves(schema)
     for item in inputs:
         pf = pq.ParquetFile(item.path, read_dictionary=leaves)
-        for batch in pf.iter_batches(batch_size=rows, use_threads=False):
+        for batch in pf.iter_batches(batch_size=min(rows, _READ_BATCH_ROWS), use_threads=False):
             yield conform(pa.Table.from_batches([batch]), schema)
 
 
@@ -294,10 +310,10 @@ def compact_partition(
                 count += part.num_rows
                 while count >= window_rows:  # exactly row_group_rows per row group
                     rows = pa.concat_tables(buffered)
-                    window, rest = rows.slice(0, window_rows), rows.slice(window_rows)
+                    window, rest = [rows.slice(0, window_rows)], rows.slice(window_rows)
                     buffered, count = [rest], rest.num_rows
-                    del rows  # what the window does not hold any more is freed as it goes
-                    out.write(_window([window], table))
+                    del rows, rest, part  # the window below is the last holder of its rows
+                    out.write(_window(window, table))
             if count:
                 out.write(_window(buffered, table))
             out.close()
@@ -331,10 +347,9 @@ def _target(settings: Settings) -> int:
 
 
 def _window(parts: list[pa.Table], table: str) -> pa.Table:
-    # one chunk and one dictionary per column: the writer takes the indices as they are
-    merged = pa.concat_tables(parts)
-    ordered = sort_window(merged, TRACE_COLUMN.get(table), TIME_COLUMN.get(table))
-    return tidy_dictionaries(ordered)
+    """Consumes ``parts``: one chunk and one dictionary per column, in row order (the writer
+    takes the indices as they are)."""
+    return tidy_dictionaries(sort_window(parts, TRACE_COLUMN.get(table), TIME_COLUMN.get(table)))
 
 
 #: Dictionaries longer than this are rebuilt (``tidy_dictionaries``); shorter ones cost nothing.
