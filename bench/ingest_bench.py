@@ -254,10 +254,11 @@ def _bytes_per_span(cache: Path, clients: int) -> tuple[float, float]:
 
 def _compact_in_child(lake: Path) -> float:
     """``tasklake compact`` (what the background compactor runs) in a child: its peak RSS."""
+    # VmHWM, not ru_maxrss: Linux carries the forked parent's peak across exec into the latter
     code = (
-        "import resource, sys; from service.cli import main; "
+        "import sys; from service.cli import main; "
         f"main(['compact', '--lake', {str(lake)!r}]); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
+        "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0], file=sys.stderr)"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600
