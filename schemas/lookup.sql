@@ -33,8 +33,10 @@ CREATE OR REPLACE MACRO span_tree(traces, days := NULL) AS TABLE
 WITH RECURSIVE s AS MATERIALIZED (
     SELECT *, span_rank(parent_span_id, start_time, span_id) AS rank
     FROM spans
-    WHERE trace_id IN (SELECT unnest(traces))
-      AND (days IS NULL OR date IN (SELECT unnest(days)))
+    -- list_contains, not IN (SELECT unnest(...)): DuckDB pushes it into the Parquet scan
+    -- (a semi-join decoded every column of the day's files: 0.45 s instead of 0.06 s)
+    WHERE list_contains(traces, trace_id)
+      AND (days IS NULL OR list_contains(days, date))
 ),
 trace_correlation AS (
     SELECT trace_id, arg_min(correlation_id, rank) AS trace_correlation_id
