@@ -78,9 +78,8 @@ def rpc_status(err: IngestError) -> Status:
     return status
 
 
-def http_error(err: IngestError, *, as_json: bool) -> HttpError:
-    """The HTTP response for ``err``; the Status body in JSON or protobuf like the request."""
-    status = rpc_status(err)
+def error_headers(err: IngestError) -> dict[str, str]:
+    """The HTTP headers every ingest route sends with ``err`` (OTLP and REST alike)."""
     headers: dict[str, str] = {}
     if err.retryable:
         headers["Retry-After"] = str(retry_after_seconds(err))
@@ -88,6 +87,13 @@ def http_error(err: IngestError, *, as_json: bool) -> HttpError:
         headers["WWW-Authenticate"] = 'Bearer realm="tasklake"'
     if isinstance(err, MethodNotAllowed):
         headers["Allow"] = "POST"
+    return headers
+
+
+def http_error(err: IngestError, *, as_json: bool) -> HttpError:
+    """The HTTP response for ``err``; the Status body in JSON or protobuf like the request."""
+    status = rpc_status(err)
+    headers = error_headers(err)
     if as_json:
         return HttpError(err.http_status, to_otlp_json(status), JSON, headers)
     return HttpError(err.http_status, status.SerializeToString(), PROTOBUF, headers)

@@ -30,16 +30,10 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from ingest.auth import check_bearer
-from ingest.errors import (
-    BadRequest,
-    IngestError,
-    MethodNotAllowed,
-    Unauthenticated,
-    UnsupportedMediaType,
-)
+from ingest.errors import BadRequest, IngestError, MethodNotAllowed, UnsupportedMediaType
 from ingest.export import RowSink
 from ingest.http_body import read_body
-from ingest.status import as_ingest_error, retry_after_seconds
+from ingest.status import as_ingest_error, error_headers
 from ingest.wal import KIND_COSTS, KIND_SIGNALS
 from schemas.costs import costs_table, parse_costs
 from schemas.jsonitems import NDJSON_TYPES, BodyError, Parsed, now_ns
@@ -154,11 +148,4 @@ class _ItemsEndpoint:
 
 
 def _error(err: IngestError) -> Response:
-    headers: dict[str, str] = {}
-    if err.retryable:
-        headers["Retry-After"] = str(retry_after_seconds(err))
-    if isinstance(err, Unauthenticated):
-        headers["WWW-Authenticate"] = 'Bearer realm="tasklake"'
-    if isinstance(err, MethodNotAllowed):
-        headers["Allow"] = "POST"
-    return _json(err.http_status, error_body(err.http_status, err.message), headers)
+    return _json(err.http_status, error_body(err.http_status, err.message), error_headers(err))
