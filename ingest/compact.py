@@ -308,11 +308,13 @@ def compact_partition(
             for part in _batches(inputs, read_schema, window_rows):
                 buffered.append(part)
                 count += part.num_rows
+                del part  # ``buffered`` holds it: a window consumes its rows as it sorts them
                 while count >= window_rows:  # exactly row_group_rows per row group
                     rows = pa.concat_tables(buffered)
-                    window, rest = [rows.slice(0, window_rows)], rows.slice(window_rows)
-                    buffered, count = [rest], rest.num_rows
-                    del rows, rest, part  # the window below is the last holder of its rows
+                    window = [rows.slice(0, window_rows)]
+                    buffered = [rows.slice(window_rows)]
+                    count = buffered[0].num_rows
+                    del rows
                     out.write(_window(window, table))
             if count:
                 out.write(_window(buffered, table))
