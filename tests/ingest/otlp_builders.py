@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
@@ -34,13 +34,20 @@ from opentelemetry.trace.span import TraceState
 T0 = 1_767_225_600_000_000_000
 
 
-def kv(key: str, value: str | int | float | bool) -> KeyValue:
+#: What ``kv`` turns into an OTLP attribute value.
+AttrValue = str | int | float | bool | list[str]
+
+
+def kv(key: str, value: AttrValue) -> KeyValue:
     if isinstance(value, bool):
         return KeyValue(key=key, value=AnyValue(bool_value=value))
     if isinstance(value, int):
         return KeyValue(key=key, value=AnyValue(int_value=value))
     if isinstance(value, float):
         return KeyValue(key=key, value=AnyValue(double_value=value))
+    if isinstance(value, list):
+        items = [AnyValue(string_value=v) for v in value]
+        return KeyValue(key=key, value=AnyValue(array_value=ArrayValue(values=items)))
     return KeyValue(key=key, value=AnyValue(string_value=value))
 
 

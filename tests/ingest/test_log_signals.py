@@ -8,7 +8,6 @@ from pathlib import Path
 
 from google.protobuf import text_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
@@ -16,37 +15,25 @@ from ingest.log_signals import signals_from_logs
 from ingest.otlp_json import parse_logs_json
 from schemas.jsonitems import rfc3339_ns
 from schemas.settings import Settings
+from tests.ingest.otlp_builders import AttrValue, kv
 
 CASES = Path(__file__).parent / "cases"
 NOW = rfc3339_ns("2026-05-01T12:00:00Z")
 
 
-def _kv(key: str, value: object) -> KeyValue:
-    if isinstance(value, bool):
-        return KeyValue(key=key, value=AnyValue(bool_value=value))
-    if isinstance(value, int):
-        return KeyValue(key=key, value=AnyValue(int_value=value))
-    if isinstance(value, float):
-        return KeyValue(key=key, value=AnyValue(double_value=value))
-    if isinstance(value, list):
-        items = [AnyValue(string_value=v) for v in value]
-        return KeyValue(key=key, value=AnyValue(array_value=ArrayValue(values=items)))
-    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
-
-
 def _request(
-    *records: LogRecord, resource: dict[str, object] | None = None
+    *records: LogRecord, resource: dict[str, AttrValue] | None = None
 ) -> ExportLogsServiceRequest:
-    res = Resource(attributes=[_kv(k, v) for k, v in (resource or {}).items()])
+    res = Resource(attributes=[kv(k, v) for k, v in (resource or {}).items()])
     return ExportLogsServiceRequest(
         resource_logs=[ResourceLogs(resource=res, scope_logs=[ScopeLogs(log_records=records)])]
     )
 
 
-def _record(attributes: dict[str, object], time_ns: int = 0, body: str | None = None) -> LogRecord:
-    record = LogRecord(
-        time_unix_nano=time_ns, attributes=[_kv(k, v) for k, v in attributes.items()]
-    )
+def _record(
+    attributes: dict[str, AttrValue], time_ns: int = 0, body: str | None = None
+) -> LogRecord:
+    record = LogRecord(time_unix_nano=time_ns, attributes=[kv(k, v) for k, v in attributes.items()])
     if body is not None:
         record.body.string_value = body
     return record
@@ -77,14 +64,14 @@ def test_fields_from_the_record_then_the_resource() -> None:
     record = LogRecord(
         observed_time_unix_nano=NOW - 10**9,
         attributes=[
-            _kv("task.outcome", "rework"),
-            _kv("correlation.id", "att-7"),
-            _kv("task.outcome.reason", "wrong refund amount"),
-            _kv("task.rework_cost_usd", 12.5),
-            _kv("task.rework_minutes", 30),
-            _kv("signal.id", "sig-1"),
-            _kv("reviewer", "kim"),
-            _kv("labels", ["refund", "vip"]),
+            kv("task.outcome", "rework"),
+            kv("correlation.id", "att-7"),
+            kv("task.outcome.reason", "wrong refund amount"),
+            kv("task.rework_cost_usd", 12.5),
+            kv("task.rework_minutes", 30),
+            kv("signal.id", "sig-1"),
+            kv("reviewer", "kim"),
+            kv("labels", ["refund", "vip"]),
         ],
     )
     record.body.string_value = "not the reason: the attribute wins"
