@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from schemas.settings import Settings
 from schemas.spans import SPAN_SCHEMA
 from schemas.views import load_views
 from tests.ingest.spanrows import DAY_NS, span_rows
+from tests.waiting import eventually
 
 DAY0 = 20_454 * DAY_NS  # 2026-01-01
 PARTITIONS = ("date=2026-01-01", "date=2026-01-02")
@@ -284,22 +284,13 @@ def test_long_dictionaries_keep_only_used_values_sorted() -> None:
     assert len(got.column("name").chunk(0).dictionary) == 3  # short ones are left alone
 
 
-def _wait_for(predicate: object, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_background_compactor_merges_at_low_priority_and_stops(lake: Path) -> None:
     _flush_files(lake, _rows(2_000), 250)
     compactor = BackgroundCompactor(_settings(lake, compaction_interval=0.1))
     compactor.start()
     try:
         pid = compactor.process.pid
-        assert _wait_for(lambda: compactor.rounds >= 1)
+        assert eventually(lambda: compactor.rounds >= 1)
         assert os.getpriority(os.PRIO_PROCESS, pid) >= 10  # the server's CPU comes first
         storage = Storage(lake)
         assert all(len(storage.list_files("spans", p)) == 1 for p in PARTITIONS)
@@ -342,4 +333,4 @@ def test_compactor_dies_with_its_parent(lake: Path) -> None:
         with open(f"/proc/{child}/stat") as fh:  # a zombie waiting for init counts as gone
             return fh.read().split()[2] == "Z"
 
-    assert _wait_for(gone, 30)
+    assert eventually(gone, 30)

@@ -22,6 +22,7 @@ from tests.ingest.crash_driver import (
     numbered_request,
 )
 from tests.ingest.stub_handler import SPAN_HANDLERS
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,15 +136,6 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def _wait(predicate: object, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_kill_9_during_sustained_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     """kill -9 at random moments, once inside a flush (pending.json on disk, files half
     published); after each restart every acknowledged span is in the lake exactly once."""
@@ -156,18 +148,25 @@ def test_kill_9_during_sustained_ingest_loses_and_duplicates_nothing(tmp_path: P
     ]
     for i, (how, env) in enumerate(rounds):
         proc, pids = _start_driver(lake, acks, i * 10_000_000, env)
-        before = len(acknowledged(acks))
-        assert _wait(lambda n=before: len(acknowledged(acks)) > n + 2000)
+
+        def grown(before: int = len(acknowledged(acks))) -> bool:
+            return len(acknowledged(acks)) > before + 2000
+
+        assert eventually(grown)
         if how == "inside-flush":
-            assert _wait(lambda: any(lake.glob("_wal/*/pending.json")), 60)
+            assert eventually(lambda: any(lake.glob("_wal/*/pending.json")), 60)
         else:
             time.sleep(rng.uniform(0.0, 0.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert proc.stdout is not None
         proc.stdout.close()
+
         # the converters notice their parent is gone and exit: no orphans
-        assert _wait(lambda p=pids: all(_gone(pid) for pid in p)), pids
+        def all_gone(started: list[int] = pids) -> bool:
+            return all(_gone(pid) for pid in started)
+
+        assert eventually(all_gone), pids
     proc, _ = _start_driver(lake, acks, 0, {}, "--drain")
     assert proc.stdout is not None and proc.stdout.readline().startswith("DRAINED")
     assert proc.wait(120) == 0
