@@ -3,15 +3,17 @@ and benchmarks."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,3 +134,47 @@ def wait_for(
             return value
         time.sleep(0.1)
     return value
+
+
+class NumberedPoster(threading.Thread):
+    """Posts numbered batches (``body(first)`` holds items first..first+per_request-1) over
+    one keep-alive connection until the server dies under it; ``acked`` is the first number
+    of every batch answered 200. ``check`` sees each 200 answer's body."""
+
+    def __init__(
+        self,
+        port: int,
+        start_id: int,
+        *,
+        path: str,
+        content_type: str,
+        per_request: int,
+        body: Callable[[int], bytes],
+        check: Callable[[bytes], None] | None = None,
+    ) -> None:
+        super().__init__(daemon=True)
+        self.port, self.next_id, self.path = port, start_id, path
+        self.content_type, self.per_request = content_type, per_request
+        self.body, self.check = body, check
+        self.acked: list[int] = []
+
+    def run(self) -> None:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            while True:
+                first = self.next_id
+                self.next_id += self.per_request
+                conn.request(
+                    "POST",
+                    self.path,
+                    body=self.body(first),
+                    headers={"Content-Type": self.content_type},
+                )
+                resp = conn.getresponse()
+                answer = resp.read()
+                if resp.status == 200:
+                    if self.check is not None:
+                        self.check(answer)
+                    self.acked.append(first)
+        except (OSError, http.client.HTTPException):
+            return  # the server died under us

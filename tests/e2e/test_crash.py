@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import random
-import threading
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from tests.e2e.harness import Server, query, wait_for
+from tests.e2e.harness import NumberedPoster, Server, query, wait_for
 
 SPANS_PER_REQUEST = 200
 
@@ -44,33 +43,15 @@ def _request(first: int, count: int) -> bytes:
     return request.SerializeToString()
 
 
-class _Sender(threading.Thread):
-    """Sends numbered requests until the connection dies; remembers what was acknowledged."""
-
-    def __init__(self, port: int, start_id: int) -> None:
-        super().__init__(daemon=True)
-        self.port = port
-        self.next_id = start_id
-        self.acked: list[int] = []  # first span id of each acknowledged request
-
-    def run(self) -> None:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-            while True:
-                first = self.next_id
-                self.next_id += SPANS_PER_REQUEST
-                conn.request(
-                    "POST",
-                    "/v1/traces",
-                    body=_request(first, SPANS_PER_REQUEST),
-                    headers={"Content-Type": "application/x-protobuf"},
-                )
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status == 200:
-                    self.acked.append(first)
-        except (OSError, http.client.HTTPException):
-            return  # the server died under us
+def _sender(port: int, start_id: int) -> NumberedPoster:
+    return NumberedPoster(
+        port,
+        start_id,
+        path="/v1/traces",
+        content_type="application/x-protobuf",
+        per_request=SPANS_PER_REQUEST,
+        body=lambda first: _request(first, SPANS_PER_REQUEST),
+    )
 
 
 def test_kill_9_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> None:
@@ -80,7 +61,7 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> No
     rng = random.Random(42)
     for cycle in range(3):
         server = Server(lake=lake, log=tmp_path / f"server-{cycle}.log").start()
-        senders = [_Sender(server.http_port, next_id + k * 10_000_000) for k in range(3)]
+        senders = [_sender(server.http_port, next_id + k * 10_000_000) for k in range(3)]
         for s in senders:
             s.start()
         time.sleep(rng.uniform(0.8, 2.5))  # sustained ingest, then the plug is pulled

@@ -4,14 +4,13 @@ only after the views' deduplication."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import random
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.e2e.harness import Server, query, wait_for
+from tests.e2e.harness import NumberedPoster, Server, query, wait_for
 
 PER_REQUEST = 50
 
@@ -34,52 +33,36 @@ def _signals(first: int) -> bytes:
     return "\n".join(lines).encode()
 
 
-class _Sender(threading.Thread):
-    """Posts numbered batches until the connection dies; remembers what was acknowledged."""
-
-    def __init__(self, port: int, start_id: int, path: str = "/api/v1/signals") -> None:
-        super().__init__(daemon=True)
-        self.port, self.next_id, self.path = port, start_id, path
-        self.acked: list[int] = []
-
-    def body(self, first: int) -> bytes:
-        return _signals(first)
-
-    def run(self) -> None:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-            while True:
-                first = self.next_id
-                self.next_id += PER_REQUEST
-                conn.request(
-                    "POST",
-                    self.path,
-                    body=self.body(first),
-                    headers={"Content-Type": "application/x-ndjson"},
-                )
-                resp = conn.getresponse()
-                doc = resp.read()
-                if resp.status == 200:
-                    assert json.loads(doc)["accepted"] == PER_REQUEST
-                    self.acked.append(first)
-        except (OSError, http.client.HTTPException):
-            return  # the server died under us
+def _costs(first: int) -> bytes:
+    """NDJSON of cost entries numbered first..first+PER_REQUEST-1."""
+    return "\n".join(
+        json.dumps(
+            {
+                "entry_id": f"cost-{n}",
+                "component": "labor",
+                "amount_usd": "1.5",
+                "period_start": "2026-10-01",
+                "period_end": "2026-11-01",
+            }
+        )
+        for n in range(first, first + PER_REQUEST)
+    ).encode()
 
 
-class _CostSender(_Sender):
-    def body(self, first: int) -> bytes:
-        return "\n".join(
-            json.dumps(
-                {
-                    "entry_id": f"cost-{n}",
-                    "component": "labor",
-                    "amount_usd": "1.5",
-                    "period_start": "2026-10-01",
-                    "period_end": "2026-11-01",
-                }
-            )
-            for n in range(first, first + PER_REQUEST)
-        ).encode()
+def _all_accepted(answer: bytes) -> None:
+    assert json.loads(answer)["accepted"] == PER_REQUEST
+
+
+def _sender(port: int, start_id: int, path: str, body: Callable[[int], bytes]) -> NumberedPoster:
+    return NumberedPoster(
+        port,
+        start_id,
+        path=path,
+        content_type="application/x-ndjson",
+        per_request=PER_REQUEST,
+        body=body,
+        check=_all_accepted,
+    )
 
 
 def test_kill_9_during_signal_ingest_stores_every_acknowledged_signal_once(
@@ -94,9 +77,9 @@ def test_kill_9_during_signal_ingest_stores_every_acknowledged_signal_once(
         server = Server(lake=lake, log=tmp_path / f"server-{cycle}.log", args=args).start()
         base = cycle * 10_000_000
         senders = [
-            _Sender(server.http_port, base),
-            _Sender(server.http_port, base + 1_000_000),
-            _CostSender(server.http_port, base, "/api/v1/costs"),
+            _sender(server.http_port, base, "/api/v1/signals", _signals),
+            _sender(server.http_port, base + 1_000_000, "/api/v1/signals", _signals),
+            _sender(server.http_port, base, "/api/v1/costs", _costs),
         ]
         for s in senders:
             s.start()
