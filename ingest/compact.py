@@ -319,7 +319,6 @@ def compact_partition(
             if count:
                 out.write(_window(buffered, table))
             out.close()
-            pa.default_memory_pool().release_unused()  # the merge's buffers, before the hook
             files = [
                 DataFile(path, name, hook(path) if hook else {}) for path, name, _ in out.files
             ]
