@@ -120,9 +120,14 @@ def _list(root: Path, companions: tuple[str, ...]) -> dict[str, LakeFile]:
     for part in parts:
         if not part.name.startswith("date="):
             continue
+        # One generation, resolved once: listing and stat-ing through the partition symlink
+        # would see two generations if compaction swapped it in between, and skip the files
+        # merged away (rows missing, no error). Paths stay partition paths: a read after a
+        # swap fails cleanly and is retried.
+        generation = os.path.realpath(part.path)
         try:
-            entries = list(os.scandir(part.path))
-        except FileNotFoundError:  # a partition swapped away under us: list it next time
+            entries = list(os.scandir(generation))
+        except FileNotFoundError:  # a generation collected under us: list it next time
             continue
         for entry in entries:
             # schema seeds (_schema-v*) and temp names are not data
@@ -132,14 +137,15 @@ def _list(root: Path, companions: tuple[str, ...]) -> dict[str, LakeFile]:
                 st = entry.stat()
             except FileNotFoundError:
                 continue
+            path = os.path.join(part.path, entry.name)
             found = []
             for subdir in companions:
-                candidate = os.path.join(part.path, subdir, entry.name)
-                found.append(candidate if os.path.exists(candidate) else entry.path)
-            source = found[0] if found else entry.path
+                rolled = os.path.exists(os.path.join(generation, subdir, entry.name))
+                found.append(os.path.join(part.path, subdir, entry.name) if rolled else path)
+            source = found[0] if found else path
             breakdown = found[1] if len(found) > 1 else ""
-            out[entry.path] = LakeFile(
-                entry.path, source, st.st_size, st.st_mtime_ns, part.name[len("date=") :], breakdown
+            out[path] = LakeFile(
+                path, source, st.st_size, st.st_mtime_ns, part.name[len("date=") :], breakdown
             )
     return out
 

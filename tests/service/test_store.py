@@ -3,6 +3,7 @@ a full build and after every kind of incremental change the lake sees."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections import Counter
 from collections.abc import Iterator
@@ -16,10 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ingest.storage import DataFile, Storage
 from schemas.lake import ensure_lake
 from schemas.settings import Settings, WorkflowRule
 from schemas.views import load_views
-from service.store import Store
+from service.store import Store, list_span_files
 from tests.lakes import (
     at,
     build_companions,
@@ -285,3 +287,40 @@ def test_an_unreadable_store_file_is_started_over(tmp_path: Path) -> None:
     assert_store_matches_views(con)
     store.close()
     con.close()
+
+
+def test_a_listing_sees_one_generation_when_compaction_swaps_midway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compactor swaps the partition right after the store read its directory: the listing
+    still holds the files it read (from that generation), none silently dropped."""
+    lake = tmp_path / "lake"
+    ensure_lake(lake)
+    storage = Storage(lake)
+    partition = "date=2026-01-05"
+
+    def staged(n: int) -> Path:
+        tmp = storage.tmp_path("t")
+        pq.write_table(pa.table({"x": list(range(n))}), tmp)
+        return tmp
+
+    for name in ("a", "b"):
+        storage.publish("spans", partition, [DataFile(staged(2), f"{name}.parquet")])
+    real_scandir = os.scandir
+    swapped: list[bool] = []
+
+    def scandir_then_compact(path: Any) -> Any:
+        entries = list(real_scandir(path))
+        if not swapped and partition in os.path.realpath(path):  # its files were just read
+            swapped.append(True)
+            merged = DataFile(staged(4), "m.parquet")
+            assert storage.replace("spans", partition, ["a.parquet", "b.parquet"], [merged])
+        return iter(entries)
+
+    monkeypatch.setattr(os, "scandir", scandir_then_compact)
+    listed = list_span_files(lake)
+    monkeypatch.undo()
+    assert swapped
+    part = lake / "spans" / partition
+    assert sorted(listed) == [str(part / "a.parquet"), str(part / "b.parquet")]
+    assert sorted(list_span_files(lake)) == [str(part / "m.parquet")]  # the next listing
