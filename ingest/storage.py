@@ -12,6 +12,10 @@ symlink to a *generation* directory ``lake/_gen/<table>/date=D/g000007/``:
 A reader that listed g and opens one of the merged inputs after the swap gets "No such file"
 (DuckDB opens files by the listed path, which now resolves through g+1): the query fails, it
 never answers wrongly, and a retry sees g+1 (``schemas.lake.is_vanished_file_error``).
+Except for one window: DuckDB's glob reads the directory, then stats each name through the
+partition path and silently skips names that no longer resolve. A swap between the two makes
+that query miss the merged inputs. Listings of our own resolve the generation once
+(``service.store``); glob readers (the views) keep this gap.
 
 A data file may carry *companions* (issue 3: per-file attempt roll-ups) in subdirectories of
 its generation, ``g000007/_rollup/<same name>``. Companions appear and disappear with their
