@@ -33,6 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -44,6 +45,8 @@ from bench.lakegen import LakeShape, as_of, generate_lake, write_rollups
 from schemas.costs import costs_table, parse_costs
 from schemas.lake import COSTS
 from schemas.settings import Settings
+from schemas.snapshot import pin
+from schemas.views import load_views
 from service.api import install_read_api
 from service.api.cost_per_task import cost_per_task_query
 from service.db import Database
@@ -287,9 +290,43 @@ def run(runs: int = 7, drilldowns: int = 30) -> dict[str, float]:
         results["cost_per_task_views_only_s"] = time.perf_counter() - started
     finally:
         views.close()
+    results.update(_pinning(lake, runs))
     for key, value in results.items():
         print(f"{key}: {value:.3f}")
     return results
+
+
+def _pinning(lake: Path, runs: int) -> dict[str, float]:
+    """What pinning a query costs (schemas.snapshot): listing the lake and setting the
+    variables, and a full scan of ``spans`` pinned against the same scan over the glob,
+    interleaved in one run."""
+    con = duckdb.connect()
+    load_views(con, lake)
+    pin_s, pinned_s, glob_s = [], [], []
+    scan = "SELECT count(*), sum(cost_usd) FROM spans"
+    for _ in range(runs):
+        cur = con.cursor()
+        started = time.perf_counter()
+        pin(cur, lake)
+        pin_s.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        pinned = cur.execute(scan).fetchall()
+        pinned_s.append(time.perf_counter() - started)
+        cur.close()
+        cur = con.cursor()
+        started = time.perf_counter()
+        globbed = cur.execute(scan).fetchall()
+        glob_s.append(time.perf_counter() - started)
+        cur.close()
+        assert pinned == globbed
+    con.close()
+    return {
+        "pin_ms": statistics.median(pin_s) * 1e3,
+        "spans_scan_pinned_s": statistics.median(pinned_s),
+        "spans_scan_pinned_vs_glob": statistics.median(
+            p / g for p, g in zip(pinned_s, glob_s, strict=True)
+        ),
+    }
 
 
 def _rss_mib(field: str = "VmRSS") -> float:

@@ -9,13 +9,13 @@ symlink to a *generation* directory ``lake/_gen/<table>/date=D/g000007/``:
   merged inputs, plus the merged outputs, and swaps the symlink with one ``rename``: a reader
   lists either the inputs or the outputs, never both and never neither.
 
-A reader that listed g and opens one of the merged inputs after the swap gets "No such file"
-(DuckDB opens files by the listed path, which now resolves through g+1): the query fails, it
-never answers wrongly, and a retry sees g+1 (``schemas.lake.is_vanished_file_error``).
-Except for one window: DuckDB's glob reads the directory, then stats each name through the
-partition path and silently skips names that no longer resolve. A swap between the two makes
-that query miss the merged inputs. Listings of our own resolve the generation once
-(``service.store``); glob readers (the views) keep this gap.
+A superseded generation stays whole for ``compaction_grace`` before it is collected. Readers
+that resolve the partition once and read inside the generation (``schemas.snapshot``: every
+query tasklake runs) therefore see one whole generation, and fail with "No such file" rather
+than answer wrongly if they outlive the grace. Readers that glob through the partition path
+do not: DuckDB's glob reads the directory, then stats each name through the partition path
+and silently skips names that no longer resolve, so a swap between the two makes that query
+miss the merged inputs (an unpinned DuckDB shell, other engines).
 
 A data file may carry *companions* (issue 3: per-file attempt roll-ups) in subdirectories of
 its generation, ``g000007/_rollup/<same name>``. Companions appear and disappear with their

@@ -1,6 +1,6 @@
 -- breakdown_parts: the breakdown roll-up of every span file (schemas/rollup_breakdown.sql).
 CREATE OR REPLACE VIEW breakdown_parts AS
-SELECT * FROM read_parquet('{breakdown_rollup_glob}', union_by_name = true,
+SELECT * FROM read_parquet({breakdown_rollup_files}, union_by_name = true,
                            hive_partitioning = false)
 UNION ALL BY NAME
 {breakdown_rollup_fallback};

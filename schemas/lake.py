@@ -1,7 +1,7 @@
 """Where things live in the lake, and the seed that makes an empty lake queryable.
 
 ```
-lake/spans/date=YYYY-MM-DD/<writer>-<ulid>.parquet   what readers glob: <table>/*/*.parquet
+lake/spans/date=YYYY-MM-DD/<writer>-<ulid>.parquet   <table>/*/*.parquet (or schemas.snapshot)
 lake/signals/date=.../  lake/costs/date=.../
 lake/_gen/<table>/date=.../g<NNNNNN>/                 partition generations (see ingest.storage)
 lake/_wal/<writer>-<lane>/                            write-ahead log (not for readers)
@@ -56,7 +56,8 @@ def companion_glob(lake: str | os.PathLike[str], table: str, subdir: str) -> str
 
 
 def table_glob(lake: str | os.PathLike[str], table: str) -> str:
-    """The glob every reader uses. Not ``**``: partitions are symlinks, which ``**`` skips."""
+    """The glob of a reader that does not pin (``schemas.snapshot``). Not ``**``: partitions
+    are symlinks, which ``**`` skips."""
     return f"{Path(lake).as_posix()}/{table}/*/*.parquet"
 
 
@@ -96,11 +97,14 @@ def ensure_lake(lake: str | os.PathLike[str]) -> Path:
 
 
 def is_vanished_file_error(exc: BaseException) -> bool:
-    """True when a query failed because compaction replaced a file it had listed.
+    """True when a query failed because a file it had listed is gone.
 
-    DuckDB lists a partition's files, then opens them by path; a compaction swap in between
-    removes merged inputs from the path's view (``ingest.storage``). The query fails instead of
-    answering wrongly, and running it again reads the new generation: callers retry it.
+    A query reads the files it listed (``schemas.snapshot``); compaction replaces merged files
+    by a new generation and garbage collection later removes the old one. A query that opens a
+    file after that fails ("No such file" when reading, "No files found" when binding an
+    explicit path) instead of answering wrongly, and running it again lists anew: callers
+    retry it.
     """
     text = str(exc)
-    return "No such file or directory" in text and ".parquet" in text
+    vanished = "No such file or directory" in text or "No files found that match" in text
+    return vanished and ".parquet" in text

@@ -1,5 +1,5 @@
 -- spans: every span in the lake, one row each, with derived conveniences.
--- {lake} is replaced by the lake path when the views are loaded (schemas/views.py).
+-- {spans_files}: the files a query pinned, else the lake's glob (schemas/snapshot.py).
 CREATE OR REPLACE VIEW spans AS
 SELECT
     s.* EXCLUDE (date),
@@ -43,4 +43,4 @@ SELECT
             {'k': s.source_keys['environment'], 'v': s.environment}
         ], lambda e: e.k IS NOT NULL AND e.v IS NOT NULL AND NOT map_contains(coalesce(s.attributes, MAP {}), e.k))))
     ) AS all_attributes
-FROM read_parquet('{spans_glob}', hive_partitioning = true, union_by_name = true) AS s;
+FROM read_parquet({spans_files}, hive_partitioning = true, union_by_name = true) AS s;

@@ -1,10 +1,12 @@
 """The DuckDB views: the single definition of every metric.
 
 Each definition is one ``schemas/<name>.sql`` file; ``VIEW_ORDER`` loads them dependencies
-first. The SQL names locations as placeholders filled here — ``{<table>_glob}`` for tables,
-``{attempt_rollup_glob}``/``{breakdown_rollup_glob}`` for the span files' roll-up companions
+first. The SQL names locations as placeholders filled here — ``{<table>_files}`` for tables,
+``{attempt_rollup_files}``/``{breakdown_rollup_files}`` for the span files' roll-up companions
 and ``{..._fallback}`` for the roll-up of span files that have none — so the same files serve
-the API, the CLI, the dashboard and any DuckDB client. Settings reach the SQL as one rendered
+the API, the CLI, the dashboard and any DuckDB client. Each ``{..._files}`` is the list a
+query pinned (``schemas.snapshot.pin``: one generation of every partition, so compaction never
+changes a pinned answer), else the lake's glob. Settings reach the SQL as one rendered
 relation, ``workflow_rules`` (each workflow's acceptance rule, plus the default row with a NULL
 workflow); without settings the defaults apply.
 
@@ -27,9 +29,10 @@ from typing import Protocol
 
 import schemas.costs
 import schemas.signals  # noqa: F401  (registers the signals table)
-from schemas.lake import COMPANIONS, SPANS, TABLES, companion_glob, table_glob
+from schemas.lake import COMPANIONS, SPANS, TABLES
 from schemas.rollup import ATTEMPTS_DIR, BREAKDOWN_DIR, rollup_select
 from schemas.settings import Settings, WorkflowRule
+from schemas.snapshot import listed_files, scan_files
 
 #: Load order (a view may read only views before it). ``workflow_rules`` is rendered from the
 #: settings, the others are ``schemas/<name>.sql``.
@@ -189,9 +192,9 @@ def _composed(name: str) -> str:
         )
     if name == "signals":
         raw = (
-            "(SELECT * FROM read_parquet('{signals_glob}', union_by_name = true,"
+            "(SELECT * FROM read_parquet({signals_files}, union_by_name = true,"
             " hive_partitioning = false) AS s_ WHERE keys IS NULL OR s_.signal_id IN ("
-            "SELECT signal_id FROM read_parquet('{signals_glob}', union_by_name = true,"
+            "SELECT signal_id FROM read_parquet({signals_files}, union_by_name = true,"
             " hive_partitioning = false) WHERE task_id IN (SELECT unnest(keys))"
             " OR correlation_id IN (SELECT unnest(keys))))"
         )
@@ -231,10 +234,6 @@ def _composed(name: str) -> str:
         sums = template("breakdown_sums", rows="span_breakdown")
         return view_sql(name).replace("{breakdown_rows}", rows).replace("{task_breakdown}", sums)
     raise KeyError(name)
-
-
-def _quote(path: str) -> str:
-    return path.replace("'", "''")
 
 
 def _literal(text: str | None) -> str:
@@ -285,12 +284,13 @@ def workflow_rules_sql(settings: Settings | None = None) -> str:
 
 def _fallback(lake: str | os.PathLike[str], subdir: str) -> str:
     """The roll-up ``subdir`` computed on the fly for span files without that companion."""
-    spans = _quote(table_glob(lake, SPANS))
-    companions = _quote(companion_glob(lake, SPANS, subdir))
+    missing = (
+        f"span_files_missing({listed_files(lake, SPANS)}, {listed_files(lake, SPANS, subdir)})"
+    )
     source = (
-        f"(SELECT * FROM read_parquet('{spans}', filename = true, union_by_name = true,\n"
-        "                             hive_partitioning = false)\n"
-        f" WHERE filename IN (SELECT file FROM span_files_missing('{companions}')))"
+        f"(SELECT * FROM read_parquet({scan_files(lake, SPANS)}, filename = true,\n"
+        "                             union_by_name = true, hive_partitioning = false)\n"
+        f" WHERE filename IN (SELECT file FROM {missing}))"
     )
     return f"SELECT * FROM (\n{rollup_select(subdir, source)}\n)"
 
@@ -300,10 +300,10 @@ def render_views(lake: str | os.PathLike[str], settings: Settings | None = None)
     values = {
         "attempt_rollup_fallback": _fallback(lake, ATTEMPTS_DIR),
         "breakdown_rollup_fallback": _fallback(lake, BREAKDOWN_DIR),
-        "attempt_rollup_glob": _quote(companion_glob(lake, SPANS, ATTEMPTS_DIR)),
-        "breakdown_rollup_glob": _quote(companion_glob(lake, SPANS, BREAKDOWN_DIR)),
+        "attempt_rollup_files": scan_files(lake, SPANS, ATTEMPTS_DIR),
+        "breakdown_rollup_files": scan_files(lake, SPANS, BREAKDOWN_DIR),
     }
-    values.update({f"{t}_glob": _quote(table_glob(lake, t)) for t in TABLES})
+    values.update({f"{t}_files": scan_files(lake, t) for t in TABLES})
     assert all((SPANS, subdir) in COMPANIONS for subdir in (ATTEMPTS_DIR, BREAKDOWN_DIR))
     parts = []
     for name in VIEW_ORDER:

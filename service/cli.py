@@ -15,6 +15,7 @@ from pathlib import Path
 
 from schemas.lake import TMP_DIR, ensure_lake
 from schemas.settings import SETTINGS, Settings, SettingsError, load_settings
+from schemas.snapshot import pin_statements
 from schemas.views import render_views
 
 
@@ -78,6 +79,10 @@ def _duckdb_binary() -> str | None:
 def _sql(settings: Settings, command: str | None) -> int:
     lake = ensure_lake(settings.lake).resolve()
     script = render_views(lake, settings)
+    if command is not None:
+        # one statement: pin it, so a compaction swap cannot change its answer. The shell
+        # stays on the live glob (a pinned shell would not see new spans).
+        script += "\n" + "\n".join(pin_statements(lake)) + "\n"
     binary = _duckdb_binary()
     if binary is None:
         print("tasklake sql: the DuckDB CLI (package duckdb-cli) is not installed", file=sys.stderr)

@@ -4,8 +4,10 @@ One connection holds the catalog (views and macros from ``schemas/``); each quer
 own cursor, so requests run concurrently and a time limit can ``interrupt()`` one without
 touching the others. Its memory is bounded (``query_memory_limit``): the task store lives in a
 file (``<lake>/_store/``) whose pages DuckDB evicts under pressure, and queries that need more
-spill to ``<lake>/_store/tmp``. A query that lost a file to a compaction swap is run again
-(``schemas.lake.is_vanished_file_error``): the lake never answers half-old, half-new.
+spill to ``<lake>/_store/tmp``. Each query reads the files pinned on its cursor just before
+it runs (``schemas.snapshot``): one generation of every partition, so a concurrent compaction
+never changes its answer; one that outlived the generation's grace and lost a file is run
+again (``schemas.lake.is_vanished_file_error``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from starlette.requests import Request
 
 from schemas.lake import ensure_lake, is_vanished_file_error
 from schemas.settings import Settings
+from schemas.snapshot import pin
 from schemas.views import load_views
 from service.store import Store
 
@@ -117,6 +120,7 @@ class Database:
             cursor = self._con.cursor()
             timer = threading.Timer(limit, cursor.interrupt) if limit > 0 else None
             try:
+                pin(cursor, self.lake)
                 if as_of is not None:
                     cursor.execute("SET VARIABLE as_of = ?::TIMESTAMPTZ", [as_of])
                 if timer is not None:

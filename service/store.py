@@ -52,6 +52,7 @@ import pyarrow as pa
 from schemas.lake import SIGNALS, SPANS, is_vanished_file_error, seed_file
 from schemas.rollup import ATTEMPTS_DIR, BREAKDOWN_DIR, rollup_select
 from schemas.settings import Settings
+from schemas.snapshot import partitions
 from schemas.views import allocation, cost_macro, template, with_outcome, workflow_rules_sql
 
 log = logging.getLogger(__name__)
@@ -112,26 +113,13 @@ def list_signal_files(lake: Path) -> dict[str, LakeFile]:
 
 
 def _list(root: Path, companions: tuple[str, ...]) -> dict[str, LakeFile]:
+    """Data files by partition path, each partition from one generation (``partitions``).
+    Paths stay partition paths, so a file's key survives compaction swaps that keep it; a
+    read after a swap that merged it fails cleanly and is retried."""
     out: dict[str, LakeFile] = {}
-    try:
-        parts = sorted(os.scandir(root), key=lambda e: e.name)
-    except FileNotFoundError:
-        return out
-    for part in parts:
-        if not part.name.startswith("date="):
-            continue
-        # One generation, resolved once: listing and stat-ing through the partition symlink
-        # would see two generations if compaction swapped it in between, and skip the files
-        # merged away (rows missing, no error). Paths stay partition paths: a read after a
-        # swap fails cleanly and is retried.
-        generation = os.path.realpath(part.path)
-        try:
-            entries = list(os.scandir(generation))
-        except FileNotFoundError:  # a generation collected under us: list it next time
-            continue
-        for entry in entries:
-            # schema seeds (_schema-v*) and temp names are not data
-            if not entry.name.endswith(".parquet") or entry.name.startswith(("_", ".")):
+    for part in partitions(root):
+        for entry in part.files:
+            if entry.name.startswith(("_", ".")):  # schema seeds and temp names are not data
                 continue
             try:
                 st = entry.stat()
@@ -140,7 +128,7 @@ def _list(root: Path, companions: tuple[str, ...]) -> dict[str, LakeFile]:
             path = os.path.join(part.path, entry.name)
             found = []
             for subdir in companions:
-                rolled = os.path.exists(os.path.join(generation, subdir, entry.name))
+                rolled = os.path.exists(os.path.join(part.generation, subdir, entry.name))
                 found.append(os.path.join(part.path, subdir, entry.name) if rolled else path)
             source = found[0] if found else path
             breakdown = found[1] if len(found) > 1 else ""

@@ -28,6 +28,7 @@ from ingest.parquet import write_parquet
 from ingest.storage import DataFile, Storage
 from schemas.lake import ensure_lake, is_vanished_file_error
 from schemas.settings import Settings
+from schemas.snapshot import pin
 from schemas.spans import SPAN_SCHEMA
 from schemas.views import load_views
 from tests.ingest.spanrows import DAY_NS, span_rows
@@ -76,6 +77,8 @@ QUERIES = (
     "SELECT count(*), sum(cost_usd), count(DISTINCT span_id), sum(input_tokens) FROM spans",
     "SELECT trace_id, count(*), sum(cost_usd), min(start_time) FROM spans "
     "GROUP BY trace_id ORDER BY trace_id",
+    # the roll-up companions compaction writes, and the fallback for files without them
+    "SELECT count(*), sum(spend_usd), count(DISTINCT attempt_id) FROM attempts",
 )
 
 
@@ -157,8 +160,9 @@ def test_compaction_replaces_companions_through_the_hook(lake: Path) -> None:
 
 def test_concurrent_queries_always_see_the_same_answer(lake: Path) -> None:
     """Queries hammer the lake while compaction rewrites it again and again, two compactors
-    at once: every answer equals the answer before compaction (a query that listed a file
-    merged away meanwhile fails with 'No such file' and is retried)."""
+    at once: every answer equals the answer before compaction. Each round of queries is
+    pinned (``schemas.snapshot``); with no grace, a round whose generation was collected
+    meanwhile fails with a vanished-file error and is retried, never answered wrongly."""
     _flush_files(lake, _rows(6_000), 150)
     con = duckdb.connect()
     load_views(con, lake)
@@ -179,6 +183,7 @@ def test_concurrent_queries_always_see_the_same_answer(lake: Path) -> None:
                     raise
         while not stop.is_set():
             try:
+                pin(mine, lake)
                 answers.append(_answers(mine) == expected)
             except duckdb.Error as exc:
                 if is_vanished_file_error(exc):
@@ -334,3 +339,31 @@ def test_compactor_dies_with_its_parent(lake: Path) -> None:
             return fh.read().split()[2] == "Z"
 
     assert eventually(gone, 30)
+
+
+def test_a_pinned_query_reads_the_generation_it_listed(lake: Path) -> None:
+    """A query pinned before a compaction keeps answering from the generation it listed;
+    once garbage collection removes that generation, every view fails with a vanished-file
+    error (none answers with fewer rows: a listed file that is gone is never skipped)."""
+    _flush_files(lake, _rows(2_000), 100)
+    con = duckdb.connect()
+    load_views(con, lake)
+    expected = _answers(con)
+    pin(con, lake)
+    pinned = con.execute("SELECT getvariable('tasklake_spans')").fetchone()
+    assert pinned is not None
+    storage = Storage(lake)
+    before = {str(storage.current_generation("spans", p)) for p in PARTITIONS}
+    assert compact_once(_settings(lake, compaction_grace=3_600.0), quiet=0).partitions == 2
+    after = {str(storage.current_generation("spans", p)) for p in PARTITIONS}
+    assert before.isdisjoint(after)
+    assert {os.path.dirname(f) for f in pinned[0] if "1970" not in f} == before
+    assert _answers(con) == expected  # the old generations, whole
+
+    assert storage.collect_garbage(0.0) == 2
+    for query in QUERIES:
+        with pytest.raises(duckdb.Error) as failed:
+            con.execute(query).fetchall()
+        assert is_vanished_file_error(failed.value), failed.value
+    pin(con, lake)
+    assert _answers(con) == expected  # the new generations

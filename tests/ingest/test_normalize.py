@@ -21,8 +21,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from ingest.normalize import Normalizer
 from ingest.price import Pricer
 from schemas.attributes import encode_attributes, encode_value
-from schemas.lake import ensure_lake, table_glob
+from schemas.lake import ensure_lake
 from schemas.settings import PriceOverride, Settings
+from schemas.snapshot import scan_files
 from schemas.spans import SPAN_SCHEMA
 from schemas.views import view_sql
 from tests.ingest.normalize_helpers import (
@@ -646,7 +647,7 @@ def test_spans_view_rebuilds_all_attributes(normalizer: Normalizer, tmp_path: Pa
                 k: v for k, (v, _) in sent_attributes(span).items()
             }
     con = duckdb.connect()
-    con.execute(view_sql("spans").replace("{spans_glob}", table_glob(lake, "spans")))
+    con.execute(view_sql("spans").replace("{spans_files}", scan_files(lake, "spans")))
     got = {
         span_id + trace_id: dict(attrs)
         for span_id, trace_id, attrs in con.execute(

@@ -3,8 +3,10 @@ DuckDB client from inside the lake, settings reach the SQL, the ingest hook writ
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -81,6 +83,34 @@ def test_views_file_is_self_contained_for_any_client(tmp_path: Path) -> None:
         timeout=120,
     ).stdout.strip()
     count, spend = out.split(",")
+    assert (int(count), Decimal(spend)) == want
+
+
+def test_tasklake_sql_pins_a_one_statement_query(tmp_path: Path) -> None:
+    """``tasklake sql -c`` reads a pinned snapshot (compaction cannot change its answer); the
+    same views answer as in-process."""
+    tricky_lake(tmp_path)
+    con = duckdb.connect()
+    load_views(con, tmp_path)
+    want = con.execute("SELECT count(*), sum(spend_usd) FROM attempts").fetchone()
+    assert want is not None
+    if _cli() is None:
+        pytest.skip("the DuckDB CLI (duckdb-cli) is not installed")
+    query = (
+        "SELECT 'got ' || len(getvariable('tasklake_spans')) || ' ' || count(*) || ' '"
+        " || sum(spend_usd) || ' end' FROM attempts"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "service.cli", "sql", "--lake", str(tmp_path), "-c", query],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    found = re.search(r"got (\d+) (\d+) ([\d.]+) end", out)
+    assert found, out
+    pinned, count, spend = found.groups()
+    assert int(pinned) == len(list(tmp_path.glob("spans/*/*.parquet")))
     assert (int(count), Decimal(spend)) == want
 
 
