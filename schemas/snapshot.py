@@ -32,7 +32,7 @@ PREFIX = "tasklake_"
 
 
 class SqlConnection(Protocol):
-    def execute(self, query: str, parameters: object = ..., /) -> object: ...
+    def execute(self, query: str, /) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,8 @@ def partitions(root: Path | str) -> Iterator[Partition]:
                 files = tuple(e for e in os.scandir(generation) if e.name.endswith(".parquet"))
                 break
             except FileNotFoundError:
-                # collected between resolving and listing (a generation superseded more than
-                # the grace ago): resolve again, the partition points elsewhere now
+                # superseded and collected between resolving and listing (a grace shorter
+                # than that moment): resolve again, the partition points elsewhere now
                 continue
         else:
             continue  # the partition itself is gone

@@ -25,14 +25,13 @@ import os
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
 
 import schemas.costs
 import schemas.signals  # noqa: F401  (registers the signals table)
 from schemas.lake import COMPANIONS, SPANS, TABLES
 from schemas.rollup import ATTEMPTS_DIR, BREAKDOWN_DIR, rollup_select
 from schemas.settings import Settings, WorkflowRule
-from schemas.snapshot import listed_files, scan_files
+from schemas.snapshot import SqlConnection, listed_files, scan_files
 
 #: Load order (a view may read only views before it). ``workflow_rules`` is rendered from the
 #: settings, the others are ``schemas/<name>.sql``.
@@ -98,10 +97,6 @@ PUBLIC_VIEWS: tuple[str, ...] = (
     "cost_allocations",
     "task_allocations",
 )
-
-
-class SqlConnection(Protocol):
-    def execute(self, query: str, /) -> object: ...
 
 
 def view_sql(name: str) -> str:
