@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from ingest.storage import DataFile, Storage
+from ingest.storage import Storage
 from schemas.lake import ensure_lake, seed_file
 from schemas.snapshot import pin, snapshot, unpin, variable
 from schemas.views import load_views
+from tests.swaps import merge_after_first_read, publish
 
 PARTITION = "date=2026-01-05"
 
@@ -23,12 +20,6 @@ PARTITION = "date=2026-01-05"
 def storage(tmp_path: Path) -> Storage:
     ensure_lake(tmp_path / "lake")
     return Storage(tmp_path / "lake")
-
-
-def _publish(storage: Storage, name: str, rows: int) -> None:
-    tmp = storage.tmp_path("t")
-    pq.write_table(pa.table({"span_id": [f"{name}{i}" for i in range(rows)]}), tmp)
-    storage.publish("spans", PARTITION, [DataFile(tmp, f"{name}.parquet")])
 
 
 def _count(con: duckdb.DuckDBPyConnection) -> int:
@@ -43,25 +34,10 @@ def test_a_snapshot_lists_one_generation_when_a_swap_lands_midway(
     """A compactor swaps the partition right after its generation was read: the snapshot
     names the files of that generation, by their path inside it, none dropped."""
     for name in ("a", "b"):
-        _publish(storage, name, 2)
+        publish(storage, PARTITION, name, 2)
     old = storage.current_generation("spans", PARTITION)
-    real_scandir = os.scandir
-    swapped: list[bool] = []
-
-    def scandir_then_compact(path: Any) -> Any:
-        entries = list(real_scandir(path))
-        if not swapped and PARTITION in os.path.realpath(path):
-            swapped.append(True)
-            tmp = storage.tmp_path("t")
-            pq.write_table(pa.table({"span_id": ["a0", "a1", "b0", "b1"]}), tmp)
-            assert storage.replace(
-                "spans", PARTITION, ["a.parquet", "b.parquet"], [DataFile(tmp, "m.parquet")]
-            )
-        return iter(entries)
-
-    monkeypatch.setattr(os, "scandir", scandir_then_compact)
-    listed = snapshot(storage.root)[variable("spans")]
-    monkeypatch.undo()
+    with merge_after_first_read(monkeypatch, storage, PARTITION) as swapped:
+        listed = snapshot(storage.root)[variable("spans")]
     assert swapped and old is not None
     seed = seed_file(storage.root.resolve(), "spans")
     assert listed == sorted([str(seed), str(old / "a.parquet"), str(old / "b.parquet")])
@@ -74,13 +50,13 @@ def test_a_snapshot_lists_one_generation_when_a_swap_lands_midway(
 def test_pinned_views_see_new_files_when_pinned_again(storage: Storage) -> None:
     con = duckdb.connect()
     load_views(con, storage.root)
-    _publish(storage, "a", 3)
+    publish(storage, PARTITION, "a", 3)
     pin(con, storage.root)
-    _publish(storage, "b", 2)
+    publish(storage, PARTITION, "b", 2)
     assert _count(con) == 3  # the snapshot
     pin(con, storage.root)
     assert _count(con) == 5
-    _publish(storage, "c", 1)
+    publish(storage, PARTITION, "c", 1)
     unpin(con)
     assert _count(con) == 6  # the glob again
 

@@ -3,7 +3,6 @@ a full build and after every kind of incremental change the lake sees."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.storage import DataFile, Storage
+from ingest.storage import Storage
 from schemas.lake import ensure_lake
 from schemas.settings import Settings, WorkflowRule
 from schemas.views import load_views
@@ -32,6 +31,7 @@ from tests.lakes import (
     write_spans,
 )
 from tests.schemas.test_rollup import random_lake, tricky_lake
+from tests.swaps import merge_after_first_read, publish
 
 FACTS = "SELECT * FROM task_facts_in(NULL, NULL)"
 #: The view's breakdown per attempt, summed per task as the store keeps it.
@@ -298,28 +298,10 @@ def test_a_listing_sees_one_generation_when_compaction_swaps_midway(
     ensure_lake(lake)
     storage = Storage(lake)
     partition = "date=2026-01-05"
-
-    def staged(n: int) -> Path:
-        tmp = storage.tmp_path("t")
-        pq.write_table(pa.table({"x": list(range(n))}), tmp)
-        return tmp
-
     for name in ("a", "b"):
-        storage.publish("spans", partition, [DataFile(staged(2), f"{name}.parquet")])
-    real_scandir = os.scandir
-    swapped: list[bool] = []
-
-    def scandir_then_compact(path: Any) -> Any:
-        entries = list(real_scandir(path))
-        if not swapped and partition in os.path.realpath(path):  # its files were just read
-            swapped.append(True)
-            merged = DataFile(staged(4), "m.parquet")
-            assert storage.replace("spans", partition, ["a.parquet", "b.parquet"], [merged])
-        return iter(entries)
-
-    monkeypatch.setattr(os, "scandir", scandir_then_compact)
-    listed = list_span_files(lake)
-    monkeypatch.undo()
+        publish(storage, partition, name, 2)
+    with merge_after_first_read(monkeypatch, storage, partition) as swapped:
+        listed = list_span_files(lake)
     assert swapped
     part = lake / "spans" / partition
     assert sorted(listed) == [str(part / "a.parquet"), str(part / "b.parquet")]
