@@ -1,11 +1,11 @@
 """Everything that writes the lake: OTLP receivers, normalization, pricing, the write-ahead
-log, Parquet publishing and compaction. Depends on ``schemas`` only.
+log, Delta commits and compaction. Depends on ``schemas`` only.
 
 The names below are the public entry points the composition root (``service.server``) uses;
 everything else is internal.
 """
 
-from ingest.compact import compact_once
+from ingest.lake.compaction import compact_once
 from ingest.otlp_grpc import start_grpc_server
 from ingest.otlp_http import otlp_routes
 from ingest.runtime import IngestRuntime, LakeLocked

@@ -1,18 +1,14 @@
-"""The converter process of one lane: WAL records in, published Parquet files out.
+"""The converter process of one lane: WAL records in, data files and manifests out.
 
 It follows its lane's log up to the *committed* position the writer publishes (bytes past it
 may not be durable yet), turns each record into rows with the handler of its kind, buffers
 them, and flushes when ``flush_rows`` rows (or ``flush_bytes`` of them) wait or
-``flush_interval`` passed. A flush is
-all-or-nothing across crashes::
-
-    write files to _tmp (fsync)  ->  pending.json (files + WAL end, fsync)  ->  publish each
-    ->  checkpoint.json (WAL end, fsync + rename)  ->  delete pending.json  ->  drop segments
-
-On start-up a leftover ``pending.json`` whose WAL end is beyond the checkpoint means the
-flush did not finish: its files that made it into the lake are removed and the records are
-converted again from the checkpoint. Every acknowledged record is therefore published exactly
-once. Compaction leaves files named in any ``pending.json`` alone.
+``flush_interval`` passed. A flush writes each table partition's rows as a data file in the
+table's location and then one **manifest** (``ingest.lake.manifest``) naming the files and
+the WAL range they hold. The server's committer (``ingest.lake.committer``) commits manifests
+to the Delta tables exactly once and then advances the lane's checkpoint; files that no
+manifest names are never committed, so a crash mid-flush leaves nothing visible, and on
+start-up the converter resumes after the newest manifest (or the checkpoint).
 
 A record *kind* maps to a handler producing rows for one table (``HANDLERS``: spans, signals,
 cost entries; ``register_kind`` adds more). Handlers are named by import path because
@@ -30,25 +26,24 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 import pyarrow as pa
-import pyarrow.compute as pc
-from ulid import ULID
 
-from ingest.parquet import FLUSH_LEVEL, conform, write_parquet
-from ingest.storage import DataFile, Storage, fsync_dir
+from ingest.lake.files import FileWriter
+from ingest.lake.manifest import Manifest, last_end, write_manifest
+from ingest.parquet import FLUSH_LEVEL, conform
 from ingest.wal import KIND_COSTS, KIND_SIGNALS, KIND_TRACES, WalReader, list_segments
-from schemas.lake import SPANS, TABLES, partition_name
+from schemas.lake import SPANS, TABLES
+from schemas.location import LakeLocation
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.json"
-PENDING = "pending.json"
 CONVERT_LOCK = "convert.lock"
 QUARANTINE_DIR = "_quarantine"
 #: Test hook: seconds to sleep between publishing the files of one flush (crash tests kill
@@ -61,16 +56,17 @@ _READ_BYTES = 16 * 1024 * 1024
 
 # Slots of a lane's shared status array (multiprocessing.RawArray('q')): one writer each.
 COMMITTED = 0  # main process: durable end of the WAL
-CHECKPOINT_POS = 1  # converter: WAL position fully published
-FILES = 2  # converter: files published
-ROWS = 3  # converter: rows published
-LAST_FLUSH_MS = 4  # converter: wall time of the last publish
-RECOVERED = 5  # converter: 1 once pending work is undone and it follows the WAL
+CHECKPOINT_POS = 1  # committer (main process): WAL position fully committed to the lake
+FILES = 2  # committer: files committed
+ROWS = 3  # committer: rows committed
+LAST_FLUSH_MS = 4  # converter: wall time of the last flush
+RECOVERED = 5  # converter: 1 once it resumed after its last manifest and follows the WAL
 PID = 6  # converter: its pid
 QUARANTINED = 7  # converter: records it could not convert (kept in _quarantine)
 READ_POS = 8  # converter: WAL position read so far
 STOP = 9  # main process: 1 = convert everything committed, flush, exit
-STATUS_SLOTS = 10
+PUBLISHED_POS = 10  # converter: WAL position whose rows are in files named by a manifest
+STATUS_SLOTS = 11
 
 
 class RecordHandler(Protocol):
@@ -89,9 +85,6 @@ HANDLERS: dict[int, str] = {
     KIND_SIGNALS: "ingest.records:signal_handler",
     KIND_COSTS: "ingest.records:cost_handler",
 }
-
-#: Companion hook: data file (in _tmp) -> {subdir: companion file in _tmp}; see ingest.storage.
-CompanionHook = Callable[[Path], dict[str, Path]]
 
 
 def register_kind(kind: int, factory: str) -> None:
@@ -132,19 +125,18 @@ def span_handler(settings: Settings) -> RecordHandler:
 class LaneSpec:
     """What a converter needs to know about its lane (picklable for spawn)."""
 
-    lake: str
+    wal_root: str  # the receiver's WAL directory (settings.effective_wal_dir)
     writer_id: str
     lane: int
 
     @property
     def name(self) -> str:
+        """The lane's name, and the app id of its Delta transactions."""
         return f"{self.writer_id}-{self.lane}"
 
     @property
     def wal_dir(self) -> Path:
-        from schemas.lake import WAL_DIR
-
-        return Path(self.lake) / WAL_DIR / self.name
+        return Path(self.wal_root) / self.name
 
 
 # ---------------------------------------------------------------------- lane state files
@@ -157,7 +149,11 @@ def _write_json_atomic(path: Path, doc: Mapping[str, Any]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_checkpoint(wal_dir: Path) -> int:
@@ -175,61 +171,11 @@ def write_checkpoint(wal_dir: Path, position: int) -> None:
     )
 
 
-def read_pending(wal_dir: Path) -> dict[str, Any] | None:
-    try:
-        doc: dict[str, Any] = json.loads((wal_dir / PENDING).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    return doc
-
-
-def pending_names(lake: Path) -> set[tuple[str, str, str]]:
-    """(table, partition, name) of every file named in any lane's pending.json: files that
-    may still be withdrawn by a recovery, which compaction must not touch."""
-    from schemas.lake import WAL_DIR
-
-    out: set[tuple[str, str, str]] = set()
-    try:
-        lanes = list(os.scandir(lake / WAL_DIR))
-    except FileNotFoundError:
-        return out
-    for lane in lanes:
-        if not lane.is_dir():
-            continue
-        try:
-            doc = read_pending(Path(lane.path))
-        except (OSError, ValueError) as exc:
-            # unreadable: be safe, treat the whole lake as pending for this round
-            raise RuntimeError(f"cannot read {lane.path}/{PENDING}: {exc}") from exc
-        if doc:
-            out.update((f["table"], f["partition"], f["name"]) for f in doc["files"])
-    return out
-
-
-def recover_lane(spec: LaneSpec, storage: Storage) -> int:
-    """Undo a half-done flush and drop this lane's temp files; return the checkpoint."""
-    wal_dir = spec.wal_dir
-    checkpoint = read_checkpoint(wal_dir)
-    pending = read_pending(wal_dir)
-    if pending is not None:
-        if checkpoint >= int(pending["wal_end"]):
-            log.info("lane %s: last flush completed before the crash", spec.name)
-        else:
-            removed = 0
-            for f in pending["files"]:
-                removed += storage.unpublish(f["table"], f["partition"], [f["name"]])
-            log.warning(
-                "lane %s: withdrew %d file(s) of an unfinished flush; converting again from "
-                "WAL position %d",
-                spec.name,
-                removed,
-                checkpoint,
-            )
-        (wal_dir / PENDING).unlink(missing_ok=True)
-        fsync_dir(wal_dir)
-    for leftover in [*storage.tmp_dir.glob(f"{spec.name}-*"), *wal_dir.glob("*.json.tmp")]:
+def resume_position(wal_dir: Path) -> int:
+    """Where a converter resumes: after the newest manifest, else at the checkpoint."""
+    for leftover in wal_dir.glob("*.json.tmp"):
         leftover.unlink(missing_ok=True)
-    return checkpoint
+    return max(read_checkpoint(wal_dir), last_end(wal_dir))
 
 
 def drop_segments_below(wal_dir: Path, position: int) -> int:
@@ -246,26 +192,6 @@ def drop_segments_below(wal_dir: Path, position: int) -> int:
 # ---------------------------------------------------------------------- the converter
 
 
-def split_by_day(table: pa.Table, column: str) -> list[tuple[str, pa.Table]]:
-    """``table`` split by the UTC date of ``column``: [(partition name, rows)]."""
-    if table.num_rows == 0:
-        return []
-    ns = pc.fill_null(table.column(column).cast(pa.int64()), 0)
-    days = pc.divide(ns, DAY_NS)  # times are >= 0: integer division floors
-    lo, hi = pc.min(days).as_py(), pc.max(days).as_py()
-    epoch = dt.date(1970, 1, 1)
-
-    def name(day: int) -> str:
-        return partition_name((epoch + dt.timedelta(days=day)).isoformat())
-
-    if lo == hi:
-        return [(name(lo), table)]
-    out = []
-    for day in pc.unique(days).to_pylist():
-        out.append((name(day), table.filter(pc.equal(days, day))))
-    return sorted(out, key=lambda p: p[0])
-
-
 class _ParentGone(Exception):
     pass
 
@@ -280,32 +206,30 @@ class Converter:
         status: Any,  # RawArray('q', STATUS_SLOTS) or a list in tests
         *,
         handlers: Mapping[int, RecordHandler],
-        companions: CompanionHook | None = None,
         parent_pid: int | None = None,
     ) -> None:
         self.spec = spec
         self.settings = settings
         self.status = status
         self.handlers = handlers
-        self.companions = companions
         self.parent_pid = parent_pid
-        self.storage = Storage(settings.lake)
+        self.writer = FileWriter(LakeLocation.parse(settings.lake))
         self.wal_dir = spec.wal_dir
         self.reader = WalReader(self.wal_dir)
         self.buffers: dict[str, list[pa.RecordBatch | pa.Table]] = {}
         self.buffered_rows = 0
         self.buffered_bytes = 0
         self.first_buffered_at: float | None = None
-        self.checkpoint = 0
+        self.published = 0
         self.position = 0
         self.flush_sleep = float(os.environ.get(FLUSH_SLEEP_ENV, "0") or 0)
 
     # -------------------------------------------------------------- lifecycle
 
     def recover(self) -> None:
-        self.checkpoint = recover_lane(self.spec, self.storage)
-        self.position = self.checkpoint
-        self.status[CHECKPOINT_POS] = self.checkpoint
+        self.published = resume_position(self.wal_dir)
+        self.position = self.published
+        self.status[PUBLISHED_POS] = self.published
         self.status[READ_POS] = self.position
         self.status[PID] = os.getpid()
         self.status[RECOVERED] = 1
@@ -390,74 +314,54 @@ class Converter:
             waited = time.monotonic() - self.first_buffered_at
             return waited >= self.settings.flush_interval
         # nothing buffered but the position moved (empty or quarantined records)
-        return self.position > self.checkpoint
+        return self.position > self.published
 
     # -------------------------------------------------------------- flushing
 
     def flush(self) -> None:
-        """Publish everything buffered, all-or-nothing, then advance the checkpoint."""
+        """Write everything buffered as data files and one manifest; the committer commits.
+
+        Once the manifest is durable the flush is safe: the files are committed exactly once
+        (``ingest.lake.committer``) even if this process dies now.
+        """
         end = self.position
-        if end <= self.checkpoint and not self.buffers:
+        if end <= self.published and not self.buffers:
             return
-        files: list[tuple[str, str, DataFile, int]] = []
+        files = []
         for table_name, parts in self.buffers.items():
-            schema, version = TABLES[table_name]
-            handler_column = self._time_column(table_name)
+            spec = TABLES[table_name]
             tables = [p if isinstance(p, pa.Table) else pa.Table.from_batches([p]) for p in parts]
-            merged = pa.concat_tables([conform(t, schema) for t in tables])
-            for partition, rows in split_by_day(merged, handler_column):
-                name = f"{self.spec.writer_id}-{ULID()}.parquet".lower()
-                tmp = self.storage.tmp_path(self.spec.name)
-                write_parquet(
-                    rows,
-                    tmp,
-                    metadata={
-                        "tasklake.writer": self.spec.writer_id,
-                        "tasklake.lane": str(self.spec.lane),
-                        "tasklake.wal_start": str(self.checkpoint),
-                        "tasklake.wal_end": str(end),
-                        "tasklake.schema_version": str(version),
-                    },
-                    row_group_rows=self.settings.row_group_rows,
-                    level=FLUSH_LEVEL,
-                )
-                extra = self.companions(tmp) if self.companions else {}
-                files.append((table_name, partition, DataFile(tmp, name, extra), rows.num_rows))
-        if files:
-            _write_json_atomic(
-                self.wal_dir / PENDING,
-                {
-                    "wal_start": self.checkpoint,
-                    "wal_end": end,
-                    "files": [{"table": t, "partition": p, "name": f.name} for t, p, f, _ in files],
-                },
-            )
-            for i, (table_name, partition, data_file, _) in enumerate(files):
-                if i and self.flush_sleep:
+            merged = spec.to_lake(pa.concat_tables([conform(t, spec.schema) for t in tables]))
+            for day, rows in spec.split_by_day(merged):
+                if files and self.flush_sleep:
                     time.sleep(self.flush_sleep)
-                # an orphan stops at once, even mid-flush: the next converter undoes it
+                # an orphan stops at once, even mid-flush: its files are never committed
                 self._check_parent()
-                self.storage.publish(table_name, partition, [data_file])
-        write_checkpoint(self.wal_dir, end)
-        if files:
-            (self.wal_dir / PENDING).unlink(missing_ok=True)
-        self.checkpoint = end
+                files.append(
+                    self.writer.write(
+                        spec,
+                        day,
+                        rows,
+                        prefix=self.spec.name,
+                        row_group_rows=self.settings.row_group_rows,
+                        level=FLUSH_LEVEL,
+                        metadata={
+                            "tasklake.writer": self.spec.writer_id,
+                            "tasklake.lane": str(self.spec.lane),
+                            "tasklake.wal_start": str(self.published),
+                            "tasklake.wal_end": str(end),
+                        },
+                    )
+                )
+        write_manifest(self.wal_dir, Manifest(self.spec.name, self.published, end, tuple(files)))
+        self.published = end
         self.buffers.clear()
         self.buffered_rows = 0
         self.buffered_bytes = 0
         self.first_buffered_at = None
-        self.status[CHECKPOINT_POS] = end
+        self.status[PUBLISHED_POS] = end
         if files:
-            self.status[FILES] += len(files)
-            self.status[ROWS] += sum(n for *_, n in files)
             self.status[LAST_FLUSH_MS] = int(time.time() * 1000)
-        drop_segments_below(self.wal_dir, end)
-
-    def _time_column(self, table_name: str) -> str:
-        for handler in self.handlers.values():
-            if handler.table == table_name:
-                return handler.time_column
-        raise KeyError(table_name)
 
 
 # ---------------------------------------------------------------------- process entry
@@ -491,7 +395,6 @@ class ConverterJob:
     settings: Settings
     parent_pid: int
     factories: Mapping[int, str]
-    companion_hook: str | None = None
 
 
 def converter_main(job: ConverterJob, status: Any) -> None:
@@ -503,13 +406,10 @@ def converter_main(job: ConverterJob, status: Any) -> None:
     )
     status[PID] = os.getpid()
     handlers = build_handlers(settings, job.factories)
-    hook: CompanionHook | None = resolve(job.companion_hook) if job.companion_hook else None
     with _convert_lock(spec):
         if os.getppid() != parent_pid:
             return
-        converter = Converter(
-            spec, settings, status, handlers=handlers, companions=hook, parent_pid=parent_pid
-        )
+        converter = Converter(spec, settings, status, handlers=handlers, parent_pid=parent_pid)
         converter.recover()
         try:
             converter.run()

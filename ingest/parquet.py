@@ -197,30 +197,33 @@ def merge_read_schema(schema: pa.Schema) -> pa.Schema:
 
 
 class ParquetFileWriter:
-    """One Parquet file written table by table into ``<dest>.part``, renamed by ``commit``.
+    """One Parquet file written table by table.
 
-    ``schema`` is the file's declared schema; tables may carry dictionary versions of its
-    string columns (``write_schema``). The declared schema, with its metadata, is stored as
-    ``ARROW:schema`` exactly as pyarrow would store it, so readers get plain strings.
+    Given a path, the file is written to ``<dest>.part`` and ``commit`` renames it into place
+    once it is complete and durable; given an output stream (an object store upload), the
+    caller closes the stream after ``finish``. ``schema`` is the file's declared schema;
+    tables may carry dictionary versions of its string columns (``write_schema``). The
+    declared schema, with its metadata, is stored as ``ARROW:schema`` exactly as pyarrow would
+    store it, so readers get plain strings.
     """
 
     def __init__(
         self,
-        dest: Path,
+        dest: Path | pa.NativeFile,
         schema: pa.Schema,
         *,
         write_schema: pa.Schema | None = None,
         level: int | None = None,
     ) -> None:
-        self.dest = dest
-        self.part = dest.with_name(dest.name + ".part")
+        self.dest = dest if isinstance(dest, Path) else None
+        self.part = self.dest.with_name(self.dest.name + ".part") if self.dest else None
         self.schema = logical_schema(schema)
         self.write_schema = (write_schema or schema).remove_metadata()
         self.rows = 0
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
-            self.part,
+            self.part if self.part is not None else dest,
             self.write_schema,
-            store_schema=False,  # stored by hand in close(): the declared, not the written
+            store_schema=False,  # stored by hand in finish(): the declared, not the written
             **writer_options(self.write_schema, level=level),
         )
 
@@ -233,8 +236,8 @@ class ParquetFileWriter:
         self._writer.write_table(table, row_group_size=max(1, row_group_rows))
         self.rows += table.num_rows
 
-    def commit(self, *, fsync: bool = True) -> int:
-        """Finish the file, make it durable and rename it into place; return its size."""
+    def finish(self) -> None:
+        """Write the footer (with the declared schema) and close the writer."""
         if self._writer is None:
             raise ValueError(f"{self.dest}: already closed")
         meta = {k.decode(): v.decode() for k, v in (self.schema.metadata or {}).items()}
@@ -242,6 +245,12 @@ class ParquetFileWriter:
         self._writer.add_key_value_metadata(meta)
         self._writer.close()
         self._writer = None
+
+    def commit(self, *, fsync: bool = True) -> int:
+        """Finish the file, make it durable and rename it into place; return its size."""
+        if self.dest is None or self.part is None:
+            raise ValueError("commit() is for files written to a path")
+        self.finish()
         if fsync:
             fd = os.open(self.part, os.O_RDONLY)
             try:
@@ -255,7 +264,8 @@ class ParquetFileWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        self.part.unlink(missing_ok=True)
+        if self.part is not None:
+            self.part.unlink(missing_ok=True)
 
 
 def write_parquet(

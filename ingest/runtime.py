@@ -1,11 +1,12 @@
-"""The ingest runtime: lanes (WAL writer + converter process), compactor, lifecycle.
+"""The ingest runtime: lanes (WAL writer + converter process), committer, compactor, lifecycle.
 
-``IngestRuntime(settings).start()`` prepares the lake, takes each lane's writer lock (a second
-process with the same writer id is refused), recovers the WAL (torn tails), spawns one
-converter per lane (which undoes an unfinished flush and replays from its checkpoint) and
-starts the background compactor. ``exporter`` is what the receivers call; ``stats()`` feeds
-/readyz and /metrics; ``stop()`` refuses new requests, drains the WAL into Parquet and
-releases everything.
+``IngestRuntime(settings).start()`` makes sure the lake's tables exist, takes each lane's
+writer lock (a second process with the same writer id is refused), recovers the WAL (torn
+tails), lets the committer commit whatever a crash left in the lanes' outboxes, spawns one
+converter per lane (which resumes after its newest manifest) and starts the committer and
+the background compactor. ``exporter`` is what the receivers call; ``stats()`` feeds /readyz
+and /metrics; ``stop()`` refuses new requests, drains the WAL into the lake and releases
+everything.
 
 Converters watch this process's pid and exit when it dies, so ``kill -9`` of the server
 leaves no orphans; a converter that dies is restarted by a watchdog thread.
@@ -23,10 +24,8 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ingest.compact import BackgroundCompactor, CompactionStats, compact_once
 from ingest.convert import (
     CHECKPOINT_POS,
     COMMITTED,
@@ -39,15 +38,19 @@ from ingest.convert import (
     ROWS,
     STATUS_SLOTS,
     STOP,
-    CompanionHook,
     ConverterJob,
     LaneSpec,
     converter_main,
+    drop_segments_below,
+    read_checkpoint,
+    write_checkpoint,
 )
+from ingest.lake.committer import Committer, LaneOutbox
+from ingest.lake.compaction import CompactionStats, compact_once
+from ingest.lake.compactor import BackgroundCompactor
 from ingest.pipeline import LakeExporter, Lane
-from ingest.storage import Storage
 from ingest.wal import WalWriter, recover
-from schemas.lake import WAL_DIR, ensure_lake
+from schemas.delta import Tables
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,15 +81,11 @@ class IngestRuntime:
         settings: Settings,
         *,
         handlers: Mapping[int, str] | None = None,
-        companion_hook: str | None = None,
-        compaction_hook: CompanionHook | None = None,
     ) -> None:
         self.settings = settings
         self.writer_id = settings.effective_writer_id
-        self.lake = Path(settings.lake)
+        self.wal_root = settings.effective_wal_dir
         self.handlers = dict(HANDLERS if handlers is None else handlers)
-        self.companion_hook = companion_hook
-        self.compaction_hook = compaction_hook
         self._ctx = multiprocessing.get_context("spawn")
         self._lanes: list[_LaneRuntime] = []
         self._exporter: LakeExporter | None = None
@@ -95,6 +94,7 @@ class IngestRuntime:
         self._started = False
         self._stopped = False
         self._compactor: BackgroundCompactor | None = None
+        self._committer: Committer | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -102,8 +102,10 @@ class IngestRuntime:
         if self._started:
             raise RuntimeError("runtime already started")
         self._started = True
-        ensure_lake(self.lake)
-        wal_root = self.lake / WAL_DIR
+        tables = Tables(self.settings.location)
+        tables.ensure()
+        wal_root = self.wal_root
+        wal_root.mkdir(parents=True, exist_ok=True)
         active = self.settings.effective_lanes
         existing = {
             int(m.group(1))
@@ -116,22 +118,41 @@ class IngestRuntime:
         except BaseException:
             self._release()
             raise
-        Storage(self.lake).collect_garbage(self.settings.compaction_grace)
+        self._committer = Committer(
+            tables,
+            [LaneOutbox(lane.spec.name, lane.spec.wal_dir) for lane in self._lanes],
+            writer_id=self.writer_id,
+            on_committed=self._committed,
+            interval=self.settings.commit_interval,
+        )
+        self._committer.recover()
         for lane in self._lanes:
             self._spawn(lane)
+        self._committer.start()
         self._exporter = LakeExporter(
             [Lane(lane.spec.lane, lane.writer, lane.status) for lane in self._lanes if lane.writer],
             self.settings.wal_max_backlog_bytes,
             self.settings,
         )
         self._thread(self._watchdog, "tasklake-watchdog")
-        if self.settings.compaction_interval > 0:
-            self._compactor = BackgroundCompactor(self.settings, self.compaction_hook)
+        if self.settings.compaction_interval > 0 and self.settings.compactor:
+            self._compactor = BackgroundCompactor(self.settings)
             self._compactor.start()
         return self
 
+    def _committed(self, app_id: str, position: int, rows: int, files: int) -> None:
+        """The committer made a lane's flushes part of the lake: move its checkpoint."""
+        for lane in self._lanes:
+            if lane.spec.name == app_id:
+                write_checkpoint(lane.spec.wal_dir, position)
+                lane.status[CHECKPOINT_POS] = position
+                lane.status[FILES] += files
+                lane.status[ROWS] += rows
+                drop_segments_below(lane.spec.wal_dir, position)
+                return
+
     def _open_lane(self, index: int, *, drain_only: bool) -> _LaneRuntime:
-        spec = LaneSpec(str(self.lake), self.writer_id, index)
+        spec = LaneSpec(str(self.wal_root), self.writer_id, index)
         spec.wal_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(spec.wal_dir / WRITER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -139,11 +160,13 @@ class IngestRuntime:
         except BlockingIOError:
             os.close(fd)
             raise LakeLocked(
-                f"another tasklake process is already writing to lake {self.lake} with writer "
+                f"another tasklake process is already writing to lake {self.settings.lake}"
+                f" with writer "
                 f"id '{self.writer_id}' ({spec.wal_dir}); give each process sharing a lake "
                 "its own writer id (--writer-id / TASKLAKE_WRITER_ID)"
             ) from None
         status = self._ctx.RawArray("q", STATUS_SLOTS)
+        status[CHECKPOINT_POS] = read_checkpoint(spec.wal_dir)
         writer: WalWriter | None = None
         try:
             if drain_only:
@@ -171,9 +194,7 @@ class IngestRuntime:
         lane.process = self._ctx.Process(
             target=converter_main,
             args=(
-                ConverterJob(
-                    lane.spec, self.settings, os.getpid(), self.handlers, self.companion_hook
-                ),
+                ConverterJob(lane.spec, self.settings, os.getpid(), self.handlers),
                 lane.status,
             ),
             name=f"tasklake-convert-{lane.spec.name}",
@@ -219,6 +240,11 @@ class IngestRuntime:
                     proc.join()
         for thread in self._threads:
             thread.join(max(0.1, deadline - time.monotonic()))
+        if self._committer is not None:
+            try:
+                self._committer.stop(max(0.1, deadline - time.monotonic()))
+            except Exception:
+                log.exception("the last commit failed; the outboxes keep it for the next start")
         if self._compactor is not None:
             self._compactor.stop(max(0.1, deadline - time.monotonic()))
         self._release()
@@ -328,6 +354,10 @@ class IngestRuntime:
             "rows_published": sum(lane["rows_published"] for lane in lanes),
             "last_flush_time": last_flush / 1000 if last_flush else None,
             "compactions": self.compactions,
+            "compaction_lease_held": int(bool(self._compactor and self._compactor.holds_lease)),
+            "files_vacuumed": self._compactor.vacuumed if self._compactor else 0,
+            "lake_commits": self._committer.stats.commits if self._committer else 0,
+            "lake_commit_failures": self._committer.stats.failures if self._committer else 0,
             "last_compaction": self.last_compaction.as_dict() if self.last_compaction else None,
         }
 

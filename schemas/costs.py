@@ -34,7 +34,7 @@ from schemas.jsonitems import (
     opt_usd,
     parse_items,
 )
-from schemas.lake import COSTS, register_table
+from schemas.lake import COSTS, Table, register_table
 from schemas.spans import TIME
 
 COST_SCHEMA_VERSION = 1
@@ -69,7 +69,7 @@ COST_SCHEMA = pa.schema(
     ]
 )
 
-register_table(COSTS, COST_SCHEMA, COST_SCHEMA_VERSION)
+register_table(Table(COSTS, COST_SCHEMA, COST_SCHEMA_VERSION, "period_start"))
 
 
 @dataclass(frozen=True)

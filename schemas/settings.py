@@ -19,6 +19,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
+from schemas.location import LakeLocation
+
 ENV_PREFIX = "TASKLAKE_"
 
 Kind = Literal["str", "int", "float", "bool", "bytes", "duration", "list"]
@@ -45,7 +47,22 @@ GiB = 1024 * MiB
 
 # The declared list. Order is the order of the documentation table.
 SETTINGS: tuple[Setting, ...] = (
-    Setting("lake", "str", "Lake directory (spans/, signals/, costs/, _wal/)."),
+    Setting(
+        "lake",
+        "str",
+        "Where the Delta tables live: a directory, file://..., or s3://bucket/prefix.",
+    ),
+    Setting(
+        "wal_dir",
+        "str",
+        "Write-ahead log directory on local disk; default <lake>/_wal; required for s3:// lakes.",
+    ),
+    Setting(
+        "store_dir",
+        "str",
+        "The read side's local directory (task store, spill files); default <lake>/_store,"
+        " or <wal_dir>/_store for s3:// lakes.",
+    ),
     Setting("host", "str", "Interface to listen on; 0.0.0.0 exposes it."),
     Setting("http_port", "int", "OTLP/HTTP and REST API port."),
     Setting("grpc_port", "int", "OTLP/gRPC port; 0 disables the gRPC receiver."),
@@ -88,9 +105,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Rows per compacted file; files already this large are left alone.",
     ),
     Setting(
-        "compaction_grace",
+        "compactor",
+        "bool",
+        "Take part in compaction (a lease in the lake lets one receiver compact at a time).",
+    ),
+    Setting(
+        "commit_interval",
         "duration",
-        "How long replaced files stay on disk for queries that listed them before a swap.",
+        "Shortest time between two commits of this receiver to one table.",
+    ),
+    Setting(
+        "vacuum_retention",
+        "duration",
+        "How long files that compaction replaced stay for queries pinned to older versions"
+        " (longer than query_timeout).",
     ),
     Setting("query_timeout", "duration", "Time limit of one API/SQL query."),
     Setting("query_max_rows", "int", "Row cap of POST /api/v1/query answers."),
@@ -171,6 +199,8 @@ class WorkflowRule:
 @dataclass(frozen=True)
 class Settings:
     lake: str = "./lake"
+    wal_dir: str = ""
+    store_dir: str = ""
     host: str = "127.0.0.1"
     http_port: int = 4318
     grpc_port: int = 4317
@@ -188,7 +218,9 @@ class Settings:
     row_group_rows: int = 100_000
     compaction_interval: float = 60.0
     compaction_target_rows: int = 1_000_000
-    compaction_grace: float = 120.0
+    compactor: bool = True
+    commit_interval: float = 0.5
+    vacuum_retention: float = 3600.0
     query_timeout: float = 30.0
     query_max_rows: int = 10_000
     query_memory_limit: int = 384 * MiB
@@ -210,8 +242,23 @@ class Settings:
     config_file: str | None = None
 
     @property
-    def lake_path(self) -> Path:
-        return Path(self.lake)
+    def location(self) -> LakeLocation:
+        return LakeLocation.parse(self.lake)
+
+    @property
+    def effective_wal_dir(self) -> Path:
+        if self.wal_dir:
+            return Path(self.wal_dir).resolve()
+        return self.location.path / "_wal"
+
+    @property
+    def effective_store_dir(self) -> Path:
+        if self.store_dir:
+            return Path(self.store_dir).resolve()
+        location = self.location
+        if location.local:
+            return location.path / "_store"
+        return self.effective_wal_dir / "_store"
 
     @property
     def effective_writer_id(self) -> str:
@@ -521,6 +568,17 @@ def _validate(s: Settings) -> None:
         raise SettingsError("writer_id: 1-32 lowercase letters and digits")
     if not s.correlation_keys:
         raise SettingsError("correlation_keys: at least one key")
+    try:
+        location = s.location
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    if not location.local and not s.wal_dir:
+        raise SettingsError(
+            f"wal_dir: required for the object-store lake {location.root} (the write-ahead"
+            " log stays on local disk)"
+        )
+    if s.vacuum_retention <= s.query_timeout:
+        raise SettingsError("vacuum_retention: must be longer than query_timeout")
 
 
 def settings_table() -> str:

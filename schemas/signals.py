@@ -38,7 +38,7 @@ from schemas.jsonitems import (
     opt_usd,
     parse_items,
 )
-from schemas.lake import SIGNALS, register_table
+from schemas.lake import SIGNALS, Table, register_table
 from schemas.spans import ATTR_MAP, TIME, USD
 
 SIGNAL_SCHEMA_VERSION = 1
@@ -84,7 +84,7 @@ SIGNAL_SCHEMA = pa.schema(
     ]
 )
 
-register_table(SIGNALS, SIGNAL_SCHEMA, SIGNAL_SCHEMA_VERSION)
+register_table(Table(SIGNALS, SIGNAL_SCHEMA, SIGNAL_SCHEMA_VERSION, "occurred_at"))
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from schemas.lake import TMP_DIR, ensure_lake
+from schemas.delta import Tables
 from schemas.settings import SETTINGS, Settings, SettingsError, load_settings
-from schemas.snapshot import pin_statements
-from schemas.views import render_views
+from schemas.views import cli_script
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -77,25 +76,30 @@ def _duckdb_binary() -> str | None:
 
 
 def _sql(settings: Settings, command: str | None) -> int:
-    lake = ensure_lake(settings.lake).resolve()
-    script = render_views(lake, settings)
-    if command is not None:
-        # one statement: pin it, so a compaction swap cannot change its answer. The shell
-        # stays on the live glob (a pinned shell would not see new spans).
-        script += "\n" + "\n".join(pin_statements(lake)) + "\n"
+    store_dir = settings.effective_store_dir
+    tables = Tables(settings.location, seed_dir=store_dir / "seeds")
+    tables.ensure()
+    # one statement: pinned to the tables' newest versions, so its answer is one version's;
+    # the shell reads each table's newest version on every query (delta_scan)
+    script = cli_script(tables, settings, pinned=command is not None)
     binary = _duckdb_binary()
     if binary is None:
         print("tasklake sql: the DuckDB CLI (package duckdb-cli) is not installed", file=sys.stderr)
         return 1
-    # Left in the lake's _tmp/, which start-up cleans; execv leaves no chance to delete it.
-    fd, init = tempfile.mkstemp(prefix="views-", suffix=".sql", dir=lake / TMP_DIR)
+    tmp = store_dir / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    # execv leaves no chance to delete it: it is small, and tmp/ is the read side's scratch
+    fd, init = tempfile.mkstemp(prefix="views-", suffix=".sql", dir=tmp)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(script)
     argv = [binary, "-cmd", f".read '{init}'"]
     if command is not None:
         argv += ["-c", command]
     else:
-        print(f"tasklake: views loaded over {lake} — try: SELECT * FROM llm_calls LIMIT 5;")
+        print(
+            f"tasklake: views loaded over {settings.location.root} — try: SELECT * FROM"
+            " llm_calls LIMIT 5;"
+        )
     os.execv(binary, argv)
     return 0  # pragma: no cover (execv does not return)
 
@@ -114,16 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sql":
         return _sql(settings, args.sql_command)
     if args.command == "views":
-        sys.stdout.write(render_views(Path(settings.lake).resolve(), settings))
+        tables = Tables(settings.location, seed_dir=settings.effective_store_dir / "seeds")
+        sys.stdout.write(cli_script(tables, settings, pinned=False))
         return 0
     if args.command == "compact":
         from ingest import compact_once
-        from ingest.compact import use_merge_memory_pool
-        from schemas.rollup import build_rollups
+        from ingest.lake.compactor import use_merge_memory_pool
 
         use_merge_memory_pool()
         # asked for now: quiet partitions are not waited for
-        stats = compact_once(settings, hook=build_rollups, quiet=0)
+        stats = compact_once(settings, quiet=0)
         for key, value in stats.as_dict().items():
             print(f"{key}: {value}")
         return 0

@@ -3,11 +3,11 @@
 One connection holds the catalog (views and macros from ``schemas/``); each query runs on its
 own cursor, so requests run concurrently and a time limit can ``interrupt()`` one without
 touching the others. Its memory is bounded (``query_memory_limit``): the task store lives in a
-file (``<lake>/_store/``) whose pages DuckDB evicts under pressure, and queries that need more
-spill to ``<lake>/_store/tmp``. Each query reads the files pinned on its cursor just before
-it runs (``schemas.snapshot``): one generation of every partition, so a concurrent compaction
-never changes its answer; one that outlived the generation's grace and lost a file is run
-again (``schemas.lake.is_vanished_file_error``).
+file (``<store_dir>``) whose pages DuckDB evicts under pressure, and queries that need more
+spill to ``<store_dir>/tmp``. Each query reads one version of every table, pinned on its
+cursor just before it runs (``schemas.delta.Tables.pin``): the store's versions when it reads
+the store, else the newest; a commit or compaction meanwhile never changes its answer. One
+that outlived ``vacuum_retention`` and lost a file is pinned anew and run again.
 """
 
 from __future__ import annotations
@@ -21,16 +21,13 @@ import duckdb
 import pyarrow as pa
 from starlette.requests import Request
 
-from schemas.lake import ensure_lake, is_vanished_file_error
+from schemas.delta import Snapshot, Tables, is_vanished_file_error
 from schemas.settings import Settings
-from schemas.snapshot import pin
 from schemas.views import load_views
 from service.store import Store
 
 #: How often a query is tried when compaction keeps replacing the files it listed.
 VANISHED_FILE_TRIES = 3
-#: The read side's own directory in the lake: the task store and DuckDB's spill files.
-STORE_DIR = "_store"
 
 
 class QueryError(Exception):
@@ -60,9 +57,11 @@ class Database:
         self, settings: Settings, *, threads: int | None = None, store: bool = True
     ) -> None:
         self.settings = settings
-        self.lake = ensure_lake(settings.lake).resolve()
-        spill = self.lake / STORE_DIR / "tmp"
+        self.store_dir = settings.effective_store_dir
+        spill = self.store_dir / "tmp"
         spill.mkdir(parents=True, exist_ok=True)
+        self.tables = Tables(settings.location, seed_dir=self.store_dir / "seeds")
+        self.tables.ensure()
         config: dict[str, Any] = {
             "memory_limit": f"{max(settings.query_memory_limit // (1024 * 1024), 64)}MB",
             "temp_directory": str(spill),
@@ -73,13 +72,13 @@ class Database:
         self._con.execute("SET GLOBAL TimeZone = 'UTC'")
         # Footers of unchanged files are read once, not per query (files are immutable).
         self._con.execute("SET GLOBAL parquet_metadata_cache = true")
-        load_views(self._con, self.lake, settings)
+        load_views(self._con, self.tables, settings)
         self.timeout = settings.query_timeout
         self.store = (
             Store(
                 self._con,
-                self.lake,
-                path=self.lake / STORE_DIR / f"{settings.effective_writer_id}.duckdb",
+                self.tables,
+                path=self.store_dir / f"{settings.effective_writer_id}.duckdb",
                 settings=settings,
             )
             if store
@@ -113,14 +112,16 @@ class Database:
         *,
         as_of: datetime | None = None,
         timeout: float | None = None,
+        snapshot: Snapshot | None = None,
     ) -> pa.Table:
-        """Run one query and return its result as Arrow."""
+        """Run one query and return its result as Arrow; ``snapshot``: the table versions it
+        reads (default: the newest; a query of the store passes the store's)."""
         limit = self.timeout if timeout is None else timeout
         for attempt in range(VANISHED_FILE_TRIES):
             cursor = self._con.cursor()
             timer = threading.Timer(limit, cursor.interrupt) if limit > 0 else None
             try:
-                pin(cursor, self.lake)
+                self.tables.pin(cursor, snapshot if attempt == 0 else None)
                 if as_of is not None:
                     cursor.execute("SET VARIABLE as_of = ?::TIMESTAMPTZ", [as_of])
                 if timer is not None:
@@ -153,10 +154,11 @@ class Database:
         *,
         as_of: datetime | None = None,
         timeout: float | None = None,
+        snapshot: Snapshot | None = None,
     ) -> list[dict[str, Any]]:
         """Run one query and return its rows as dicts (Decimal, datetime, date values)."""
         rows: list[dict[str, Any]] = self.arrow(
-            sql, params, as_of=as_of, timeout=timeout
+            sql, params, as_of=as_of, timeout=timeout, snapshot=snapshot
         ).to_pylist()
         return rows
 
@@ -166,8 +168,9 @@ class Database:
         params: Sequence[Any] | Mapping[str, Any] | None = None,
         *,
         as_of: datetime | None = None,
+        snapshot: Snapshot | None = None,
     ) -> Any:
-        table = self.arrow(sql, params, as_of=as_of)
+        table = self.arrow(sql, params, as_of=as_of, snapshot=snapshot)
         return table.column(0)[0].as_py() if table.num_rows else None
 
 

@@ -3,7 +3,7 @@
 Order matters: recover the lake first (so nothing is acknowledged before the write-ahead log is
 whole), then start gRPC, then HTTP. If a later part fails to start, the earlier ones are
 stopped; on SIGINT/SIGTERM uvicorn stops accepting, then gRPC drains, then the ingest runtime
-flushes every acknowledged span to Parquet.
+commits every acknowledged span to the lake.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import grpc
 import uvicorn
 
 from ingest import IngestRuntime, otlp_routes, start_grpc_server, write_routes
-from schemas.lake import ensure_lake
-from schemas.rollup import build_rollups
 from schemas.settings import Settings
 from schemas.views import write_views_file
 from service.app import create_app
@@ -30,14 +28,9 @@ log = logging.getLogger("tasklake")
 
 
 async def serve(settings: Settings) -> None:
-    ensure_lake(settings.lake)
-    write_views_file(settings.lake, settings)
-    # Roll-up companions (schemas.rollup) are written by compaction only: a flush file is
-    # merged within compaction_interval, and until then the views and the task store roll it
-    # up themselves. Rolling up at flush too cost the converters ~40% of their time (every
-    # span was rolled up twice) and held ingest at ~37k visible spans/s per core.
-    runtime = IngestRuntime(settings, compaction_hook=build_rollups)
+    runtime = IngestRuntime(settings)
     await asyncio.to_thread(runtime.start)
+    write_views_file(settings.location, settings)
     grpc_server: grpc.aio.Server | None = None
     db: Database | None = None
     try:

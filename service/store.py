@@ -1,45 +1,47 @@
-"""The task views, materialized in the service and kept exact by incremental refresh.
+"""The task views, materialized in the service and kept exact by following the Delta log.
 
-Recomputing attempts and tasks from ~2M roll-up rows takes seconds on a 2-core machine, and a
-dashboard asks every few seconds. So the service keeps ``attempts``, ``tasks`` (their
-clock-free decisions), deduplicated ``signals`` and each task's spend by role, provider and
-model (``breakdown``) as tables of a DuckDB database attached as ``tl_store``, built from one
-listing of the lake's files. Before a query, ``refresh()`` lists the files again (a few
-milliseconds) and, when something changed, recomputes only what the change can touch:
+Recomputing attempts and tasks from millions of spans takes minutes, and a dashboard asks
+every few seconds. So the service keeps, in a DuckDB database attached as ``tl_store``:
 
-1. the traces of added files (and of removed ones: compaction replaces files);
-2. every attempt with a roll-up row in those traces, plus every trace holding a row of those
-   attempts (the closure): correlation ids are resolved per trace, so attempts outside the
-   closure cannot have changed;
-3. the tasks of those attempts (before and after) and of new signals, with all their signals,
-   and the breakdown of those tasks (from the roll-ups of every trace of their attempts; a
-   role inherited across files is resolved over the spans of those traces only).
+- ``attempt_parts`` and ``breakdown_parts``: the templates of the same names, per trace;
+- ``attempts``, ``signals`` (one row per signal id), ``tasks`` (their clock-free decisions)
+  and ``breakdown`` (each task's spend by role, provider and model);
+- ``files`` (the span files of the version it reflects) and ``trace_files`` (which files hold
+  each trace), so it can find every row of a trace without scanning the lake.
 
-Every statement renders the same templates the views use (``schemas.views.template``), so
-the store answers exactly what the views answer over the same files; tests hold them equal.
-Decisions do not depend on the clock: the outcome is read at ``as_of`` when queried, so the
-store stays right as windows elapse. An ``as_of`` earlier than the latest stored signal needs
-the signals of that moment: such queries go to the views instead (``covers``).
+``refresh()`` follows the Delta logs from the versions it reflects (``Tables.commits``):
 
-**On disk, bounded memory.** Given a ``path`` (the service uses
-``<lake>/_store/<writer id>.duckdb``; not for readers), the store is a file: DuckDB keeps
-only what queries touch in its buffer pool (bounded by the connection's ``memory_limit``)
-and the store survives a restart, which then refreshes incrementally instead of rebuilding.
-The file also holds the listing the tables reflect, written in the same transaction as the
-tables, so a crash leaves both consistent. A store built by other code or other settings
-(a fingerprint of every SQL definition and of the workflow rules) is rebuilt. When the file
-is in use by another process, or cannot be opened, the store falls back to memory.
+1. a commit that adds span files (ingest, or anything not ours): the traces in them are
+   recomputed from every file holding them, deduplicated and resolved (``trace_spans``), then
+   every attempt with a part in those traces (before or after), and their tasks;
+2. a compaction commit (``tasklake.op = compact``) changes no answer — it rewrites the same
+   spans, dropping copies that never counted — so only ``trace_files`` follows it;
+3. a commit that adds signals: the tasks those signals name are decided again.
+
+Every statement renders the templates the views use (``schemas.templates``), so the store
+answers exactly what the views answer over the same table versions; tests hold them equal.
+Queries read the store at the versions it reflects (``snapshot``: the pin of every table,
+costs included), so one answer never mixes versions. Decisions do not depend on the clock:
+the outcome is read at ``as_of`` when queried. An ``as_of`` earlier than the latest stored
+signal needs the signals of that moment: such queries go to the views (``covers``).
+
+**On disk, bounded memory.** Given a ``path``, the store is a file: DuckDB keeps what queries
+touch in its buffer pool (bounded by the connection's ``memory_limit``) and the store survives
+a restart, which then follows the log from where it was. The file also records the versions
+its tables reflect, written in the same transaction as the tables. A store built by other
+code or other settings (a fingerprint of every SQL definition and of the workflow rules) is
+rebuilt; so is one whose versions' commits the log no longer holds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -49,11 +51,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from schemas.lake import SIGNALS, SPANS, is_vanished_file_error, seed_file
-from schemas.rollup import ATTEMPTS_DIR, BREAKDOWN_DIR, rollup_select
+from schemas.delta import Commit, DataFile, Snapshot, Tables
+from schemas.lake import COMPACTED_PREFIX, SIGNALS, SPANS
 from schemas.settings import Settings
-from schemas.snapshot import partitions
-from schemas.views import allocation, cost_macro, template, with_outcome, workflow_rules_sql
+from schemas.templates import PACKAGE as TEMPLATES
+from schemas.templates import render
+from schemas.views import settings_bindings
 
 log = logging.getLogger(__name__)
 
@@ -61,107 +64,51 @@ SCHEMA = "tl_store"
 #: Where a rebuild keeps its intermediate tables (a file beside the store, deleted after).
 SCRATCH = "tl_build"
 #: Bump when the store's tables change shape: a store file of another version is rebuilt.
-STORE_VERSION = 2
-#: Compress the store (a checkpoint: ~4x smaller, seconds at 10M spans) after a rebuild and
-#: after this many incremental refreshes, whose rows stay uncompressed until then.
+STORE_VERSION = 3
+#: Compress the store (a checkpoint) after a rebuild and after this many refreshes.
 CHECKPOINT_EVERY = 200
-#: Refresh by recomputing everything when more than this share of span files changed.
-REBUILD_SHARE = 0.5
-
-#: Rows of a build's source per pass of its large aggregations (see ``Store._chunked``).
+#: Spans per pass of a rebuild (whole traces per pass, by hash of the trace id).
+BUILD_PASS_SPANS = 1_000_000
+#: Attempts, signals or tasks per pass of the larger aggregations.
 BUILD_PASS_ROWS = 250_000
-#: Store files attached by this process: a second store on the same file stays in memory
-#: (DuckDB's file lock does not keep two databases of one process apart).
+#: Store files attached by this process: a second store on the same file stays in memory.
 _IN_USE: set[str] = set()
 _IN_USE_LOCK = threading.Lock()
 
-
-@dataclass(frozen=True)
-class LakeFile:
-    path: str  # the data file, as listed in its partition
-    source: str  # what is read for its attempts: their roll-up companion, else the file itself
-    size: int
-    mtime_ns: int
-    day: str
-    breakdown: str = ""  # what is read for its breakdown: that companion, else the file
-
-    @property
-    def rolled_up(self) -> bool:
-        return self.source != self.path
-
-    @property
-    def breakdown_source(self) -> str:
-        return self.breakdown or self.path
+#: The templates the stored tables are computed from (the rest is applied at query time).
+STORE_SQL = (
+    "macros",
+    "span_copies",
+    "unique_spans",
+    "trace_spans",
+    "attempt_parts",
+    "attempt_rows",
+    "breakdown_parts",
+    "breakdown_sums",
+    "stored_signals",
+    "signal_rows",
+    "task_rows",
+)
+#: The columns of trace_spans that the stored parts read (what a pass keeps of each span).
+PART_COLUMNS = (
+    "trace_id, attempt_id, correlation_level, billed, is_model_call, operation, status_code,"
+    " cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
+    " reasoning_tokens, total_tokens, start_time_unix_nano, duration_ns, rk, span_id, name,"
+    " task_id, workflow, team, workflow_version, resource_workflow, resource_team,"
+    " resource_version, resolved_role, provider, response_model, request_model"
+)
 
 
 @dataclass
 class RefreshStats:
     kind: str = "none"  # none | incremental | rebuild
     seconds: float = 0.0
+    commits: int = 0
     added_files: int = 0
     removed_files: int = 0
+    traces: int = 0  # traces recomputed
     attempts: int = 0  # attempts recomputed
     tasks: int = 0  # tasks recomputed
-
-
-def list_span_files(lake: Path) -> dict[str, LakeFile]:
-    return _list(lake / SPANS, (ATTEMPTS_DIR, BREAKDOWN_DIR))
-
-
-def list_signal_files(lake: Path) -> dict[str, LakeFile]:
-    return _list(lake / SIGNALS, ())
-
-
-def _list(root: Path, companions: tuple[str, ...]) -> dict[str, LakeFile]:
-    """Data files by partition path, each partition from one generation (``partitions``).
-    Paths stay partition paths, so a file's key survives compaction swaps that keep it; a
-    read after a swap that merged it fails cleanly and is retried."""
-    out: dict[str, LakeFile] = {}
-    for part in partitions(root):
-        for entry in part.files:
-            if entry.name.startswith(("_", ".")):  # schema seeds and temp names are not data
-                continue
-            try:
-                st = entry.stat()
-            except FileNotFoundError:
-                continue
-            path = os.path.join(part.path, entry.name)
-            found = []
-            for subdir in companions:
-                rolled = os.path.exists(os.path.join(part.generation, subdir, entry.name))
-                found.append(os.path.join(part.path, subdir, entry.name) if rolled else path)
-            source = found[0] if found else path
-            breakdown = found[1] if len(found) > 1 else ""
-            out[path] = LakeFile(
-                path, source, st.st_size, st.st_mtime_ns, part.name[len("date=") :], breakdown
-            )
-    return out
-
-
-def _sql_list(paths: Iterable[str]) -> str:
-    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
-
-
-def _run(cur: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> Any:
-    """Execute one statement of a refresh, logging how long it took (DEBUG)."""
-    started = time.perf_counter()
-    out = cur.execute(sql, params)
-    log.debug("task store: %.3f s  %.100s", time.perf_counter() - started, " ".join(sql.split()))
-    return out
-
-
-#: The definitions the stored tables are computed from (the rest is applied at query time).
-STORE_SQL = (
-    "macros",
-    "rollup_attempts",
-    "rollup_breakdown",
-    "part_attempts",
-    "attempt_rows",
-    "signal_rows",
-    "task_rows",
-    "breakdown_rows",
-    "breakdown_sums",
-)
 
 
 def fingerprint(settings: Settings | None) -> str:
@@ -170,9 +117,23 @@ def fingerprint(settings: Settings | None) -> str:
     digest = hashlib.sha256(f"store-v{STORE_VERSION}".encode())
     for name in STORE_SQL:
         digest.update(name.encode())
-        digest.update(resources.files("schemas").joinpath(f"{name}.sql").read_bytes())
-    digest.update(workflow_rules_sql(settings).encode())
+        digest.update(resources.files(TEMPLATES).joinpath(f"{name}.sql").read_bytes())
+    digest.update(settings_bindings(settings)["workflow_rules_values"].encode())
     return digest.hexdigest()[:32]
+
+
+def _sql_list(items: Iterable[str]) -> str:
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in items) + "]"
+
+
+def span_read(uris: Sequence[str], seed: str | None, where: str = "") -> str:
+    """A relation of span rows (as the templates' ``spans_table``) from ``uris``."""
+    files = list(uris) or ([seed] if seed else [])
+    read = (
+        f"read_parquet({_sql_list(files)}, hive_partitioning = true, union_by_name = true,"
+        " filename = true, file_row_number = true)"
+    )
+    return f"(SELECT * FROM {read} {where})"
 
 
 class Store:
@@ -181,30 +142,32 @@ class Store:
     def __init__(
         self,
         con: duckdb.DuckDBPyConnection,
-        lake: Path,
+        tables: Tables,
         *,
         path: Path | None = None,
         settings: Settings | None = None,
     ) -> None:
         self._con = con
-        self.lake = lake
+        self.tables = tables
+        self.settings = settings
         self._lock = threading.Lock()
-        self._spans: dict[str, LakeFile] = {}
-        self._signals: dict[str, LakeFile] = {}
-        self._file_no: dict[str, int] = {}
-        self._current: dict[str, LakeFile] = {}
-        self._since_checkpoint = 0
-        self._next_no = 0
         self.built = False
+        self.snapshot: Snapshot | None = None
         self.max_signal_at: datetime | None = None
         self.last = RefreshStats()
         self.fingerprint = fingerprint(settings)
+        self._since_checkpoint = 0
+        self._file_no: dict[str, int] = {}  # relative path -> number, current span files
+        self._signal_files: set[str] = set()
+        self._next_no = 0
         self.path: Path | None = None
         if path is not None:
             self.path = self._attach_file(path)
         if self.path is None:
             con.execute(f"ATTACH ':memory:' AS {SCHEMA} (COMPRESS)")
-        elif self._load():
+        else:
+            self._load()
+        if self.built:
             self._define_macros()
 
     # ------------------------------------------------------------------ the store file
@@ -237,7 +200,7 @@ class Store:
             _IN_USE.discard(key)
         return None
 
-    def _load(self) -> bool:
+    def _load(self) -> None:
         """Take over what the store file holds when it was built by this code and settings."""
         s = SCHEMA
         tables = {
@@ -247,32 +210,28 @@ class Store:
             ).fetchall()
         }
         if "meta" in tables:
-            row = self._con.execute(
-                f"SELECT value FROM {s}.meta WHERE key = 'fingerprint'"
-            ).fetchone()
-            if row and row[0] == self.fingerprint:
-                self._spans = {}
-                for path, source, breakdown, size, mtime, day, no in self._con.execute(
-                    f"SELECT path, source, breakdown, size, mtime_ns, day, file_no FROM {s}.files"
-                ).fetchall():
-                    self._spans[path] = LakeFile(path, source, size, mtime, day, breakdown)
-                    self._file_no[path] = no
-                self._signals = {
-                    r[0]: LakeFile(r[0], r[1], r[2], r[3], r[4])
-                    for r in self._con.execute(
-                        f"SELECT path, source, size, mtime_ns, day FROM {s}.signal_files"
-                    ).fetchall()
-                }
-                self._next_no = max(self._file_no.values(), default=-1) + 1
-                self._current = dict(self._spans)
-                sig = self._con.execute(f"SELECT max(occurred_at) FROM {s}.signals").fetchone()
-                self.max_signal_at = sig[0] if sig else None
-                self.built = True
-                log.info("task store %s: %d span files known", self.path, len(self._spans))
-                return True
+            meta = dict(self._con.execute(f"SELECT key, value FROM {s}.meta").fetchall())
+            if meta.get("fingerprint") == self.fingerprint and "versions" in meta:
+                versions = json.loads(meta["versions"])
+                try:
+                    self.snapshot = Snapshot(
+                        {t: self.tables.version_of(t, v) for t, v in versions.items()}
+                    )
+                except Exception as exc:  # the versions are gone from the log
+                    log.info("task store versions %s unreadable (%s): rebuilding", versions, exc)
+                else:
+                    self._file_no = dict(
+                        self._con.execute(f"SELECT path, file_no FROM {s}.files").fetchall()
+                    )
+                    self._next_no = max(self._file_no.values(), default=-1) + 1
+                    self._signal_files = {f.path for f in self.snapshot[SIGNALS].files}
+                    row = self._con.execute(f"SELECT max(occurred_at) FROM {s}.signals").fetchone()
+                    self.max_signal_at = row[0] if row else None
+                    self.built = True
+                    log.info("task store %s: at versions %s", self.path, versions)
+                    return
         for name in sorted(tables):  # another version or other settings: start over
             self._con.execute(f"DROP TABLE IF EXISTS {s}.{name}")
-        return False
 
     def close(self) -> None:
         """Detach the store file (the connection stays usable)."""
@@ -294,322 +253,208 @@ class Store:
             return True
         return (as_of or datetime.now(UTC)) >= self.max_signal_at
 
+    def stats(self) -> dict[str, Any]:
+        return {
+            "built": self.built,
+            "file": str(self.path) if self.path else None,
+            "versions": self.snapshot.versions if self.snapshot else None,
+            "last_refresh": self.last.__dict__,
+        }
+
     # ------------------------------------------------------------------ refresh
 
-    def refresh(self) -> RefreshStats:
-        """Bring the store to the lake's current files; recompute only what changed."""
+    def refresh(self, target: Snapshot | None = None) -> RefreshStats:
+        """Bring the store to ``target`` (default: the tables' newest versions)."""
         with self._lock:
-            for attempt in range(3):
-                try:
-                    return self._refresh()
-                except duckdb.Error as exc:  # a file vanished (compaction): list again
-                    if attempt == 2 or not is_vanished_file_error(exc):
-                        raise
-            raise AssertionError("unreachable")
-
-    def _refresh(self) -> RefreshStats:
-        started = time.perf_counter()
-        spans = list_span_files(self.lake)
-        signals = list_signal_files(self.lake)
-        if self.built and spans == self._spans and signals == self._signals:
-            self.last = RefreshStats()
-            return self.last
-        added = [f for p, f in spans.items() if self._spans.get(p) != f]
-        removed = [f for p, f in self._spans.items() if spans.get(p) != f]
-        sig_added = [f for p, f in signals.items() if self._signals.get(p) != f]
-        cur = self._con.cursor()
-        try:
-            cur.execute("SET TimeZone = 'UTC'")
-            # Semi-joins on up to this many keys reach the scans of the (sorted) store tables
-            # as IN filters, which skip every segment that cannot hold a key.
-            cur.execute("SET dynamic_or_filter_threshold = 20000")
-            changed = {f.path for f in added} | {f.path for f in removed}
+            started = time.perf_counter()
+            snap = target or self.tables.snapshot()
+            if self.built and self.snapshot is not None and snap.versions == self.snapshot.versions:
+                self.last = RefreshStats()
+                return self.last
+            cur = self._con.cursor()
             try:
-                if not self.built or len(changed) > REBUILD_SHARE * max(len(spans), 1):
-                    stats = self._rebuild(cur, spans, signals)
-                else:
-                    stats = self._incremental(
-                        cur,
-                        spans=spans,
-                        signals=signals,
-                        added=added,
-                        removed=removed,
-                        sig_added=sig_added,
-                    )
+                cur.execute("SET TimeZone = 'UTC'")
+                # Semi-joins on up to this many keys reach the scans of the (sorted) store
+                # tables as IN filters, which skip every segment that cannot hold a key.
+                cur.execute("SET dynamic_or_filter_threshold = 20000")
+                stats = self._incremental(cur, snap) if self.built else None
+                if stats is None:
+                    stats = self._rebuild(cur, snap)
+                row = cur.execute(f"SELECT max(occurred_at) FROM {SCHEMA}.signals").fetchone()
+                self.max_signal_at = row[0] if row else None
             except BaseException:
                 with contextlib.suppress(duckdb.Error):  # none may be open
                     cur.execute("ROLLBACK")
                 raise
-            row = cur.execute(f"SELECT max(occurred_at) FROM {SCHEMA}.signals").fetchone()
-            self.max_signal_at = row[0] if row else None
-        finally:
-            cur.close()
-        self._spans, self._signals = spans, signals
-        self.built = True
-        self._since_checkpoint = 0 if stats.kind == "rebuild" else self._since_checkpoint + 1
-        if stats.kind == "rebuild" or self._since_checkpoint >= CHECKPOINT_EVERY:
-            try:
-                self._con.execute(f"CHECKPOINT {SCHEMA}")
-                self._since_checkpoint = 0
-            except duckdb.Error as exc:  # only space is at stake: try again next time
-                log.warning("could not compress the task store: %s", exc)
-        stats.added_files, stats.removed_files = len(added), len(removed)
-        stats.seconds = time.perf_counter() - started
-        self.last = stats
-        return stats
+            finally:
+                cur.close()
+            self.snapshot = snap
+            if not self.built:
+                self.built = True
+                self._define_macros()
+            self._since_checkpoint = 0 if stats.kind == "rebuild" else self._since_checkpoint + 1
+            if stats.kind == "rebuild" or self._since_checkpoint >= CHECKPOINT_EVERY:
+                try:
+                    self._con.execute(f"CHECKPOINT {SCHEMA}")
+                    self._since_checkpoint = 0
+                except duckdb.Error as exc:  # only space is at stake: try again next time
+                    log.warning("could not compress the task store: %s", exc)
+            stats.seconds = time.perf_counter() - started
+            self.last = stats
+            return stats
 
-    def _numbers(self, files: Iterable[LakeFile]) -> pa.Table:
-        rows = []
-        for f in files:
+    def _run(self, cur: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> Any:
+        started = time.perf_counter()
+        out = cur.execute(sql, params)
+        log.debug(
+            "task store: %.3f s  %.120s", time.perf_counter() - started, " ".join(sql.split())
+        )
+        return out
+
+    # ------------------------------------------------------------------ rebuild
+
+    def _numbered(self, files: Iterable[DataFile]) -> pa.Table:
+        rows = list(files)
+        for f in rows:
             if f.path not in self._file_no:
                 self._file_no[f.path] = self._next_no
                 self._next_no += 1
-            rows.append(f)
         return pa.table(
             {
                 "file_no": pa.array([self._file_no[f.path] for f in rows], pa.int32()),
                 "path": pa.array([f.path for f in rows], pa.string()),
-                "source": pa.array([f.source for f in rows], pa.string()),
-                "breakdown": pa.array([f.breakdown_source for f in rows], pa.string()),
-                "size": pa.array([f.size for f in rows], pa.int64()),
-                "mtime_ns": pa.array([f.mtime_ns for f in rows], pa.int64()),
+                "uri": pa.array([f.uri for f in rows], pa.string()),
                 "day": pa.array([f.day for f in rows], pa.string()),
+                "rows": pa.array([f.rows for f in rows], pa.int64()),
             }
         )
 
-    @staticmethod
-    def _signal_listing(files: Iterable[LakeFile]) -> pa.Table:
-        rows = list(files)
-        return pa.table(
-            {
-                "path": pa.array([f.path for f in rows], pa.string()),
-                "source": pa.array([f.source for f in rows], pa.string()),
-                "size": pa.array([f.size for f in rows], pa.int64()),
-                "mtime_ns": pa.array([f.mtime_ns for f in rows], pa.int64()),
-                "day": pa.array([f.day for f in rows], pa.string()),
-            }
+    def _seed(self) -> str | None:
+        return self.tables.seed(SPANS)
+
+    def _signals_raw(self, snap: Snapshot, where: str = "") -> str:
+        files = snap[SIGNALS].uris() or [s for s in [self.tables.seed(SIGNALS)] if s]
+        table = (
+            f"(SELECT * FROM read_parquet({_sql_list(files)}, hive_partitioning = true,"
+            f" union_by_name = true))"
         )
+        return f"(SELECT * FROM ({render('stored_signals', {'signals_table': table})}) {where})"
 
-    def _parts(self, files: Sequence[LakeFile], listing: str) -> str:
-        """The attempt roll-up rows of ``files`` with their ``file_no`` (from ``listing``)."""
-        rolled = [f.source for f in files if f.rolled_up]
-        raw = [f.path for f in files if not f.rolled_up]
-        selects = []
-        if rolled:
-            selects.append(
-                f"SELECT * FROM read_parquet({_sql_list(rolled)}, union_by_name = true,"
-                " hive_partitioning = false, filename = true)"
-            )
-        if raw:
-            source = (
-                f"read_parquet({_sql_list(raw)}, filename = true, union_by_name = true,"
-                " hive_partitioning = false)"
-            )
-            selects.append(rollup_select(ATTEMPTS_DIR, source, keep=("filename",)))
-        if not selects:
-            seed = seed_file(self.lake, SPANS).parent / ATTEMPTS_DIR / "_schema.parquet"
-            selects.append(
-                f"SELECT *, NULL::VARCHAR AS filename FROM read_parquet({_sql_list([str(seed)])})"
-            )
-        union = " UNION ALL BY NAME ".join(selects)
-        return (
-            f"(SELECT u.* EXCLUDE (filename), l.file_no FROM ({union}) u"
-            f" JOIN {listing} l ON l.source = u.filename)"
-        )
-
-    def _breakdown_parts(self, files: Sequence[LakeFile], traces: str | None) -> str:
-        """The breakdown roll-up rows of ``files`` (of the traces in temp table ``traces``;
-        None: all)."""
-        where = f" WHERE trace_id IN (SELECT trace_id FROM {traces})" if traces else ""
-        rolled = [f.breakdown_source for f in files if f.breakdown_source != f.path]
-        raw = [f.path for f in files if f.breakdown_source == f.path]
-        selects = []
-        if rolled:
-            selects.append(
-                f"SELECT * FROM read_parquet({_sql_list(rolled)}, union_by_name = true,"
-                f" hive_partitioning = false){where}"
-            )
-        if raw:
-            source = (
-                f"(SELECT * FROM read_parquet({_sql_list(raw)}, filename = true,"
-                f" union_by_name = true, hive_partitioning = false){where})"
-            )
-            selects.append(rollup_select(BREAKDOWN_DIR, source))
-        if not selects:
-            seed = seed_file(self.lake, SPANS).parent / BREAKDOWN_DIR / "_schema.parquet"
-            selects.append(f"SELECT * FROM read_parquet({_sql_list([str(seed)])})")
-        return "(" + " UNION ALL BY NAME ".join(selects) + ")"
-
-    def _span_rows(self, files: Sequence[LakeFile]) -> str:
-        """Span rows of ``files``: where a role inherited across files is looked up."""
-        paths = [f.path for f in files] or [str(seed_file(self.lake, SPANS))]
-        return (
-            f"(SELECT trace_id, span_id, parent_span_id, role FROM read_parquet("
-            f"{_sql_list(paths)}, union_by_name = true, hive_partitioning = false))"
-        )
-
-    def _breakdown_sql(
-        self,
-        files: Sequence[LakeFile],
-        traces: str | None,
-        summed: bool = True,
-        *,
-        parts: str = f"{SCHEMA}.parts",
-        attempts: str = f"{SCHEMA}.attempts",
-    ) -> str:
-        """Each task's spend by role, billable, provider and model, from the roll-ups of
-        ``files`` (limited to the traces in temp table ``traces``; None: all), attempts
-        resolved through the stored ``parts`` and ``attempts`` (``summed``: one row per
-        task and key, else the roll-up rows with their task)."""
-        rows = template(
-            "breakdown_rows",
-            parts=self._breakdown_parts(files, traces),
-            spans=self._span_rows(files),
-        )
-        where = f" WHERE trace_id IN (SELECT trace_id FROM {traces})" if traces else ""
-        keyed = f"""
-SELECT a.task_key, r.role, r.billable, r.provider, r.model, r.spans, r.model_calls,
-    r.unpriced_spans, r.spend_usd, r.input_tokens, r.output_tokens, r.total_tokens
-FROM ({rows}) r
-JOIN (SELECT DISTINCT trace_id, correlation_id, resource_correlation_id, attempt_id
-      FROM {parts}{where}) k
-  ON k.trace_id = r.trace_id AND k.correlation_id IS NOT DISTINCT FROM r.correlation_id
- AND k.resource_correlation_id IS NOT DISTINCT FROM r.resource_correlation_id
-JOIN {attempts} a USING (attempt_id)"""
-        return template("breakdown_sums", rows=f"({keyed})") if summed else keyed
-
-    def _signal_raw(self, files: Sequence[LakeFile], where: str = "") -> str:
-        if not files:
-            seed = seed_file(self.lake, SIGNALS)
-            return f"(SELECT * FROM read_parquet({_sql_list([str(seed)])}) {where})"
-        return (
-            f"(SELECT * FROM read_parquet({_sql_list(f.source for f in files)},"
-            f" union_by_name = true, hive_partitioning = false) {where})"
-        )
-
-    def _write_meta(self, cur: duckdb.DuckDBPyConnection) -> None:
-        cur.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.meta (key VARCHAR, value VARCHAR)")
-        cur.execute(
-            f"INSERT INTO {SCHEMA}.meta VALUES ('fingerprint', ?), ('built_at', ?)",
-            [self.fingerprint, datetime.now(UTC).isoformat()],
-        )
-
-    def _rebuild(
-        self,
-        cur: duckdb.DuckDBPyConnection,
-        spans: dict[str, LakeFile],
-        signals: dict[str, LakeFile],
-    ) -> RefreshStats:
-        files = list(spans.values())
-        saved = self._file_no, self._next_no
-        self._file_no, self._next_no = {}, 0
-        try:
-            return self._build(cur, spans, signals, files)
-        except BaseException:
-            self._file_no, self._next_no = saved  # the stored tables still use those
-            raise
-
-    def _build(
-        self,
-        cur: duckdb.DuckDBPyConnection,
-        spans: dict[str, LakeFile],
-        signals: dict[str, LakeFile],
-        files: list[LakeFile],
-    ) -> RefreshStats:
-        cur.register("listing_all", self._numbers(files))
-        cur.register("signal_listing", self._signal_listing(signals.values()))
-        parts = self._parts(files, "listing_all")
+    def _rebuild(self, cur: duckdb.DuckDBPyConnection, snap: Snapshot) -> RefreshStats:
         s = SCHEMA
-        # Intermediate results go to a scratch database beside the store file (deleted after,
-        # so they leave no free space behind in the store), or into the in-memory store. The
-        # large aggregations run in passes over a hash of their key: a pass's hash table stays
-        # small, so the build fits the memory limit whatever the lake's size.
         b = self._attach_scratch(cur)
+        self._file_no, self._next_no = {}, 0
+        files = snap[SPANS].files
+        cur.register("listing", self._numbered(files))
+        uris = [f.uri for f in files]
         single = b == s  # in memory: one transaction for everything
         try:
             if single:
-                _run(cur, "BEGIN")
-            _run(
+                self._run(cur, "BEGIN")
+            self._run(
                 cur,
-                f"CREATE OR REPLACE TABLE {b}._resolved AS "
-                + template("part_attempts", parts=parts),
+                f"CREATE OR REPLACE TABLE {b}._trace_files AS SELECT DISTINCT r.trace_id,"
+                " l.file_no FROM read_parquet("
+                f"{_sql_list(uris or [self._seed() or ''])}, filename = true) r"
+                " JOIN listing l ON l.uri = r.filename",
             )
+            total = sum(f.rows for f in files)
+            passes = max(1, -(-total // BUILD_PASS_SPANS))
+            for i in range(passes):
+                where = f"WHERE hash(trace_id) % {passes} = {i}" if passes > 1 else ""
+                self._parts_of(cur, span_read(uris, self._seed(), where), f"{b}._pass")
+                verb = "CREATE OR REPLACE TABLE" if i == 0 else "INSERT INTO"
+                for table, template in (
+                    ("_attempt_parts", "attempt_parts"),
+                    ("_breakdown_parts", "breakdown_parts"),
+                ):
+                    into = f"{verb} {b}.{table} " + ("AS " if i == 0 else "")
+                    self._run(cur, into + render(template, {"trace_spans": f"{b}._pass"}))
+            self._run(cur, f"DROP TABLE {b}._pass")
             self._chunked(
                 cur,
                 f"{b}._attempts",
-                f"{b}._resolved",
+                f"{b}._attempt_parts",
                 "attempt_id",
-                lambda rows: template("attempt_rows", resolved=rows),
-            )
-            _run(
-                cur,
-                f"CREATE OR REPLACE TABLE {b}._parts AS SELECT file_no, trace_id, correlation_id,"
-                f" resource_correlation_id, attempt_id FROM {b}._resolved",
-            )
-            _run(cur, f"DROP TABLE {b}._resolved")
-            _run(
-                cur,
-                f"CREATE OR REPLACE TABLE {b}._raw_signals AS SELECT * FROM "
-                + self._signal_raw(list(signals.values())),
+                lambda rows: render("attempt_rows", {"attempt_parts": rows}),
             )
             self._chunked(
                 cur,
                 f"{b}._signals",
-                f"{b}._raw_signals",
+                self._signals_raw(snap),
                 "signal_id",
-                lambda rows: template("signal_rows", raw=rows),
+                lambda rows: render("signal_rows", {"raw": rows}),
             )
             self._chunked(
                 cur,
                 f"{b}._tasks",
                 f"{b}._attempts",
                 "task_key",
-                lambda rows: template("task_rows", attempts=rows, signals=f"{b}._signals"),
+                lambda rows: render("task_rows", {"attempts": rows, "signals": f"{b}._signals"}),
             )
-            _run(
-                cur,
-                f"CREATE OR REPLACE TABLE {b}._breakdown AS "
-                + self._breakdown_sql(
-                    files, None, False, parts=f"{b}._parts", attempts=f"{b}._attempts"
-                ),
-            )
-            # The store's tables in one transaction, each sorted by the key lookups use: a
-            # point lookup then reads one segment. (The breakdown's sums spill to disk.)
             if not single:
-                _run(cur, "BEGIN")
+                self._run(cur, "BEGIN")
             for table, sql in (
+                ("files", "SELECT * FROM listing"),
+                ("trace_files", f"SELECT * FROM {b}._trace_files ORDER BY trace_id"),
+                ("attempt_parts", f"SELECT * FROM {b}._attempt_parts ORDER BY attempt_id"),
+                ("breakdown_parts", f"SELECT * FROM {b}._breakdown_parts ORDER BY attempt_id"),
                 ("attempts", f"SELECT * FROM {b}._attempts ORDER BY task_key"),
-                ("parts", f"SELECT * FROM {b}._parts ORDER BY attempt_id"),
-                ("files", "SELECT * FROM listing_all"),
-                ("signal_files", "SELECT * FROM signal_listing"),
                 (
                     "signals",
                     f"SELECT * FROM {b}._signals ORDER BY coalesce(task_id, correlation_id)",
                 ),
                 ("tasks", f"SELECT * FROM {b}._tasks ORDER BY task_key"),
-                (
-                    "breakdown",
-                    "SELECT * FROM ("
-                    + template("breakdown_sums", rows=f"{b}._breakdown")
-                    + ") ORDER BY task_key",
-                ),
             ):
-                _run(cur, f"CREATE OR REPLACE TABLE {s}.{table} AS {sql}")
+                self._run(cur, f"CREATE OR REPLACE TABLE {s}.{table} AS {sql}")
+            self._run(
+                cur,
+                f"CREATE OR REPLACE TABLE {s}.breakdown AS SELECT * FROM ("
+                + self._breakdown_sql(f"{s}.breakdown_parts", f"{s}.attempts")
+                + ") ORDER BY task_key",
+            )
             if single:
-                for stage in ("_attempts", "_parts", "_raw_signals", "_signals", "_tasks"):
-                    _run(cur, f"DROP TABLE {s}.{stage}")
-                _run(cur, f"DROP TABLE {s}._breakdown")
-            self._write_meta(cur)
-            _run(cur, "COMMIT")
+                for stage in (
+                    "_trace_files",
+                    "_attempt_parts",
+                    "_breakdown_parts",
+                    "_attempts",
+                    "_signals",
+                    "_tasks",
+                ):
+                    self._run(cur, f"DROP TABLE {s}.{stage}")
+            self._write_meta(cur, snap)
+            self._run(cur, "COMMIT")
         finally:
             if not single:
                 self._detach_scratch(cur)
-        cur.unregister("listing_all")
-        cur.unregister("signal_listing")
-        self._current = dict(spans)
-        self._define_macros()
+            cur.unregister("listing")
+        self._signal_files = {f.path for f in snap[SIGNALS].files}
         count = cur.execute(f"SELECT count(*) FROM {s}.tasks").fetchone()
         return RefreshStats(kind="rebuild", tasks=count[0] if count else 0)
+
+    def _parts_of(self, cur: duckdb.DuckDBPyConnection, spans: str, into: str) -> None:
+        """``into``: the columns of trace_spans the parts need, over span rows ``spans``."""
+        body = render("trace_spans", {"spans_table": spans})
+        create = "CREATE OR REPLACE TABLE" if "." in into else "CREATE OR REPLACE TEMP TABLE"
+        self._run(cur, f"{create} {into} AS SELECT {PART_COLUMNS} FROM ({body})")
+
+    @staticmethod
+    def _breakdown_sql(parts: str, attempts: str, where: str = "") -> str:
+        rows = (
+            f"(SELECT a.task_key, b.* FROM {parts} b JOIN {attempts} a USING (attempt_id) {where})"
+        )
+        return render("breakdown_sums", {"rows": rows})
+
+    def _write_meta(self, cur: duckdb.DuckDBPyConnection, snap: Snapshot) -> None:
+        s = SCHEMA
+        self._run(cur, f"CREATE TABLE IF NOT EXISTS {s}.meta (key VARCHAR, value VARCHAR)")
+        self._run(cur, f"DELETE FROM {s}.meta")
+        self._run(
+            cur,
+            f"INSERT INTO {s}.meta VALUES ('fingerprint', ?), ('versions', ?)",
+            [self.fingerprint, json.dumps(snap.versions, sort_keys=True)],
+        )
 
     def _scratch_path(self) -> Path | None:
         return None if self.path is None else self.path.with_name(self.path.stem + ".build.duckdb")
@@ -621,7 +466,7 @@ JOIN {attempts} a USING (attempt_id)"""
         for stale in (scratch, scratch.with_name(scratch.name + ".wal")):
             stale.unlink(missing_ok=True)
         quoted = str(scratch).replace("'", "''")
-        _run(cur, f"ATTACH '{quoted}' AS {SCRATCH}")
+        self._run(cur, f"ATTACH '{quoted}' AS {SCRATCH}")
         return SCRATCH
 
     def _detach_scratch(self, cur: duckdb.DuckDBPyConnection) -> None:
@@ -634,13 +479,13 @@ JOIN {attempts} a USING (attempt_id)"""
             for stale in (scratch, scratch.with_name(scratch.name + ".wal")):
                 stale.unlink(missing_ok=True)
 
-    @staticmethod
     def _chunked(
+        self,
         cur: duckdb.DuckDBPyConnection,
         table: str,
         source: str,
         key: str,
-        select: Callable[[str], str],
+        select: Any,
     ) -> None:
         """``CREATE TABLE <table>`` as ``select(<rows of source>)``, run in passes over
         ``hash(key)`` (every row of one key in one pass). ``table`` without a schema is a
@@ -655,211 +500,265 @@ JOIN {attempts} a USING (attempt_id)"""
                 else f"(SELECT * FROM {source} WHERE hash({key}) % {passes} = {i})"
             )
             into = f"{create} {table} AS " if i == 0 else f"INSERT INTO {table} "
-            _run(cur, into + f"SELECT * FROM ({select(rows)})")
+            self._run(cur, into + f"SELECT * FROM ({select(rows)})")
 
-    def _rows_of_traces(
-        self, cur: duckdb.DuckDBPyConnection, traces: str, fresh: Sequence[LakeFile]
-    ) -> str:
-        """Every roll-up row of the traces in temp table ``traces``: read only from the files
-        that hold them (the index says which) and the fresh ones."""
-        files = self._files_of_traces(cur, traces, fresh)
-        cur.register(f"listing_{traces}", self._numbers(files))
-        parts = self._parts(files, f"listing_{traces}")
-        return f"(SELECT * FROM {parts} WHERE trace_id IN (SELECT trace_id FROM {traces}))"
+    # ------------------------------------------------------------------ incremental
 
-    def _files_of_traces(
-        self, cur: duckdb.DuckDBPyConnection, traces: str, fresh: Sequence[LakeFile]
-    ) -> list[LakeFile]:
-        nos = cur.execute(
-            f"SELECT DISTINCT file_no FROM {SCHEMA}.parts"
-            f" WHERE trace_id IN (SELECT trace_id FROM {traces})"
-        ).fetchall()
-        by_no = {self._file_no[p]: f for p, f in self._current.items()}
-        files = {f.path: f for f in fresh}
-        for (no,) in nos:
-            f = by_no.get(no)
-            if f is not None:
-                files[f.path] = f
-        return list(files.values())
+    def _changes(self, snap: Snapshot, table: str) -> list[Commit] | None:
+        assert self.snapshot is not None
+        since, until = self.snapshot[table].version, snap[table].version
+        if until < since:
+            return None  # the table was replaced: start over
+        return self.tables.commits(table, since, until)
 
-    def _incremental(
-        self,
-        cur: duckdb.DuckDBPyConnection,
-        *,
-        spans: dict[str, LakeFile],
-        signals: dict[str, LakeFile],
-        added: list[LakeFile],
-        removed: list[LakeFile],
-        sig_added: list[LakeFile],
-    ) -> RefreshStats:
+    def _incremental(self, cur: duckdb.DuckDBPyConnection, snap: Snapshot) -> RefreshStats | None:
+        """Follow the logs to ``snap``; None when only a rebuild can (see module doc)."""
+        span_commits = self._changes(snap, SPANS)
+        signal_commits = self._changes(snap, SIGNALS)
+        if span_commits is None or signal_commits is None:
+            return None
         s = SCHEMA
-        removed_nos = [self._file_no[f.path] for f in removed if f.path in self._file_no]
-        self._current = {p: f for p, f in spans.items() if p not in {a.path for a in added}}
-        cur.register("listing_added", self._numbers(added))
-        cur.register("signal_listing", self._signal_listing(signals.values()))
-
-        def run(sql: str, params: Any = None) -> duckdb.DuckDBPyConnection:
-            t = time.perf_counter()
-            out = cur.execute(sql, params)
-            log.debug("store refresh step %.3f s: %.90s", time.perf_counter() - t, sql)
-            return out
-
-        gone = "file_no IN (SELECT unnest(?::INTEGER[]))"
-        # 1. traces touched by the change: in added files, or in files that went away
-        run(
-            "CREATE OR REPLACE TEMP TABLE fresh AS "
-            f"SELECT * FROM {self._parts(added, 'listing_added')}"
-        )
-        run(
-            "CREATE OR REPLACE TEMP TABLE t0 AS SELECT DISTINCT trace_id FROM fresh"
-            f" UNION SELECT trace_id FROM {s}.parts WHERE {gone}",
-            [removed_nos],
-        )
-        # 2. their attempts before and after, and every trace holding a row of one of them
-        r0 = self._rows_of_traces(cur, "t0", added)
-        run(
-            "CREATE OR REPLACE TEMP TABLE a0 AS "
-            f"SELECT DISTINCT attempt_id FROM ({template('part_attempts', parts=r0)})"
-            f" UNION SELECT attempt_id FROM {s}.parts WHERE trace_id IN (SELECT trace_id FROM t0)"
-        )
-        keyed = " UNION ".join(
-            f"SELECT trace_id, file_no FROM {source} WHERE {column} IN (SELECT attempt_id FROM a0)"
-            for source in (f"{s}.parts", "fresh")
-            for column in ("correlation_id", "resource_correlation_id", "trace_id", "attempt_id")
-            if not (source == "fresh" and column == "attempt_id")
-        )
-        run(
-            "CREATE OR REPLACE TEMP TABLE t1 AS SELECT trace_id FROM t0"
-            f" UNION SELECT trace_id FROM ({keyed}) WHERE NOT {gone}",
-            [removed_nos],
-        )
-        r1 = self._rows_of_traces(cur, "t1", added)
-        run("CREATE OR REPLACE TEMP TABLE r1 AS " + template("part_attempts", parts=r1))
-        self._chunked(
-            cur,
-            "new_attempts",
-            "(SELECT * FROM r1 WHERE attempt_id IN (SELECT attempt_id FROM a0))",
-            "attempt_id",
-            lambda rows: template("attempt_rows", resolved=rows),
-        )
-        # 3. new signals: the first-received copy of their ids
-        if sig_added:
-            run(
-                "CREATE OR REPLACE TEMP TABLE sig_ids AS SELECT DISTINCT signal_id FROM "
-                + self._signal_raw(sig_added)
+        stats = RefreshStats(kind="incremental", commits=len(span_commits) + len(signal_commits))
+        # 1. which span files came and went; which of them bring new data
+        fresh: list[DataFile] = []  # files whose traces are recomputed
+        rewritten: list[DataFile] = []  # compaction outputs: same spans, new files
+        gone: list[str] = []  # relative paths no longer in the table
+        for commit in span_commits:
+            ours = commit.op == "compact" and all(
+                p.rsplit("/", 1)[-1].startswith(COMPACTED_PREFIX)
+                for p in (f.path for f in commit.added)
             )
-            run(
-                "CREATE OR REPLACE TEMP TABLE new_signals AS "
-                + template(
-                    "signal_rows",
-                    raw=self._signal_raw(
-                        list(signals.values()),
-                        "WHERE signal_id IN (SELECT signal_id FROM sig_ids)",
-                    ),
+            if commit.removed and not ours:
+                return None  # something rewrote data we cannot follow file by file
+            (rewritten if ours else fresh).extend(commit.added)
+            gone.extend(commit.removed)
+        if any(
+            p not in self._file_no and p not in {f.path for f in fresh + rewritten} for p in gone
+        ):
+            return None
+        current = {f.path for f in snap[SPANS].files}
+        # 2. new signals: the copies of their ids
+        new_signal_files = [f for c in signal_commits for f in c.added if c.op != "compact"]
+        if any(c.removed and c.op != "compact" for c in signal_commits):
+            return None
+        stats.added_files, stats.removed_files = len(fresh) + len(rewritten), len(gone)
+        gone_nos = [self._file_no[p] for p in gone if p in self._file_no]
+        added = [f for f in fresh + rewritten if f.path in current]
+        cur.register("listing_added", self._numbered(added))
+        try:
+            self._run(cur, "BEGIN")
+            # traces of the fresh files (read even if compaction already merged them)
+            if fresh:
+                self._run(
+                    cur,
+                    "CREATE OR REPLACE TEMP TABLE t0 AS SELECT DISTINCT trace_id FROM"
+                    f" read_parquet({_sql_list([f.uri for f in fresh])})",
                 )
+            else:
+                self._run(cur, "CREATE OR REPLACE TEMP TABLE t0 (trace_id VARCHAR)")
+            # the index follows every file that came or went
+            if gone_nos:
+                self._run(
+                    cur,
+                    f"DELETE FROM {s}.trace_files WHERE file_no IN (SELECT unnest(?::INTEGER[]))",
+                    [gone_nos],
+                )
+                self._run(
+                    cur,
+                    f"DELETE FROM {s}.files WHERE file_no IN (SELECT unnest(?::INTEGER[]))",
+                    [gone_nos],
+                )
+            if added:
+                self._run(
+                    cur,
+                    f"INSERT INTO {s}.trace_files SELECT DISTINCT r.trace_id, l.file_no FROM"
+                    f" read_parquet({_sql_list([f.uri for f in added])}, filename = true) r"
+                    " JOIN listing_added l ON l.uri = r.filename",
+                )
+                self._run(cur, f"INSERT INTO {s}.files SELECT * FROM listing_added")
+            for p in gone:
+                self._file_no.pop(p, None)
+            # 2. the traces' parts, from every file that holds them
+            uris = [
+                r[0]
+                for r in self._run(
+                    cur,
+                    f"SELECT DISTINCT f.uri FROM {s}.trace_files t JOIN {s}.files f USING"
+                    " (file_no) WHERE t.trace_id IN (SELECT trace_id FROM t0)",
+                ).fetchall()
+            ]
+            stats.traces = self._scalar(cur, "SELECT count(*) FROM t0")
+            self._parts_of(
+                cur,
+                span_read(uris, self._seed(), "WHERE trace_id IN (SELECT trace_id FROM t0)"),
+                "pass",
             )
-        else:
-            run(
-                f"CREATE OR REPLACE TEMP TABLE sig_ids AS SELECT signal_id FROM {s}.signals LIMIT 0"
+            self._run(
+                cur,
+                "CREATE OR REPLACE TEMP TABLE a0 AS SELECT DISTINCT attempt_id FROM pass"
+                f" UNION SELECT attempt_id FROM {s}.attempt_parts"
+                " WHERE trace_id IN (SELECT trace_id FROM t0)",
             )
-            run(f"CREATE OR REPLACE TEMP TABLE new_signals AS SELECT * FROM {s}.signals LIMIT 0")
-        run("BEGIN")
-        run(
-            "CREATE OR REPLACE TEMP TABLE task_keys AS "
-            f"SELECT task_key FROM {s}.attempts WHERE attempt_id IN (SELECT attempt_id FROM a0)"
-            " UNION SELECT task_key FROM new_attempts"
+            for table, template in (
+                ("attempt_parts", "attempt_parts"),
+                ("breakdown_parts", "breakdown_parts"),
+            ):
+                self._run(
+                    cur, f"DELETE FROM {s}.{table} WHERE trace_id IN (SELECT trace_id FROM t0)"
+                )
+                self._run(
+                    cur, f"INSERT INTO {s}.{table} " + render(template, {"trace_spans": "pass"})
+                )
+            # 3. the attempts with a part in those traces, from all their parts
+            self._run(
+                cur,
+                "CREATE OR REPLACE TEMP TABLE new_attempts AS "
+                + render(
+                    "attempt_rows",
+                    {
+                        "attempt_parts": f"(SELECT * FROM {s}.attempt_parts"
+                        " WHERE attempt_id IN (SELECT attempt_id FROM a0))"
+                    },
+                ),
+            )
+            self._run(
+                cur,
+                "CREATE OR REPLACE TEMP TABLE task_keys AS SELECT task_key FROM"
+                f" {s}.attempts WHERE attempt_id IN (SELECT attempt_id FROM a0)"
+                " UNION SELECT task_key FROM new_attempts",
+            )
+            self._run(cur, "CREATE OR REPLACE TEMP TABLE span_task_keys AS SELECT * FROM task_keys")
+            self._run(
+                cur, f"DELETE FROM {s}.attempts WHERE attempt_id IN (SELECT attempt_id FROM a0)"
+            )
+            self._run(cur, f"INSERT INTO {s}.attempts SELECT * FROM new_attempts")
+            stats.attempts = self._scalar(cur, "SELECT count(*) FROM a0")
+            # 4. new signals: every stored copy of their ids decides them again
+            self._update_signals(cur, snap, new_signal_files)
+            # 5. the tasks touched, from all their attempts and signals
+            self._run(
+                cur,
+                "CREATE OR REPLACE TEMP TABLE task_attempts AS SELECT * FROM"
+                f" {s}.attempts WHERE task_key IN (SELECT task_key FROM task_keys)",
+            )
+            self._run(
+                cur,
+                "CREATE OR REPLACE TEMP TABLE task_signal_keys AS SELECT task_key AS k FROM"
+                " task_keys UNION SELECT attempt_id FROM task_attempts",
+            )
+            self._run(
+                cur,
+                "CREATE OR REPLACE TEMP TABLE new_tasks AS "
+                + render(
+                    "task_rows",
+                    {
+                        "attempts": "task_attempts",
+                        "signals": f"(SELECT * FROM {s}.signals WHERE coalesce(task_id,"
+                        " correlation_id) IN (SELECT k FROM task_signal_keys))",
+                    },
+                ),
+            )
+            self._run(
+                cur, f"DELETE FROM {s}.tasks WHERE task_key IN (SELECT task_key FROM task_keys)"
+            )
+            self._run(cur, f"INSERT INTO {s}.tasks SELECT * FROM new_tasks")
+            stats.tasks = self._scalar(cur, "SELECT count(*) FROM task_keys")
+            # 6. the breakdown of the tasks whose attempts changed (a signal changes no spend)
+            self._run(
+                cur,
+                f"DELETE FROM {s}.breakdown WHERE task_key IN (SELECT task_key FROM"
+                " span_task_keys)",
+            )
+            self._run(
+                cur,
+                f"INSERT INTO {s}.breakdown "
+                + self._breakdown_sql(
+                    f"{s}.breakdown_parts",
+                    f"(SELECT * FROM {s}.attempts WHERE task_key IN (SELECT task_key FROM"
+                    " span_task_keys))",
+                ),
+            )
+            self._write_meta(cur, snap)
+            self._run(cur, "COMMIT")
+        finally:
+            cur.unregister("listing_added")
+        self._signal_files = {f.path for f in snap[SIGNALS].files}
+        return stats
+
+    def _update_signals(
+        self, cur: duckdb.DuckDBPyConnection, snap: Snapshot, new_files: Sequence[DataFile]
+    ) -> None:
+        """Replace the stored signals whose ids have new copies; their tasks join task_keys."""
+        s = SCHEMA
+        if not new_files:
+            return
+        table = (
+            f"(SELECT * FROM read_parquet({_sql_list([f.uri for f in new_files])},"
+            " hive_partitioning = true, union_by_name = true))"
         )
-        run("CREATE OR REPLACE TEMP TABLE span_task_keys AS SELECT * FROM task_keys")
-        run(f"DELETE FROM {s}.attempts WHERE attempt_id IN (SELECT attempt_id FROM a0)")
-        run(f"INSERT INTO {s}.attempts SELECT * FROM new_attempts")
-        run(f"DELETE FROM {s}.parts WHERE {gone}", [removed_nos])
-        run(f"DELETE FROM {s}.parts WHERE trace_id IN (SELECT trace_id FROM t1)")
-        run(
-            f"INSERT INTO {s}.parts SELECT file_no, trace_id, correlation_id,"
-            " resource_correlation_id, attempt_id FROM r1"
+        self._run(
+            cur,
+            "CREATE OR REPLACE TEMP TABLE sig_ids AS SELECT DISTINCT signal_id FROM "
+            f"({render('stored_signals', {'signals_table': table})})",
         )
-        run(f"DELETE FROM {s}.files WHERE {gone}", [removed_nos])
-        run(f"INSERT INTO {s}.files SELECT * FROM listing_added")
-        run(f"DELETE FROM {s}.signal_files")
-        run(f"INSERT INTO {s}.signal_files SELECT * FROM signal_listing")
-        # the tasks named by the changed signals, before and after
-        run(
+        self._run(
+            cur,
+            "CREATE OR REPLACE TEMP TABLE new_signals AS "
+            + render(
+                "signal_rows",
+                {
+                    "raw": self._signals_raw(
+                        snap, "WHERE signal_id IN (SELECT signal_id FROM sig_ids)"
+                    )
+                },
+            ),
+        )
+        self._run(
+            cur,
             "INSERT INTO task_keys "
-            f"SELECT coalesce(x.task_id, a.task_key) FROM (SELECT task_id, correlation_id FROM"
+            "SELECT coalesce(x.task_id, a.task_key) FROM (SELECT task_id, correlation_id FROM"
             f" {s}.signals WHERE signal_id IN (SELECT signal_id FROM sig_ids)"
             " UNION ALL SELECT task_id, correlation_id FROM new_signals) x"
             f" LEFT JOIN {s}.attempts a ON a.attempt_id = x.correlation_id"
-            " WHERE coalesce(x.task_id, a.task_key) IS NOT NULL"
+            " WHERE coalesce(x.task_id, a.task_key) IS NOT NULL",
         )
-        run(f"DELETE FROM {s}.signals WHERE signal_id IN (SELECT signal_id FROM sig_ids)")
-        run(f"INSERT INTO {s}.signals SELECT * FROM new_signals")
-        # 4. the tasks touched, from all their attempts and signals
-        run(
-            "CREATE OR REPLACE TEMP TABLE task_attempts AS "
-            f"SELECT * FROM {s}.attempts WHERE task_key IN (SELECT task_key FROM task_keys)"
+        self._run(
+            cur, f"DELETE FROM {s}.signals WHERE signal_id IN (SELECT signal_id FROM sig_ids)"
         )
-        run(
-            "CREATE OR REPLACE TEMP TABLE task_signal_keys AS "
-            "SELECT task_key AS k FROM task_keys UNION SELECT attempt_id FROM task_attempts"
-        )
-        self._chunked(
-            cur,
-            "new_tasks",
-            "task_attempts",
-            "task_key",
-            lambda rows: template(
-                "task_rows",
-                attempts=rows,
-                signals=(
-                    f"(SELECT * FROM {s}.signals WHERE coalesce(task_id, correlation_id)"
-                    " IN (SELECT k FROM task_signal_keys))"
-                ),
-            ),
-        )
-        run(f"DELETE FROM {s}.tasks WHERE task_key IN (SELECT task_key FROM task_keys)")
-        run(f"INSERT INTO {s}.tasks SELECT * FROM new_tasks")
-        # 5. the breakdown of the tasks whose attempts changed (a signal changes no spend),
-        # from the roll-ups of every trace of their attempts
-        run(
-            "CREATE OR REPLACE TEMP TABLE bt AS SELECT DISTINCT trace_id FROM"
-            f" {s}.parts WHERE attempt_id IN (SELECT attempt_id FROM {s}.attempts"
-            " WHERE task_key IN (SELECT task_key FROM span_task_keys))"
-        )
-        files = self._files_of_traces(cur, "bt", added)
-        run(f"DELETE FROM {s}.breakdown WHERE task_key IN (SELECT task_key FROM span_task_keys)")
-        run(
-            f"INSERT INTO {s}.breakdown SELECT * FROM ({self._breakdown_sql(files, 'bt')})"
-            " WHERE task_key IN (SELECT task_key FROM span_task_keys)"
-        )
-        run("COMMIT")
-        counts = run(
-            "SELECT (SELECT count(*) FROM a0), (SELECT count(DISTINCT task_key) FROM task_keys)"
-        ).fetchone()
-        for name in ("listing_added", "listing_t0", "listing_t1", "signal_listing"):
-            cur.unregister(name)
-        return RefreshStats(
-            kind="incremental",
-            attempts=counts[0] if counts else 0,
-            tasks=counts[1] if counts else 0,
-        )
+        self._run(cur, f"INSERT INTO {s}.signals SELECT * FROM new_signals")
+
+    @staticmethod
+    def _scalar(cur: duckdb.DuckDBPyConnection, sql: str) -> int:
+        row = cur.execute(sql).fetchone()
+        return int(row[0]) if row else 0
+
+    # ------------------------------------------------------------------ query-time macros
 
     def _define_macros(self) -> None:
+        """The cost macro and allocation view over the stored tables (same templates)."""
         s = SCHEMA
-        tasks = with_outcome(f"{s}.tasks")
-        allocations = "(" + allocation(f"{s}.tasks", "costs", "task_allocations") + ")"
+        bindings = settings_bindings(self.settings)
+        tasks = f"({render('task_outcomes', {'task_facts': f'{s}.tasks'})})"
+        allocations = (
+            "("
+            + render(
+                "allocation",
+                {"tasks": f"{s}.tasks", "costs": "costs", "output": "task_allocations"},
+            )
+            + ")"
+        )
+        body = render(
+            "cost_rows",
+            {"tasks": tasks, "breakdown": f"{s}.breakdown", "allocations": allocations},
+        )
         self._con.execute(
-            cost_macro("store_cost_per_task_by", tasks, f"{s}.breakdown", allocations)
+            f"CREATE OR REPLACE MACRO store_cost_per_task_by({bindings['cost_params']}) AS TABLE\n"
+            f"{body};"
         )
         self._con.execute(
             "CREATE OR REPLACE VIEW store_cost_allocations AS "
-            + allocation(f"{s}.tasks", "costs", "entry_allocations")
+            + render(
+                "allocation",
+                {"tasks": f"{s}.tasks", "costs": "costs", "output": "entry_allocations"},
+            )
         )
-
-    # ------------------------------------------------------------------ lookups
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "built": self.built,
-            "file": str(self.path) if self.path else None,
-            "last_refresh": self.last.__dict__,
-        }

@@ -1,6 +1,6 @@
 """Small lakes written directly, for the economics tests: span rows from a few keywords, real
-Parquet files in ``spans/date=D/``, signals and cost entries in their tables, roll-up
-companions built like the ingest hook builds them."""
+Delta commits of real Parquet files (``ingest.lake.append``), signals and cost entries in
+their tables, and a DuckDB connection over the lake's views pinned to its newest versions."""
 
 from __future__ import annotations
 
@@ -12,15 +12,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from ingest.lake.append import append_rows
 from schemas.costs import costs_table, parse_costs
+from schemas.delta import Tables
 from schemas.jsonitems import loads
-from schemas.lake import SIGNALS, SPANS, ensure_lake
-from schemas.rollup import build_rollups
+from schemas.lake import COSTS, SIGNALS, SPANS
+from schemas.settings import Settings
 from schemas.signals import parse_signals, signals_table
 from schemas.spans import SCHEMA_VERSION, SPAN_SCHEMA
+from schemas.views import load_views
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday
 _counter = itertools.count()
@@ -99,60 +102,47 @@ def span_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=SPAN_SCHEMA)
 
 
-def write_spans(lake: Path, rows: Sequence[Mapping[str, Any]], file: str, day: str = "") -> Path:
-    """One span file ``spans/date=<day>/<file>.parquet`` (day: the first span's UTC date)."""
-    ensure_lake(lake)
-    if not day:
-        first = min(r["start_time"] for r in rows)
-        day = datetime.fromtimestamp(first / 1e9, UTC).date().isoformat()
-    part = lake / SPANS / f"date={day}"
-    part.mkdir(parents=True, exist_ok=True)
-    path = part / f"{file}.parquet"
-    pq.write_table(span_table(rows), path)
-    return path
+def tables(lake: Path) -> Tables:
+    """The lake's tables, with the seed files under the default store directory."""
+    return Tables(lake, seed_dir=Path(lake) / "_store" / "seeds")
 
 
-def build_companions(lake: Path, only: Iterable[str] | None = None) -> list[Path]:
-    """Roll-up companions for every span file (or those named in ``only``)."""
-    done = []
-    wanted = set(only) if only is not None else None
-    for f in sorted((lake / SPANS).glob("*/*.parquet")):
-        if f.name.startswith("_schema") or (wanted is not None and f.stem not in wanted):
-            continue
-        for subdir, tmp in build_rollups(f).items():
-            (f.parent / subdir).mkdir(exist_ok=True)
-            tmp.rename(f.parent / subdir / f.name)
-        done.append(f)
-    return done
+def connect(lake: Path, settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the views loaded, pinned to the tables' newest versions."""
+    t = tables(lake)
+    t.ensure()
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    load_views(con, t, settings)
+    t.pin(con)
+    return con
 
 
-def write_signals(lake: Path, items: Sequence[Mapping[str, Any]], file: str) -> Path:
+def write_spans(lake: Path, rows: Sequence[Mapping[str, Any]], file: str) -> list[str]:
+    """Span rows committed to the lake in one commit (a file per day); returns their URIs."""
+    files = append_rows(tables(lake), SPANS, span_table(rows), prefix=file)
+    return [f"{Path(lake)}/{SPANS}/{f.path}" for f in files]
+
+
+def write_signals(lake: Path, items: Sequence[Mapping[str, Any]], file: str) -> None:
     """Signals as the API would store them (JSON items through ``parse_signals``)."""
     import json
 
-    ensure_lake(lake)
     body = json.dumps([_jsonable(i) for i in items]).encode()
     parsed = parse_signals(body)
     assert not parsed.rejected, parsed.rejected
-    part = lake / SIGNALS / "date=2026-01-01"
-    part.mkdir(parents=True, exist_ok=True)
-    path = part / f"{file}.parquet"
     received = ns(T0 + timedelta(days=30)) // 1_000_000 + next(_counter)
-    pq.write_table(signals_table(parsed.items, received_at_ms=received), path)
-    return path
+    append_rows(
+        tables(lake), SIGNALS, signals_table(parsed.items, received_at_ms=received), prefix=file
+    )
 
 
-def write_costs(lake: Path, items: Sequence[Mapping[str, Any]], file: str) -> Path:
+def write_costs(lake: Path, items: Sequence[Mapping[str, Any]], file: str) -> None:
     import json
 
-    ensure_lake(lake)
     parsed = parse_costs(json.dumps([_jsonable(i) for i in items]).encode())
     assert not parsed.rejected, parsed.rejected
-    part = lake / "costs" / "date=2026-01-01"
-    part.mkdir(parents=True, exist_ok=True)
-    path = part / f"{file}.parquet"
-    pq.write_table(costs_table(parsed.items, received_at_ms=0), path)
-    return path
+    append_rows(tables(lake), COSTS, costs_table(parsed.items, received_at_ms=0), prefix=file)
 
 
 def _jsonable(item: Mapping[str, Any]) -> dict[str, Any]:

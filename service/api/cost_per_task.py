@@ -138,7 +138,7 @@ def cost_per_task_rows(
         full=full,
         macro="store_cost_per_task_by" if store is not None else "cost_per_task_by",
     )
-    return db.rows(sql, args, as_of=as_of)
+    return db.rows(sql, args, as_of=as_of, snapshot=store.snapshot if store else None)
 
 
 def unallocated_rows(
@@ -159,7 +159,7 @@ def unallocated_rows(
         teams=teams,
         view="store_cost_allocations" if store is not None else "cost_allocations",
     )
-    return db.rows(sql, args, as_of=as_of)
+    return db.rows(sql, args, as_of=as_of, snapshot=store.snapshot if store else None)
 
 
 @router.get("/api/v1/cost-per-task")

@@ -14,12 +14,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from schemas.views import with_outcome
+from schemas.delta import Snapshot
+from schemas.templates import render
 from service.api.params import FORMATS, check_known, moment, one_of
 from service.api.render import csv_response, json_response
 from service.db import Database, QueryError, get_db
 from service.errors import ApiError
-from service.store import SCHEMA
+from service.store import SCHEMA, span_read
 
 router = APIRouter()
 
@@ -48,6 +49,7 @@ SPAN_COLUMNS: tuple[str, ...] = (
     "reasoning_tokens",
     "total_tokens",
     "cost_usd",
+    "billed",
     "cost_source",
     "price_ref",
     "tool_name",
@@ -59,6 +61,8 @@ SPAN_COLUMNS: tuple[str, ...] = (
 
 class _Views:
     """Finds a task through the views' lookup macros (exact, no store needed)."""
+
+    snapshot: Snapshot | None = None
 
     def __init__(self, db: Database, as_of: datetime | None) -> None:
         self.db, self.as_of = db, as_of
@@ -104,24 +108,33 @@ class _Views:
 
 
 class _Store(_Views):
-    """Finds a task in the service's materialized store: point lookups, one span file read."""
+    """Finds a task in the service's materialized store: point lookups, then the spans of its
+    traces read from the files the store says hold them, at the store's versions."""
+
+    def __init__(self, db: Database, as_of: datetime | None, snapshot: Snapshot) -> None:
+        super().__init__(db, as_of)
+        self.snapshot = snapshot
+
+    def _rows(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        return self.db.rows(sql, params, as_of=self.as_of, snapshot=self.snapshot)
 
     def attempts(self, key: str) -> list[dict[str, Any]]:
         # Two equality lookups, not one OR: each prunes to the segments that hold the key.
         order = " ORDER BY started_at, attempt_id"
-        rows = self.db.rows(f"SELECT * FROM {SCHEMA}.attempts WHERE task_key = ?" + order, [key])
+        rows = self._rows(f"SELECT * FROM {SCHEMA}.attempts WHERE task_key = ?" + order, [key])
         if rows:
             return rows
-        return self.db.rows(f"SELECT * FROM {SCHEMA}.attempts WHERE attempt_id = ?" + order, [key])
+        return self._rows(f"SELECT * FROM {SCHEMA}.attempts WHERE attempt_id = ?" + order, [key])
 
     def task(self, key: str, attempt_ids: list[str]) -> list[dict[str, Any]]:
-        rows = with_outcome(f"(SELECT * FROM {SCHEMA}.tasks WHERE task_key = ?)")
-        return self.db.rows(f"SELECT * FROM {rows}", [key], as_of=self.as_of)
+        facts = f"(SELECT * FROM {SCHEMA}.tasks WHERE task_key = ?)"
+        return self._rows(
+            f"SELECT * FROM ({render('task_outcomes', {'task_facts': facts})})", [key]
+        )
 
     def signals(self, key: str, attempt_ids: list[str]) -> list[dict[str, Any]]:
-        # the task's own signals, then its attempts': two lookups a filter can prune (3x
-        # faster than one coalesce(task_id, correlation_id) over every stored signal)
-        return self.db.rows(
+        # the task's own signals, then its attempts': two lookups a filter can prune
+        return self._rows(
             f"SELECT * EXCLUDE (attribute_types) FROM (SELECT * FROM {SCHEMA}.signals"
             f" WHERE task_id = ? UNION ALL SELECT * FROM {SCHEMA}.signals WHERE task_id IS NULL"
             " AND correlation_id IN (SELECT unnest(?::VARCHAR[])))"
@@ -130,26 +143,34 @@ class _Store(_Views):
         )
 
     def spans(self, key: str, attempt_ids: list[str]) -> list[dict[str, Any]]:
-        where = self.db.rows(
-            f"SELECT DISTINCT p.trace_id, f.day FROM {SCHEMA}.parts p"
-            f" JOIN {SCHEMA}.files f USING (file_no)"
+        where = self._rows(
+            f"SELECT DISTINCT p.trace_id, f.uri FROM {SCHEMA}.attempt_parts p"
+            f" JOIN {SCHEMA}.trace_files t USING (trace_id) JOIN {SCHEMA}.files f USING (file_no)"
             " WHERE p.attempt_id IN (SELECT unnest(?::VARCHAR[]))",
             [attempt_ids],
         )
         if not where:
             return []
         traces = sorted({w["trace_id"] for w in where})
-        days = sorted({w["day"] for w in where})
-        return self.db.rows(
-            f"SELECT {', '.join(SPAN_COLUMNS)} FROM span_tree(?::VARCHAR[], ?::DATE[])"
-            " WHERE list_contains(?::VARCHAR[], attempt_id)",
-            [traces, days, attempt_ids],
+        uris = sorted({w["uri"] for w in where})
+        listed = ", ".join("'" + t.replace("'", "''") + "'" for t in traces)
+        spans = span_read(uris, None, f"WHERE trace_id IN ({listed})")
+        body = render("trace_spans", {"spans_table": spans})
+        return self._rows(
+            f"SELECT {', '.join(SPAN_COLUMNS)} FROM ({body})"
+            " WHERE list_contains(?::VARCHAR[], attempt_id) ORDER BY start_time, span_id",
+            [attempt_ids],
         )
 
 
 def task_detail(db: Database, lookup_id: str, *, as_of: datetime | None = None) -> dict[str, Any]:
     """The drill-down document of a task or attempt id; ``ApiError(404)`` when unknown."""
-    find: _Views = _Store(db, as_of) if db.store_for(as_of) is not None else _Views(db, as_of)
+    store = db.store_for(as_of)
+    find: _Views = (
+        _Store(db, as_of, store.snapshot)
+        if store is not None and store.snapshot is not None
+        else _Views(db, as_of)
+    )
     found = find.attempts(lookup_id)
     if not found:
         raise ApiError(404, f"no task or attempt with id '{lookup_id}'")

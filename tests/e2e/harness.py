@@ -20,8 +20,8 @@ from typing import Any
 
 import duckdb
 
-from schemas.lake import ensure_lake, is_vanished_file_error
-from schemas.views import load_views
+from schemas.delta import is_vanished_file_error
+from tests.lakes import connect
 
 
 def free_port() -> int:
@@ -106,13 +106,11 @@ class Server:
 
 
 def query(lake: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    """Run ``sql`` over the lake's views in a fresh in-memory DuckDB, as any client would
-    (and like one, again when a compaction swap pulled a listed file away)."""
-    ensure_lake(lake)
+    """Run ``sql`` over the lake's views pinned to the newest versions, in a fresh in-memory
+    DuckDB (and again should a vacuum have removed a file of that version)."""
     for attempt in range(20):
-        con = duckdb.connect()
+        con = connect(lake)
         try:
-            load_views(con, lake)
             return con.execute(sql, list(params)).fetchall()
         except duckdb.Error as exc:
             if not is_vanished_file_error(exc) or attempt == 19:

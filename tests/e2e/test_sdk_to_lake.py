@@ -26,6 +26,7 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.trace.status import Status, StatusCode
 
 from schemas.attributes import decode_attributes, encode_attributes
+from tests.lakes import tables
 from tests.e2e.harness import Server, query, wait_for
 
 CASES = [
@@ -151,26 +152,11 @@ def _emit(exporter: SpanExporter, label: str) -> tuple[list[ReadableSpan], Resou
 
 
 def _lake_rows(lake: Path, trace_hex: str) -> dict[str, dict[str, Any]]:
-    files = [f for f in glob.glob(f"{lake}/spans/*/*.parquet") if "/_schema" not in f]
+    """The rows of the newest spans table version, as stored (times are int64 nanoseconds)."""
+    files = tables(lake).version_of("spans").uris()
     table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
     table = table.filter(pc.equal(table["trace_id"], trace_hex))
-    # nanosecond timestamps as integers (datetime would round them to microseconds)
-    table = table.cast(_ns_as_int(table.schema))
-    rows = table.to_pylist()
-    return {r["span_id"]: r for r in rows}
-
-
-def _ns_as_int(schema: pa.Schema) -> pa.Schema:
-    def convert(t: pa.DataType) -> pa.DataType:
-        if pa.types.is_timestamp(t) and t.unit == "ns":
-            return pa.int64()
-        if pa.types.is_list(t):
-            return pa.list_(convert(t.value_type))
-        if pa.types.is_struct(t):
-            return pa.struct([f.with_type(convert(f.type)) for f in t])
-        return t
-
-    return pa.schema([f.with_type(convert(f.type)) for f in schema])
+    return {r["span_id"]: r for r in table.to_pylist()}
 
 
 def _kv_text(kvs: Any) -> tuple[list[tuple[str, str]], str | None]:
@@ -208,7 +194,7 @@ def test_sdk_exporter_delivers_every_field(
         assert row["kind"] == pb.kind
         assert (row["trace_state"] or "") == pb.trace_state
         assert (row["flags"] or 0) == pb.flags
-        assert row["start_time"] == pb.start_time_unix_nano
+        assert row["start_time_unix_nano"] == pb.start_time_unix_nano
         assert row["duration_ns"] == pb.end_time_unix_nano - pb.start_time_unix_nano
         assert row["status_code"] == pb.status.code
         assert (row["status_message"] or "") == pb.status.message
@@ -220,7 +206,7 @@ def test_sdk_exporter_delivers_every_field(
         assert len(row["events"]) == len(pb.events)
         for got, want in zip(row["events"], pb.events, strict=True):
             assert got["name"] == want.name
-            assert got["time"] == want.time_unix_nano
+            assert got["time_unix_nano"] == want.time_unix_nano
             assert _decoded(got) == list(want.attributes)
         assert len(row["links"]) == len(pb.links)
         for got, link in zip(row["links"], pb.links, strict=True):

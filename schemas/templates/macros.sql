@@ -1,15 +1,15 @@
--- Helpers shared by the views.
+-- Helpers shared by the templates and views (loaded first).
 
--- "Root spans first, then the earliest, then by span id" packed into one integer
--- (bit 126: not a root | start in microseconds << 64 | the span id's 64 bits): arg_min over
--- it picks the first value of an attempt exactly and fast, and partial results of different
--- files merge with the same arg_min. It fits DECIMAL(38, 0), which is how roll-up files
--- store it (Parquet has no 128-bit integer).
-CREATE OR REPLACE MACRO span_rank(parent_span_id, start_time, span_id) AS (
-    ((parent_span_id IS NOT NULL)::HUGEINT << 126)
-    + (least(greatest(epoch_us(start_time), 0), 1::BIGINT << 59)::HUGEINT << 64)
-    + coalesce(try_cast('0x' || span_id AS UBIGINT), 0::UBIGINT)::HUGEINT
-)::DECIMAL(38, 0);
+-- An instant from int64 nanoseconds since the epoch (how the lake stores times: Delta
+-- timestamps hold microseconds), to the microsecond, whatever the session's TimeZone.
+CREATE OR REPLACE MACRO unix_nano_time(ns) AS
+    to_timestamp(0) + to_microseconds(ns // 1000);
+
+-- "Root spans first, then the earliest, then by span id": the rank a span's value competes
+-- with for an attempt's "first value" (arg_min over it). A struct compares field by field, in
+-- every engine; span ids are fixed-length lowercase hex, so their text order is their number's.
+CREATE OR REPLACE MACRO span_rank(parent_span_id, start_ns, span_id) AS
+    {'not_root': parent_span_id IS NOT NULL, 'start_ns': start_ns, 'span_id': span_id};
 
 -- The role of a span that neither names one nor inherits one, from its operation:
 --   chat, text_completion, completion, generate_content, llm  -> model
@@ -36,8 +36,7 @@ CREATE OR REPLACE MACRO derived_role(operation, is_model_call) AS CASE
     ELSE 'other'
 END;
 
--- The UTC calendar day of an instant, whatever the session's TimeZone (and without paying
--- for a time zone conversion per row).
+-- The UTC calendar day of an instant, whatever the session's TimeZone.
 CREATE OR REPLACE MACRO utc_day(t) AS
     DATE '1970-01-01' + (epoch_us(t) // 86400000000)::INTEGER;
 

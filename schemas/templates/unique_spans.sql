@@ -1,13 +1,14 @@
--- spans: every span in the lake, one row each, with derived conveniences.
--- {spans_files}: the files a query pinned, else the lake's glob (schemas/snapshot.py).
-CREATE OR REPLACE VIEW spans AS
+-- Template: every span of {spans_table} exactly once (the copies span_copies.sql does not
+-- count are left out), with its times as instants and its attributes as sent. The rows keep
+-- their filename: which data file holds the counted copy.
 SELECT
-    s.* EXCLUDE (date),
-    s.date AS date,
-    s.start_time + to_microseconds(s.duration_ns // 1000) AS end_time,
+    s.* EXCLUDE (file_row_number),
+    unix_nano_time(s.start_time_unix_nano) AS start_time,
+    unix_nano_time(s.start_time_unix_nano + s.duration_ns) AS end_time,
     s.duration_ns / 1e6 AS duration_ms,
-    ['UNSPECIFIED', 'INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'][s.kind + 1] AS kind_name,
-    ['UNSET', 'OK', 'ERROR'][s.status_code + 1] AS status,
+    CASE s.kind WHEN 0 THEN 'UNSPECIFIED' WHEN 1 THEN 'INTERNAL' WHEN 2 THEN 'SERVER'
+         WHEN 3 THEN 'CLIENT' WHEN 4 THEN 'PRODUCER' WHEN 5 THEN 'CONSUMER' END AS kind_name,
+    CASE s.status_code WHEN 0 THEN 'UNSET' WHEN 1 THEN 'OK' WHEN 2 THEN 'ERROR' END AS status,
     -- the span's attributes as sent: the lossless rest plus what moved to typed columns
     map_concat(
         coalesce(s.attributes, MAP {}),
@@ -41,6 +42,9 @@ SELECT
             {'k': s.source_keys['user_id'], 'v': s.user_id},
             {'k': s.source_keys['error_type'], 'v': s.error_type},
             {'k': s.source_keys['environment'], 'v': s.environment}
-        ], lambda e: e.k IS NOT NULL AND e.v IS NOT NULL AND NOT map_contains(coalesce(s.attributes, MAP {}), e.k))))
+        ], lambda e: e.k IS NOT NULL AND e.v IS NOT NULL
+                     AND NOT map_contains(coalesce(s.attributes, MAP {}), e.k))))
     ) AS all_attributes
-FROM read_parquet({spans_files}, hive_partitioning = true, union_by_name = true) AS s;
+FROM {spans_table} s
+ANTI JOIN {span_copies} c
+    ON c.filename = s.filename AND c.file_row_number = s.file_row_number

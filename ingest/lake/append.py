@@ -1,0 +1,46 @@
+"""Rows appended to a table in one commit: for tools and tests that write a lake directly
+(``tasklake migrate``, the benchmark's lake generator), not for ingest (see ``committer``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pyarrow as pa
+from deltalake import CommitProperties
+
+from ingest.lake.files import FileWriter, NewFile
+from ingest.parquet import FLUSH_LEVEL
+from schemas.delta import Tables
+from schemas.lake import PARTITION, TABLES
+
+
+def append_rows(
+    tables: Tables,
+    table: str,
+    rows: pa.Table,
+    *,
+    prefix: str,
+    level: int | None = FLUSH_LEVEL,
+    row_group_rows: int = 100_000,
+    metadata: Mapping[str, str] | None = None,
+    op: str = "append",
+) -> list[NewFile]:
+    """Write ``rows`` (in the table's row schema) as one file per day and commit them."""
+    spec = TABLES[table]
+    writer = FileWriter(tables.location)
+    files = [
+        writer.write(
+            spec, day, part, prefix=prefix, row_group_rows=row_group_rows, level=level,
+            metadata=metadata,
+        )
+        for day, part in spec.split_by_day(spec.to_lake(rows))
+    ]
+    if files:
+        tables.current(table).create_write_transaction(
+            [f.add_action() for f in files],
+            mode="append",
+            schema=spec.delta_schema,
+            partition_by=[PARTITION],
+            commit_properties=CommitProperties(custom_metadata={"tasklake.op": op}),
+        )
+    return files
