@@ -178,6 +178,16 @@ def resume_position(wal_dir: Path) -> int:
     return max(read_checkpoint(wal_dir), last_end(wal_dir))
 
 
+def lane_committed(wal_dir: Path, status: Any, position: int, rows: int, files: int) -> None:
+    """The committer made a lane's flushes up to ``position`` part of the lake: the lane's
+    checkpoint moves there (durably first), and the WAL below it is no longer needed."""
+    write_checkpoint(wal_dir, position)
+    status[CHECKPOINT_POS] = position
+    status[FILES] += files
+    status[ROWS] += rows
+    drop_segments_below(wal_dir, position)
+
+
 def drop_segments_below(wal_dir: Path, position: int) -> int:
     """Delete segments wholly below ``position`` (never the newest: the writer owns it)."""
     segments = list_segments(wal_dir)
@@ -302,7 +312,7 @@ class Converter:
 
     def _quarantine(self, payload: memoryview, kind: int, start: int, why: str) -> None:
         """Keep a record we cannot convert (it was acknowledged: never drop it silently)."""
-        directory = Path(self.settings.lake) / QUARANTINE_DIR
+        directory = Path(self.spec.wal_root) / QUARANTINE_DIR
         directory.mkdir(parents=True, exist_ok=True)
         stem = directory / f"{self.spec.name}-{start:020d}-kind{kind}"
         stem.with_suffix(".bin").write_bytes(payload)

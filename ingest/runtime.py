@@ -41,9 +41,8 @@ from ingest.convert import (
     ConverterJob,
     LaneSpec,
     converter_main,
-    drop_segments_below,
+    lane_committed,
     read_checkpoint,
-    write_checkpoint,
 )
 from ingest.lake.committer import Committer, LaneOutbox
 from ingest.lake.compaction import CompactionStats, compact_once
@@ -144,11 +143,7 @@ class IngestRuntime:
         """The committer made a lane's flushes part of the lake: move its checkpoint."""
         for lane in self._lanes:
             if lane.spec.name == app_id:
-                write_checkpoint(lane.spec.wal_dir, position)
-                lane.status[CHECKPOINT_POS] = position
-                lane.status[FILES] += files
-                lane.status[ROWS] += rows
-                drop_segments_below(lane.spec.wal_dir, position)
+                lane_committed(lane.spec.wal_dir, lane.status, position, rows, files)
                 return
 
     def _open_lane(self, index: int, *, drain_only: bool) -> _LaneRuntime:

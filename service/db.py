@@ -85,16 +85,18 @@ class Database:
             else None
         )
 
-    def store_for(self, as_of: datetime | None) -> Store | None:
-        """The store, brought up to date, when it answers for ``as_of``; else None (ask the
-        views). The first call builds it (seconds on a large lake; ``warm`` does it early)."""
+    def store_for(self, as_of: datetime | None = None) -> Store | None:
+        """The store, brought up to date (it answers for any ``as_of``); None when this
+        database reads the views alone. The first call builds it (seconds on a large lake;
+        ``warm`` does it early)."""
+        del as_of  # the store decides tasks at any moment (tasks_at.sql)
         if self.store is None:
             return None
         try:
             self.store.refresh()
         except duckdb.Error as exc:
             raise QueryError(f"refreshing the task store failed: {exc}") from exc
-        return self.store if self.store.covers(as_of) else None
+        return self.store
 
     def warm(self) -> None:
         """Build the store now (call from a background thread at start-up)."""

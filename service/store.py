@@ -22,8 +22,9 @@ Every statement renders the templates the views use (``schemas.templates``), so 
 answers exactly what the views answer over the same table versions; tests hold them equal.
 Queries read the store at the versions it reflects (``snapshot``: the pin of every table,
 costs included), so one answer never mixes versions. Decisions do not depend on the clock:
-the outcome is read at ``as_of`` when queried. An ``as_of`` earlier than the latest stored
-signal needs the signals of that moment: such queries go to the views (``covers``).
+the outcome is read at ``as_of`` when queried, and a task with a signal later than ``as_of``
+is decided again at query time from the signals in force then (``store_task_facts``,
+``tasks_at.sql``), so the store answers for any moment.
 
 **On disk, bounded memory.** Given a ``path``, the store is a file: DuckDB keeps what queries
 touch in its buffer pool (bounded by the connection's ``memory_limit``) and the store survives
@@ -244,14 +245,6 @@ class Store:
         self.path = None
 
     # ------------------------------------------------------------------ queries
-
-    def covers(self, as_of: datetime | None) -> bool:
-        """Whether the store answers for ``as_of`` (None: now)."""
-        if not self.built:
-            return False
-        if self.max_signal_at is None:
-            return True
-        return (as_of or datetime.now(UTC)) >= self.max_signal_at
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -735,15 +728,23 @@ class Store:
     # ------------------------------------------------------------------ query-time macros
 
     def _define_macros(self) -> None:
-        """The cost macro and allocation view over the stored tables (same templates)."""
+        """The decisions at as_of(), the cost macro and the allocation view over the stored
+        tables (the same templates as the views)."""
         s = SCHEMA
         bindings = settings_bindings(self.settings)
-        tasks = f"({render('task_outcomes', {'task_facts': f'{s}.tasks'})})"
+        self._con.execute(
+            "CREATE OR REPLACE VIEW store_task_facts AS "
+            + render(
+                "tasks_at",
+                {"tasks": f"{s}.tasks", "attempts": f"{s}.attempts", "signals": f"{s}.signals"},
+            )
+        )
+        tasks = f"({render('task_outcomes', {'task_facts': 'store_task_facts'})})"
         allocations = (
             "("
             + render(
                 "allocation",
-                {"tasks": f"{s}.tasks", "costs": "costs", "output": "task_allocations"},
+                {"tasks": "store_task_facts", "costs": "costs", "output": "task_allocations"},
             )
             + ")"
         )
@@ -759,6 +760,6 @@ class Store:
             "CREATE OR REPLACE VIEW store_cost_allocations AS "
             + render(
                 "allocation",
-                {"tasks": f"{s}.tasks", "costs": "costs", "output": "entry_allocations"},
+                {"tasks": "store_task_facts", "costs": "costs", "output": "entry_allocations"},
             )
         )

@@ -107,14 +107,21 @@ def tables(lake: Path) -> Tables:
     return Tables(lake, seed_dir=Path(lake) / "_store" / "seeds")
 
 
-def connect(lake: Path, settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the views loaded, pinned to the tables' newest versions."""
+def load(con: duckdb.DuckDBPyConnection, lake: Path, settings: Settings | None = None) -> None:
+    """Load the views on ``con`` and pin them to the lake's newest versions."""
     t = tables(lake)
     t.ensure()
-    con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    # tiny lakes: one thread plans and runs these queries 2-3x sooner than two
+    con.execute("SET threads = 1")
     load_views(con, t, settings)
     t.pin(con)
+
+
+def connect(lake: Path, settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the views loaded, pinned to the tables' newest versions."""
+    con = duckdb.connect()
+    load(con, lake, settings)
     return con
 
 

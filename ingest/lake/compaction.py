@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError
 
-from ingest.lake.files import FileWriter, NewFile, remove_action
+from ingest.lake.files import FileWriter, NewFile, OpenFile, remove_action
 from ingest.parquet import conform, dictionary_leaves, merge_read_schema
 from schemas.delta import DataFile, Tables
 from schemas.lake import COMPACTED_PREFIX, PARTITION, SPANS, TABLES, Table
@@ -261,24 +261,26 @@ def compact_partition(
         "tasklake.compacted_from": str(len(inputs)),
     }
 
-    pending: list[pa.Table] = []
+    day_date = dt.date.fromisoformat(day)
+    current: OpenFile | None = None
 
-    def emit() -> None:
-        if not pending:
-            return
-        window = tidy_dictionaries(sort_window(pending, trace_column, time_column))
-        outputs.append(
-            writer.write(
+    def emit(window: pa.Table) -> None:
+        """One sorted window: a row group of the current output, a new output when full."""
+        nonlocal current
+        if current is not None and current.rows + window.num_rows > target:
+            outputs.append(current.close())
+            current = None
+        if current is None:
+            current = writer.open(
                 spec,
-                dt.date.fromisoformat(day),
-                window,
+                day_date,
+                spec.file_schema,
                 prefix=COMPACTED_PREFIX + settings.effective_writer_id,
-                row_group_rows=window_rows,
-                level=None,
+                level=None,  # the per-column levels of files that stay
                 metadata=meta,
                 write_schema=read_schema,
             )
-        )
+        current.write(window, window.num_rows)
 
     try:
         buffered: list[pa.Table] = []
@@ -286,18 +288,22 @@ def compact_partition(
         for part in _batches(tables, inputs, read_schema, window_rows, drop):
             buffered.append(part)
             count += part.num_rows
-            del part
-            while count >= window_rows:
+            del part  # ``buffered`` holds it: a window consumes its rows as it sorts them
+            while count >= window_rows:  # exactly row_group_rows per row group
                 rows = pa.concat_tables(buffered)
-                pending.append(rows.slice(0, window_rows))
+                window = [rows.slice(0, window_rows)]
                 buffered = [rows.slice(window_rows)]
                 count = buffered[0].num_rows
                 del rows
-                emit()
+                emit(tidy_dictionaries(sort_window(window, trace_column, time_column)))
         if count:
-            pending.extend(buffered)
-            emit()
+            emit(tidy_dictionaries(sort_window(buffered, trace_column, time_column)))
+        if current is not None:
+            outputs.append(current.close())
+            current = None
     except BaseException:
+        if current is not None:
+            current.abort()
         for f in outputs:
             writer.delete(spec.name, f.path)
         raise
@@ -393,10 +399,17 @@ def compact_once(
     return stats
 
 
-def vacuum(settings: Settings, tables: Sequence[str] | None = None) -> int:
-    """Delete files no version younger than ``vacuum_retention`` reads; return how many."""
+def vacuum(
+    settings: Settings,
+    tables: Sequence[str] | None = None,
+    *,
+    retention_seconds: float | None = None,
+) -> int:
+    """Delete files no version younger than ``vacuum_retention`` reads (the files compaction
+    replaced, and data files no commit ever named); return how many."""
     lake = Tables(settings.location)
-    hours = max(1, -(-int(settings.vacuum_retention) // 3600))
+    seconds = settings.vacuum_retention if retention_seconds is None else retention_seconds
+    hours = -(-int(seconds) // 3600)  # delta-rs counts whole hours
     removed = 0
     for name in tables or list(TABLES):
         table = lake.current(name)

@@ -10,6 +10,7 @@ top-level columns) that engines use to skip files.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -21,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 from deltalake.transaction import AddAction, RemoveAction
 from ulid import ULID
 
@@ -67,36 +69,133 @@ def file_name(prefix: str) -> str:
     return f"{prefix}-{ULID()}.parquet".lower()
 
 
-def statistics(rows: pa.Table) -> str:
-    """Delta statistics of ``rows``: count, and min/max/nulls of top-level scalar columns."""
-    mins: dict[str, Any] = {}
-    maxs: dict[str, Any] = {}
-    nulls: dict[str, int] = {}
-    for f in rows.schema:
-        col = rows.column(f.name)
-        typ = f.type
-        if pa.types.is_dictionary(typ):
-            col, typ = col.cast(typ.value_type), typ.value_type
-        if not (pa.types.is_integer(typ) or pa.types.is_string(typ) or pa.types.is_timestamp(typ)):
-            continue
-        nulls[f.name] = col.null_count
-        if col.null_count == len(col):
-            continue
-        lo, hi = (v.as_py() for v in pc.min_max(col).values())
-        if pa.types.is_string(typ):
-            if len(lo) > MAX_STAT_CHARS or len(hi) > MAX_STAT_CHARS:
+class Statistics:
+    """Delta statistics of the rows written to one file, window by window: the count, and the
+    min/max/null count of the top-level scalar columns."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.mins: dict[str, Any] = {}
+        self.maxs: dict[str, Any] = {}
+        self.nulls: dict[str, int] = {}
+        self.skipped: set[str] = set()
+
+    def add(self, rows: pa.Table) -> None:
+        self.rows += rows.num_rows
+        for f in rows.schema:
+            col, typ = rows.column(f.name), f.type
+            if pa.types.is_dictionary(typ):
+                col, typ = col.cast(typ.value_type), typ.value_type
+            if not (
+                pa.types.is_integer(typ) or pa.types.is_string(typ) or pa.types.is_timestamp(typ)
+            ):
                 continue
-        elif pa.types.is_timestamp(typ):
-            lo, hi = _iso(lo), _iso(hi)
-        mins[f.name], maxs[f.name] = lo, hi
-    return json.dumps(
-        {"numRecords": rows.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls},
-        separators=(",", ":"),
-    )
+            self.nulls[f.name] = self.nulls.get(f.name, 0) + col.null_count
+            if col.null_count == len(col) or f.name in self.skipped:
+                continue
+            lo, hi = (v.as_py() for v in pc.min_max(col).values())
+            if pa.types.is_string(typ) and max(len(lo), len(hi)) > MAX_STAT_CHARS:
+                self.skipped.add(f.name)  # Delta keeps whole values only: none is better
+                self.mins.pop(f.name, None)
+                self.maxs.pop(f.name, None)
+                continue
+            self.mins[f.name] = lo if f.name not in self.mins else min(self.mins[f.name], lo)
+            self.maxs[f.name] = hi if f.name not in self.maxs else max(self.maxs[f.name], hi)
+
+    def json(self) -> str:
+        def plain(v: Any) -> Any:
+            return _iso(v) if isinstance(v, dt.datetime) else v
+
+        return json.dumps(
+            {
+                "numRecords": self.rows,
+                "minValues": {k: plain(v) for k, v in self.mins.items()},
+                "maxValues": {k: plain(v) for k, v in self.maxs.items()},
+                "nullCount": self.nulls,
+            },
+            separators=(",", ":"),
+        )
+
+
+def statistics(rows: pa.Table) -> str:
+    """Delta statistics of ``rows``."""
+    stats = Statistics()
+    stats.add(rows)
+    return stats.json()
 
 
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class OpenFile:
+    """A data file being written window by window; ``close`` makes it whole and describes it."""
+
+    def __init__(
+        self,
+        location: LakeLocation,
+        spec: Table,
+        day: dt.date,
+        schema: pa.Schema,
+        write_schema: pa.Schema,
+        *,
+        prefix: str,
+        level: int | None,
+    ) -> None:
+        self.spec, self.day = spec, day
+        self.rel = f"{partition_dir(day)}/{file_name(prefix)}"
+        self.local = location.local
+        self.stats = Statistics()
+        self._sink: pa.NativeFile | None = None
+        if self.local:
+            self._dest = location.path / spec.name / self.rel
+            self._dest.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = ParquetFileWriter(
+                self._dest, schema, write_schema=write_schema, level=level
+            )
+        else:
+            fs, base = location.filesystem()
+            self._fs, self._path = fs, f"{base}/{spec.name}/{self.rel}"
+            self._sink = fs.open_output_stream(self._path)
+            self._writer = ParquetFileWriter(
+                self._sink, schema, write_schema=write_schema, level=level
+            )
+
+    @property
+    def rows(self) -> int:
+        return self.stats.rows
+
+    def write(self, rows: pa.Table, row_group_rows: int) -> None:
+        self._writer.write(rows, row_group_rows)
+        self.stats.add(rows)
+
+    def close(self) -> NewFile:
+        if self.local:
+            size = self._writer.commit(fsync=True)
+            _fsync_dir(self._dest.parent)
+        else:
+            assert self._sink is not None
+            self._writer.finish()
+            self._sink.close()
+            size = int(self._fs.get_file_info(self._path).size)
+        return NewFile(
+            table=self.spec.name,
+            path=self.rel,
+            size=size,
+            rows=self.stats.rows,
+            day=self.day.isoformat(),
+            modified_ms=int(time.time() * 1000),
+            stats=self.stats.json(),
+        )
+
+    def abort(self) -> None:
+        if self.local:
+            self._writer.abort()
+        elif self._sink is not None:
+            with contextlib.suppress(Exception):
+                self._sink.close()
+            with contextlib.suppress(Exception):
+                self._fs.delete_file(self._path)
 
 
 class FileWriter:
@@ -105,6 +204,33 @@ class FileWriter:
     def __init__(self, location: LakeLocation) -> None:
         self.location = location
         self._fs, self._base = location.filesystem()
+
+    def open(
+        self,
+        spec: Table,
+        day: dt.date,
+        schema: pa.Schema,
+        *,
+        prefix: str,
+        level: int | None,
+        metadata: Mapping[str, str] | None = None,
+        write_schema: pa.Schema | None = None,
+    ) -> OpenFile:
+        """A new data file of ``day``, declared as ``schema`` (lake form); its windows may
+        carry dictionary columns (``write_schema``)."""
+        declared = logical_schema(schema)
+        meta = dict(declared.metadata or {})
+        meta[b"tasklake.schema_version"] = str(spec.version).encode()
+        meta.update({k.encode(): v.encode() for k, v in (metadata or {}).items()})
+        return OpenFile(
+            self.location,
+            spec,
+            day,
+            declared.with_metadata(meta),
+            (write_schema or schema).remove_metadata(),
+            prefix=prefix,
+            level=level,
+        )
 
     def write(
         self,
@@ -119,77 +245,29 @@ class FileWriter:
         write_schema: pa.Schema | None = None,
     ) -> NewFile:
         """Write ``rows`` (lake form; dictionary columns allowed) as one file of ``day``."""
-        rel = f"{partition_dir(day)}/{file_name(prefix)}"
-        schema = logical_schema(rows.schema)
-        meta = {b"tasklake.schema_version": str(spec.version).encode()}
-        meta.update({k.encode(): v.encode() for k, v in (metadata or {}).items()})
-        schema = schema.with_metadata(meta)
-        if self.location.local:
-            size = self._write_local(rel, spec, rows, schema, row_group_rows, level, write_schema)
-        else:
-            size = self._write_remote(rel, spec, rows, schema, row_group_rows, level, write_schema)
-        return NewFile(
-            table=spec.name,
-            path=rel,
-            size=size,
-            rows=rows.num_rows,
-            day=day.isoformat(),
-            modified_ms=int(time.time() * 1000),
-            stats=statistics(rows),
-        )
-
-    def _write_local(
-        self,
-        rel: str,
-        spec: Table,
-        rows: pa.Table,
-        schema: pa.Schema,
-        row_group_rows: int,
-        level: int | None,
-        write_schema: pa.Schema | None,
-    ) -> int:
-        dest = self.location.path / spec.name / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        writer = ParquetFileWriter(
-            dest, schema, write_schema=write_schema or rows.schema, level=level
+        out = self.open(
+            spec,
+            day,
+            rows.schema,
+            prefix=prefix,
+            level=level,
+            metadata=metadata,
+            write_schema=write_schema,
         )
         try:
-            writer.write(rows, row_group_rows)
-            size = writer.commit(fsync=True)
+            out.write(rows, row_group_rows)
+            return out.close()
         except BaseException:
-            writer.abort()
+            out.abort()
             raise
-        _fsync_dir(dest.parent)
-        return size
-
-    def _write_remote(
-        self,
-        rel: str,
-        spec: Table,
-        rows: pa.Table,
-        schema: pa.Schema,
-        row_group_rows: int,
-        level: int | None,
-        write_schema: pa.Schema | None,
-    ) -> int:
-        path = f"{self._base}/{spec.name}/{rel}"
-        with self._fs.open_output_stream(path) as sink:
-            writer = ParquetFileWriter(
-                sink, schema, write_schema=write_schema or rows.schema, level=level
-            )
-            writer.write(rows, row_group_rows)
-            writer.finish()
-        return int(self._fs.get_file_info(path).size)
 
     def exists(self, table: str, rel: str) -> bool:
         info = self._fs.get_file_info(f"{self._base}/{table}/{rel}")
-        return info.type != 0  # FileType.NotFound
+        return info.type != pafs.FileType.NotFound
 
     def delete(self, table: str, rel: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self._fs.delete_file(f"{self._base}/{table}/{rel}")
-        except FileNotFoundError:
-            pass
 
 
 def _fsync_dir(path: Path) -> None:

@@ -37,8 +37,8 @@ from schemas.templates import render, sql_file, substitute
 
 PACKAGE = "schemas.views"
 
-#: Public views in load order (a view may read only views and templates before it).
-PUBLIC_VIEWS: tuple[str, ...] = (
+#: The view files in load order (a view may read only views and templates before it).
+VIEW_FILES: tuple[str, ...] = (
     "spans",
     "llm_calls",
     "workflow_rules",
@@ -54,6 +54,8 @@ PUBLIC_VIEWS: tuple[str, ...] = (
     "cost_per_task",
     "lookup",
 )
+#: The views an engineer can query (what ``tasklake sql`` lists); lookup.sql holds macros.
+PUBLIC_VIEWS: tuple[str, ...] = tuple(v for v in VIEW_FILES if v != "lookup")
 #: Templates that exist as views of their own name in a catalog (the steps of the chain).
 TEMPLATE_VIEWS: tuple[str, ...] = (
     "span_copies",
@@ -97,8 +99,11 @@ def pinned_read(table: str, seed: str) -> str:
 
 def latest_read(table: str, uri: str) -> str:
     """The relation of ``table``'s newest version, for any DuckDB client."""
-    extra = ", filename = true, file_row_number = true" if table == SPANS else ""
-    return f"delta_scan('{uri.replace(chr(39), chr(39) * 2)}'{extra})"
+    scan = f"delta_scan('{uri.replace(chr(39), chr(39) * 2)}'"
+    if table != SPANS:
+        return scan + ")"
+    # file_row_number is a virtual column of delta_scan: named, never in *
+    return f"(SELECT *, file_row_number FROM {scan}, filename = true))"
 
 
 # ---------------------------------------------------------------------- settings
@@ -165,7 +170,7 @@ def render_catalog(table_reads: Mapping[str, str], settings: Settings | None = N
     for name in TEMPLATE_VIEWS:
         body = render(name, bindings, views - {name})
         parts.append(f"CREATE OR REPLACE VIEW {name} AS\n{body};")
-    for name in PUBLIC_VIEWS:
+    for name in VIEW_FILES:
         parts.append(substitute(view_sql(name), bindings, views))
     return "\n\n".join(parts) + "\n"
 

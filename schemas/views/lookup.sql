@@ -29,5 +29,5 @@ WHERE task_key = lookup_id OR attempt_id = lookup_id;
 -- span_tree(traces, days): the spans of some traces (and days; NULL: all) with their attempt,
 -- resolved role, whether they bill, and cost (trace_spans.sql, over those traces only).
 CREATE OR REPLACE MACRO span_tree(traces, days := NULL) AS TABLE
-SELECT * EXCLUDE (filename, rk) FROM {trace_spans(spans_table=spans_of_traces)}
+SELECT * EXCLUDE (filename, rk) FROM {span_details(span_rows=trace_spans_of_traces)}
 ORDER BY start_time, span_id;

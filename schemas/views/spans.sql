@@ -3,4 +3,4 @@
 -- table keeps start_time_unix_nano and duration_ns), duration_ms, kind and status names, and
 -- all_attributes: every attribute exactly as sent.
 CREATE OR REPLACE VIEW spans AS
-SELECT * EXCLUDE (filename) FROM {unique_spans};
+SELECT * EXCLUDE (filename) FROM {span_details(span_rows=unique_spans)};

@@ -127,7 +127,7 @@ class _Store(_Views):
         return self._rows(f"SELECT * FROM {SCHEMA}.attempts WHERE attempt_id = ?" + order, [key])
 
     def task(self, key: str, attempt_ids: list[str]) -> list[dict[str, Any]]:
-        facts = f"(SELECT * FROM {SCHEMA}.tasks WHERE task_key = ?)"
+        facts = "(SELECT * FROM store_task_facts WHERE task_key = ?)"
         return self._rows(
             f"SELECT * FROM ({render('task_outcomes', {'task_facts': facts})})", [key]
         )
@@ -155,7 +155,8 @@ class _Store(_Views):
         uris = sorted({w["uri"] for w in where})
         listed = ", ".join("'" + t.replace("'", "''") + "'" for t in traces)
         spans = span_read(uris, None, f"WHERE trace_id IN ({listed})")
-        body = render("trace_spans", {"spans_table": spans})
+        resolved = "(" + render("trace_spans", {"spans_table": spans}) + ")"
+        body = render("span_details", {"span_rows": resolved})
         return self._rows(
             f"SELECT {', '.join(SPAN_COLUMNS)} FROM ({body})"
             " WHERE list_contains(?::VARCHAR[], attempt_id) ORDER BY start_time, span_id",

@@ -1,20 +1,18 @@
-"""The converter: WAL records -> published Parquet, all-or-nothing flushes, recovery."""
+"""The converter and the committer: WAL records -> data files and manifests -> one Delta
+commit each, exactly once across crashes at every step."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from ingest.convert import (
     CHECKPOINT_POS,
     COMMITTED,
-    PENDING,
+    PUBLISHED_POS,
     QUARANTINE_DIR,
     QUARANTINED,
     STATUS_SLOTS,
@@ -22,22 +20,28 @@ from ingest.convert import (
     Converter,
     LaneSpec,
     build_handlers,
+    lane_committed,
     read_checkpoint,
-    split_by_day,
 )
+from ingest.lake.committer import Committer, LaneOutbox
+from ingest.lake.manifest import read_manifests
 from ingest.parquet import file_metadata
-from ingest.storage import DataFile, Storage
 from ingest.wal import KIND_TRACES, WalWriter, list_segments
-from schemas.lake import ensure_lake
+from schemas.lake import SPANS
 from schemas.settings import Settings
 from tests.ingest.crash_driver import DRIVER_PARTITIONS, lake_span_ids, numbered_request
 from tests.ingest.stub_handler import SPAN_HANDLERS, STUB_HANDLERS
+from tests.lakes import tables
 
 
 def _settings(lake: Path, **kw: object) -> Settings:
     values: dict[str, object] = {"lake": str(lake), "writer_id": "t", "flush_rows": 10**6}
     values.update(kw)
     return replace(Settings(), **values)  # type: ignore[arg-type]
+
+
+def _spec(lake: Path) -> LaneSpec:
+    return LaneSpec(str(lake / "_wal"), "t", 0)
 
 
 def _append(spec: LaneSpec, requests: list[tuple[int, int]]) -> int:
@@ -49,18 +53,30 @@ def _append(spec: LaneSpec, requests: list[tuple[int, int]]) -> int:
     return writer.position
 
 
-def _converter(settings: Settings, spec: LaneSpec, committed: int, **kw: object) -> Converter:
+def _converter(settings: Settings, spec: LaneSpec, committed: int, **kw: Any) -> Converter:
     status = [0] * STATUS_SLOTS
     status[COMMITTED] = committed
     conv = Converter(
         spec,
         settings,
         status,
-        handlers=build_handlers(settings, kw.pop("handlers", SPAN_HANDLERS)),  # type: ignore[arg-type]
-        **kw,  # type: ignore[arg-type]
+        handlers=build_handlers(settings, kw.pop("handlers", SPAN_HANDLERS)),
+        **kw,
     )
     conv.recover()
     return conv
+
+
+def _committer(lake: Path, spec: LaneSpec, status: list[int] | None = None) -> Committer:
+    lane_status = status if status is not None else [0] * STATUS_SLOTS
+
+    def committed(app_id: str, position: int, rows: int, files: int) -> None:
+        assert app_id == spec.name
+        lane_committed(spec.wal_dir, lane_status, position, rows, files)
+
+    return Committer(
+        tables(lake), [LaneOutbox(spec.name, spec.wal_dir)], writer_id="t", on_committed=committed
+    )
 
 
 def _read_all(conv: Converter, end: int) -> None:
@@ -75,46 +91,49 @@ def _drain(conv: Converter) -> None:
 
 @pytest.fixture
 def lake(tmp_path: Path) -> Path:
-    ensure_lake(tmp_path / "lake")
     return tmp_path / "lake"
 
 
 def test_converts_every_record_once_into_day_partitions(lake: Path) -> None:
     settings = _settings(lake)
-    spec = LaneSpec(str(lake), "t", 0)
+    spec = _spec(lake)
     end = _append(spec, [(i * 50, 50) for i in range(20)])
     conv = _converter(settings, spec, end)
     _drain(conv)
+    assert conv.status[PUBLISHED_POS] == end and len(read_manifests(spec.wal_dir)) == 1
+    assert lake_span_ids(lake) == {}  # written, not committed yet: nobody sees them
+    status = [0] * STATUS_SLOTS
+    assert _committer(lake, spec, status).commit_round() == 1
     assert lake_span_ids(lake) == {n: 1 for n in range(1000)}
-    storage = Storage(lake)
-    assert storage.partitions("spans") == [
-        "date=1970-01-01",
-        *DRIVER_PARTITIONS,
-    ]
-    assert read_checkpoint(spec.wal_dir) == end == conv.status[CHECKPOINT_POS]
-    assert not (spec.wal_dir / PENDING).exists()
+    files = tables(lake).version_of(SPANS).files
+    assert sorted({f"date={f.day}" for f in files}) == list(DRIVER_PARTITIONS)
+    assert read_checkpoint(spec.wal_dir) == end == status[CHECKPOINT_POS]
+    assert read_manifests(spec.wal_dir) == []
     assert len(list_segments(spec.wal_dir)) == 1  # segments below the checkpoint dropped
-    name = storage.list_files("spans", "date=2026-02-16")[0]
-    meta = file_metadata(storage.partition_path("spans", "date=2026-02-16") / name)
+    meta = file_metadata(Path(files[0].uri))
     assert meta["tasklake.writer"] == "t" and meta["tasklake.lane"] == "0"
     assert meta["tasklake.wal_end"] == str(end) and meta["tasklake.schema_version"] == "1"
-    assert name.startswith("t-") and not list(storage.tmp_dir.iterdir())
+    assert files[0].path.split("/")[-1].startswith("t-0-")
+    # one commit for the whole flush, carrying the lane's WAL end
+    assert tables(lake).current(SPANS).transaction_version("t-0") == end
 
 
-def test_flushes_by_rows_and_publishes_as_it_goes(lake: Path) -> None:
+def test_flushes_by_rows_and_writes_a_manifest_each_time(lake: Path) -> None:
     settings = _settings(lake, flush_rows=120)
-    spec = LaneSpec(str(lake), "t", 0)
+    spec = _spec(lake)
     end = _append(spec, [(i * 50, 50) for i in range(10)])
     conv = _converter(settings, spec, end)
     _read_all(conv, end)
     # 500 spans with a 120-row threshold: flushed after records 3, 6 and 9
-    assert read_checkpoint(spec.wal_dir) > 0 and conv.buffered_rows == 50
+    assert len(read_manifests(spec.wal_dir)) == 3 and conv.buffered_rows == 50
     _drain(conv)
+    _committer(lake, spec).commit_round()
     assert sum(lake_span_ids(lake).values()) == 500
+    assert tables(lake).version_of(SPANS).version == 1  # four manifests, one commit
 
 
 def test_flushes_by_bytes_before_rows(lake: Path) -> None:
-    spec = LaneSpec(str(lake), "t", 0)
+    spec = _spec(lake)
     end = _append(spec, [(i * 50, 50) for i in range(10)])
     probe = _converter(_settings(lake), spec, end)
     _read_all(probe, end)
@@ -122,8 +141,9 @@ def test_flushes_by_bytes_before_rows(lake: Path) -> None:
     conv = _converter(_settings(lake, flush_bytes=per_record * 5 // 2), spec, end)
     _read_all(conv, end)
     # 10 records, ~2.5 records' bytes allowed: flushed after records 3, 6 and 9
-    assert read_checkpoint(spec.wal_dir) > 0 and conv.buffered_rows == 50
+    assert len(read_manifests(spec.wal_dir)) == 3 and conv.buffered_rows == 50
     _drain(conv)
+    _committer(lake, spec).commit_round()
     assert sum(lake_span_ids(lake).values()) == 500
 
 
@@ -131,68 +151,95 @@ class _Crash(Exception):
     pass
 
 
-def test_crash_inside_a_flush_is_undone_and_replayed_exactly_once(lake: Path) -> None:
+def test_a_crash_inside_a_flush_leaves_nothing_visible_and_replays_once(lake: Path) -> None:
     settings = _settings(lake)
-    spec = LaneSpec(str(lake), "t", 0)
+    spec = _spec(lake)
     end = _append(spec, [(i * 30, 30) for i in range(10)])
     conv = _converter(settings, spec, end)
     _read_all(conv, end)
-    published: list[str] = []
-    real_publish = conv.storage.publish
+    real_write = conv.writer.write
+    written: list[str] = []
 
-    def publish_then_die(table: str, partition: str, files: Sequence[DataFile]) -> list[Path]:
-        if published:
+    def write_then_die(*args: Any, **kw: Any) -> Any:
+        if written:
             raise _Crash  # the process dies after the first file of the flush
-        out = real_publish(table, partition, files)
-        published.append(partition)
+        out = real_write(*args, **kw)
+        written.append(out.path)
         return out
 
-    conv.storage.publish = publish_then_die  # type: ignore[method-assign]
+    conv.writer.write = write_then_die  # type: ignore[method-assign]
     with pytest.raises(_Crash):
         conv.flush()
-    pending = json.loads((spec.wal_dir / PENDING).read_text())
-    assert len(pending["files"]) == 3 and pending["wal_end"] == end
-    assert 0 < sum(lake_span_ids(lake).values()) < 300  # one file of three is visible
-    assert read_checkpoint(spec.wal_dir) == 0
+    assert read_manifests(spec.wal_dir) == []  # no manifest: the file is an orphan
+    _committer(lake, spec).recover()
+    assert sum(lake_span_ids(lake).values()) == 0 and read_checkpoint(spec.wal_dir) == 0
 
-    again = _converter(settings, spec, end)  # restart: withdraw, replay from the checkpoint
-    assert sum(lake_span_ids(lake).values()) == 0
+    again = _converter(settings, spec, end)  # restart: convert again from the checkpoint
     _drain(again)
+    _committer(lake, spec).commit_round()
     assert lake_span_ids(lake) == {n: 1 for n in range(300)}
 
 
-def test_crash_after_checkpoint_keeps_the_flush(lake: Path) -> None:
+def test_a_crash_after_the_manifest_commits_it_once(lake: Path) -> None:
     settings = _settings(lake)
-    spec = LaneSpec(str(lake), "t", 0)
+    spec = _spec(lake)
     end = _append(spec, [(0, 40)])
-    conv = _converter(settings, spec, end)
-    _read_all(conv, end)
-    pending_doc: dict[str, object] = {}
-
-    real_unlink = Path.unlink
-
-    def keep_pending(self: Path, missing_ok: bool = False) -> None:
-        if self.name == PENDING:
-            pending_doc.update(json.loads(self.read_text()))
-            raise _Crash  # died between the checkpoint and removing pending.json
-        real_unlink(self, missing_ok=missing_ok)
-
-    Path.unlink = keep_pending  # type: ignore[method-assign]
-    try:
-        with pytest.raises(_Crash):
-            conv.flush()
-    finally:
-        Path.unlink = real_unlink  # type: ignore[method-assign]
-    assert (spec.wal_dir / PENDING).exists() and read_checkpoint(spec.wal_dir) == end
-    again = _converter(settings, spec, end)
+    _drain(_converter(settings, spec, end))  # the manifest is written; the server dies
+    again = _converter(settings, spec, end)  # restart: resumes after the manifest
+    assert again.position == end
+    committer = _committer(lake, spec)
+    committer.recover()
     _drain(again)
+    committer.commit_round()
     assert lake_span_ids(lake) == {n: 1 for n in range(40)}
-    assert not (spec.wal_dir / PENDING).exists()
+
+
+def test_a_crash_after_the_commit_does_not_commit_again(
+    lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(lake)
+    spec = _spec(lake)
+    end = _append(spec, [(0, 40)])
+    _drain(_converter(settings, spec, end))
+    committer = _committer(lake, spec)
+
+    def die(*args: Any) -> None:
+        raise _Crash  # committed to the log, died before the manifest was removed
+
+    monkeypatch.setattr("ingest.lake.committer.remove_manifests", die)
+    with pytest.raises(_Crash):
+        committer.commit_round()
+    monkeypatch.undo()
+    assert len(read_manifests(spec.wal_dir)) == 1 and lake_span_ids(lake) == {
+        n: 1 for n in range(40)
+    }
+    _committer(lake, spec).recover()  # the log's transaction says: already committed
+    assert lake_span_ids(lake) == {n: 1 for n in range(40)}
+    assert read_manifests(spec.wal_dir) == [] and read_checkpoint(spec.wal_dir) == end
+
+
+def test_a_manifest_whose_files_are_gone_is_converted_again(lake: Path) -> None:
+    """A receiver down longer than vacuum_retention: a vacuum may have removed the files of
+    its uncommitted flush. The WAL still holds the records: they are converted again."""
+    settings = _settings(lake)
+    spec = _spec(lake)
+    end = _append(spec, [(0, 40)])
+    _drain(_converter(settings, spec, end))
+    (manifest,) = read_manifests(spec.wal_dir)
+    for f in manifest.files:
+        (lake / SPANS / f.path).unlink()
+    _committer(lake, spec).recover()
+    assert read_manifests(spec.wal_dir) == []
+    again = _converter(settings, spec, end)
+    assert again.position == 0
+    _drain(again)
+    _committer(lake, spec).commit_round()
+    assert lake_span_ids(lake) == {n: 1 for n in range(40)}
 
 
 def test_a_record_that_cannot_be_converted_is_quarantined_not_lost(lake: Path) -> None:
     settings = _settings(lake)
-    spec = LaneSpec(str(lake), "t", 0)
+    spec = _spec(lake)
     writer = WalWriter(spec.wal_dir, segment_bytes=1 << 20)
     writer.append(KIND_TRACES, numbered_request(0, 10).SerializeToString(), 1).result()
     writer.append(KIND_TRACES, b"\xff\xff not protobuf", 1).result()
@@ -201,36 +248,11 @@ def test_a_record_that_cannot_be_converted_is_quarantined_not_lost(lake: Path) -
     writer.close()
     conv = _converter(settings, spec, writer.position, handlers=STUB_HANDLERS)
     _drain(conv)
+    _committer(lake, spec).commit_round()
     assert lake_span_ids(lake) == {n: 1 for n in range(20)}
     assert conv.status[QUARANTINED] == 2
-    kept = sorted(p.name for p in (lake / QUARANTINE_DIR).iterdir())
+    kept = sorted(p.name for p in (lake / "_wal" / QUARANTINE_DIR).iterdir())
     assert (
         len(kept) == 4
-        and (lake / QUARANTINE_DIR / kept[0]).read_bytes() == b"\xff\xff not protobuf"
+        and (lake / "_wal" / QUARANTINE_DIR / kept[0]).read_bytes() == b"\xff\xff not protobuf"
     )
-
-
-def _companion(data: Path) -> dict[str, Path]:
-    out = data.with_name(data.name + ".rollup")
-    rows = pq.read_metadata(data).num_rows
-    pq.write_table(pa.table({"rows": [rows]}), out)
-    return {"_rollup": out}
-
-
-def test_flush_publishes_companions_with_their_file(lake: Path) -> None:
-    settings = _settings(lake)
-    spec = LaneSpec(str(lake), "t", 0)
-    end = _append(spec, [(0, 30)])
-    _drain(_converter(settings, spec, end, companions=_companion))
-    storage = Storage(lake)
-    for partition in DRIVER_PARTITIONS:
-        (name,) = storage.list_files("spans", partition)
-        rollup = storage.partition_path("spans", partition) / "_rollup" / name
-        assert pq.read_table(rollup).column("rows").to_pylist() == [10]
-
-
-def test_split_by_day() -> None:
-    day = 86_400 * 10**9
-    t = pa.table({"start_time": pa.array([day * 3 + 5, 1, day * 3, day - 1], pa.timestamp("ns"))})
-    parts = split_by_day(t, "start_time")
-    assert [(p, x.num_rows) for p, x in parts] == [("date=1970-01-01", 2), ("date=1970-01-04", 2)]

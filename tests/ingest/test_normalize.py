@@ -12,20 +12,18 @@ from typing import Any
 import duckdb
 import genai_prices
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from ingest.lake.append import append_rows
 from ingest.normalize import Normalizer
 from ingest.price import Pricer
 from schemas.attributes import encode_attributes, encode_value
-from schemas.lake import ensure_lake
+from schemas.lake import SPANS
 from schemas.settings import PriceOverride, Settings
-from schemas.snapshot import scan_files
 from schemas.spans import SPAN_SCHEMA
-from schemas.views import view_sql
 from tests.ingest.normalize_helpers import (
     load_case,
     rebuilt_attributes,
@@ -33,6 +31,7 @@ from tests.ingest.normalize_helpers import (
     sent_attributes,
     spans_of,
 )
+from tests.lakes import connect, tables
 
 CASES = (
     "genai_current",
@@ -632,22 +631,17 @@ def test_round_trip_of_every_attribute(normalizer: Normalizer, case: str) -> Non
 
 
 def test_spans_view_rebuilds_all_attributes(normalizer: Normalizer, tmp_path: Path) -> None:
-    lake = ensure_lake(tmp_path / "lake")
-    part = lake / "spans" / "date=2026-03-02"
-    part.mkdir(parents=True)
+    lake = tmp_path / "lake"
     sent: dict[str, dict[str, str]] = {}
     for n, case in enumerate(CASES):
         request = load_case(case)
-        pq.write_table(
-            pa.Table.from_batches([normalizer.normalize(request, 0)]),
-            part / f"case-{n}.parquet",
-        )
+        rows_of_case = pa.Table.from_batches([normalizer.normalize(request, 0)])
+        append_rows(tables(lake), SPANS, rows_of_case, prefix=f"case-{n}")
         for span in spans_of(request):
             sent[span.span_id.hex() + span.trace_id.hex()] = {
                 k: v for k, (v, _) in sent_attributes(span).items()
             }
-    con = duckdb.connect()
-    con.execute(view_sql("spans").replace("{spans_files}", scan_files(lake, "spans")))
+    con = connect(lake)
     got = {
         span_id + trace_id: dict(attrs)
         for span_id, trace_id, attrs in con.execute(

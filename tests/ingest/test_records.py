@@ -5,37 +5,35 @@ crash inside a flush, and compacted."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.compact import compact_once
 from ingest.convert import (
     COMMITTED,
     HANDLERS,
-    PENDING,
     STATUS_SLOTS,
     STOP,
     Converter,
     LaneSpec,
     build_handlers,
 )
+from ingest.lake.compaction import compact_once
 from ingest.records import decode_rows, encode_rows
-from ingest.storage import DataFile, Storage
 from ingest.wal import KIND_COSTS, KIND_SIGNALS, KIND_TRACES, WalWriter
 from schemas.costs import costs_table, parse_costs
-from schemas.lake import ensure_lake
+from schemas.lake import COSTS, SIGNALS, SPANS
 from schemas.settings import Settings
 from schemas.signals import parse_signals, signals_table
-from schemas.views import load_views
 from tests.ingest.crash_driver import numbered_request
+from tests.ingest.test_convert import _committer
+from tests.lakes import connect, tables
 
 
 def _signals(first: int, count: int) -> pa.Table:
@@ -86,6 +84,10 @@ def _settings(lake: Path) -> Settings:
     return replace(Settings(), lake=str(lake), writer_id="t", flush_rows=10**6)
 
 
+def _spec(lake: Path) -> LaneSpec:
+    return LaneSpec(str(lake / "_wal"), "t", 0)
+
+
 def _converter(settings: Settings, spec: LaneSpec, committed: int) -> Converter:
     status = [0] * STATUS_SLOTS
     status[COMMITTED] = committed
@@ -94,9 +96,15 @@ def _converter(settings: Settings, spec: LaneSpec, committed: int) -> Converter:
     return conv
 
 
+def _convert_and_commit(lake: Path, spec: LaneSpec, end: int) -> None:
+    conv = _converter(_settings(lake), spec, end)
+    conv.status[STOP] = 1
+    conv.run()
+    _committer(lake, spec).commit_round()
+
+
 def _query(lake: Path, sql: str) -> list[tuple[object, ...]]:
-    con = duckdb.connect()
-    load_views(con, lake)
+    con = connect(lake)
     try:
         return con.execute(sql).fetchall()
     finally:
@@ -105,93 +113,88 @@ def _query(lake: Path, sql: str) -> list[tuple[object, ...]]:
 
 @pytest.fixture
 def lake(tmp_path: Path) -> Path:
-    return ensure_lake(tmp_path / "lake")
+    return tmp_path / "lake"
 
 
 def test_records_of_every_kind_land_in_their_tables(lake: Path) -> None:
-    spec = LaneSpec(str(lake), "t", 0)
+    spec = _spec(lake)
     writer = WalWriter(spec.wal_dir, segment_bytes=1 << 20)
     signals, costs = _signals(0, 9), _costs()
     writer.append(KIND_SIGNALS, encode_rows(signals), 1).result(timeout=10)
     writer.append(KIND_TRACES, numbered_request(0, 10).SerializeToString(), 1).result(timeout=10)
     writer.append(KIND_COSTS, encode_rows(costs), 1).result(timeout=10)
     writer.close()
-    conv = _converter(_settings(lake), spec, writer.position)
-    conv.status[STOP] = 1
-    conv.run()
-    storage = Storage(lake)
-    assert storage.partitions("signals") == [
-        "date=1970-01-01",
-        "date=2026-03-01",
-        "date=2026-03-02",
-        "date=2026-03-03",
-    ]
-    assert storage.partitions("costs") == ["date=1970-01-01", "date=2026-01-01", "date=2026-03-02"]
+    _convert_and_commit(lake, spec, writer.position)
+    days = {t: sorted({f.day for f in tables(lake).version_of(t).files}) for t in (SIGNALS, COSTS)}
+    assert days[SIGNALS] == ["2026-03-01", "2026-03-02", "2026-03-03"]
+    assert days[COSTS] == ["2026-01-01", "2026-03-02"]
     stored = _query(
         lake, "SELECT signal_id, occurred_at, rework_cost_usd, attributes FROM signals ORDER BY 1"
     )
     assert len(stored) == 9
     assert stored[1][2] == Decimal("1E-12")
     assert stored[0][3] == {"n": "0", "who": "bot"}
-    files = [f for f in lake.glob("signals/date=2026-*/*.parquet")]
+    files = tables(lake).version_of(SIGNALS).uris()
     table = pa.concat_tables([pq.read_table(f) for f in files])
     s4 = table.filter(pc.equal(table["signal_id"], "s-4"))
-    assert s4["occurred_at"].cast(pa.int64()).to_pylist() == [1772445600123456789]  # to the ns
+    assert s4["occurred_at_unix_nano"].to_pylist() == [1772445600123456789]  # to the ns
     assert _query(lake, "SELECT entry_id, amount_usd FROM costs WHERE entry_id = 'lic'") == [
         ("lic", Decimal("1234567890.123456789012"))
     ]
     assert _query(lake, "SELECT count(*) FROM spans") == [(10,)]
 
 
-def test_a_crash_inside_a_flush_is_undone_and_replayed_once(lake: Path) -> None:
-    spec = LaneSpec(str(lake), "t", 0)
+def test_a_crash_between_two_tables_commits_commits_the_other_once(
+    lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spans and signals are two Delta tables: the committer died after committing one."""
+    spec = _spec(lake)
     writer = WalWriter(spec.wal_dir, segment_bytes=1 << 20)
     for first in range(0, 90, 10):
         writer.append(KIND_SIGNALS, encode_rows(_signals(first, 10)), 1).result(timeout=10)
+        writer.append(KIND_TRACES, numbered_request(first, 10).SerializeToString(), 1).result(
+            timeout=10
+        )
     writer.close()
-    settings = _settings(lake)
-    conv = _converter(settings, spec, writer.position)
-    while conv.position < writer.position:
-        conv.step(writer.position)
-    # the flush dies after its pending.json and one published file (of three partitions)
-    publish = conv.storage.publish
-    calls = 0
+    conv = _converter(_settings(lake), spec, writer.position)
+    conv.status[STOP] = 1
+    conv.run()
+    committer = _committer(lake, spec)
+    real = committer._commit_table
 
-    def dying(table: str, partition: str, files: Sequence[DataFile]) -> list[Path]:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
+    def one_then_die(table: str, waiting: Any) -> None:
+        if table == SPANS:  # tables commit in name order: signals first, then spans
             raise SystemExit("killed")
-        return publish(table, partition, files)
+        real(table, waiting)
 
-    conv.storage.publish = dying  # type: ignore[method-assign]
+    monkeypatch.setattr(committer, "_commit_table", one_then_die)
     with pytest.raises(SystemExit):
-        conv.flush()
-    assert (spec.wal_dir / PENDING).exists()
-    again = _converter(settings, spec, writer.position)
-    again.status[STOP] = 1
-    again.run()
-    rows = _query(
-        lake,
-        f"SELECT signal_id, count(*) FROM read_parquet('{lake}/signals/*/*.parquet') GROUP BY ALL",
-    )
+        committer.commit_round()
+    assert _query(lake, "SELECT count(*) FROM signals") == [(90,)]
+    assert _query(lake, "SELECT count(*) FROM spans") == [(0,)]
+    _committer(lake, spec).recover()  # spans are committed; signals are not, again
+    files = tables(lake).version_of(SIGNALS).uris()
+    rows = _query(lake, f"SELECT signal_id, count(*) FROM read_parquet({files}) GROUP BY ALL")
     assert sorted(rows) == sorted((f"s-{n}", 1) for n in range(90))
+    assert _query(
+        lake, f"SELECT count(*) FROM read_parquet({tables(lake).version_of('spans').uris()})"
+    ) == [(90,)]
 
 
 def test_signal_and_cost_partitions_are_compacted(lake: Path) -> None:
-    spec = LaneSpec(str(lake), "t", 0)
-    settings = replace(_settings(lake), compaction_grace=0.0)
+    spec = _spec(lake)
     for first in range(0, 30, 10):  # three flushes: three files per partition
         writer = WalWriter(spec.wal_dir, segment_bytes=1 << 20)
         writer.append(KIND_SIGNALS, encode_rows(_signals(first, 10)), 1).result(timeout=10)
         writer.close()
-        conv = _converter(settings, spec, writer.position)
-        conv.status[STOP] = 1
-        conv.run()
-    storage = Storage(lake)
-    assert len(storage.list_files("signals", "date=2026-03-01")) == 3
+        _convert_and_commit(lake, spec, writer.position)
+
+    def files_of(day: str) -> int:
+        return sum(f.day == day for f in tables(lake).version_of(SIGNALS).files)
+
+    assert files_of("2026-03-01") == 3
     before = _query(lake, "SELECT * FROM signals ORDER BY signal_id")
-    stats = compact_once(settings, tables=["signals"])
+    stats = compact_once(_settings(lake), tables=["signals"])
     assert stats.input_files == 9 and stats.output_files == 3
-    assert len(storage.list_files("signals", "date=2026-03-01")) == 1
+    assert files_of("2026-03-01") == 1
     assert _query(lake, "SELECT * FROM signals ORDER BY signal_id") == before

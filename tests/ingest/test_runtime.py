@@ -137,13 +137,15 @@ def _gone(pid: int) -> bool:
 
 
 def test_kill_9_during_sustained_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    """kill -9 at random moments, once inside a flush (pending.json on disk, files half
-    published); after each restart every acknowledged span is in the lake exactly once."""
+    """kill -9 at random moments, once inside a flush (files half written, no manifest),
+    once with manifests waiting for their commit; after each restart every acknowledged span
+    is in the lake exactly once."""
     lake, acks = tmp_path / "lake", tmp_path / "acks.txt"
     rng = random.Random(7)
     rounds = [
         ("random", {}),
         ("inside-flush", {"TASKLAKE_TEST_FLUSH_SLEEP": "0.2"}),
+        ("manifest-waiting", {}),
         ("random", {}),
     ]
     for i, (how, env) in enumerate(rounds):
@@ -153,8 +155,10 @@ def test_kill_9_during_sustained_ingest_loses_and_duplicates_nothing(tmp_path: P
             return len(acknowledged(acks)) > before + 2000
 
         assert eventually(grown)
-        if how == "inside-flush":
-            assert eventually(lambda: any(lake.glob("_wal/*/pending.json")), 60)
+        if how == "inside-flush":  # a flush takes 0.2 s a file: land inside one
+            time.sleep(rng.uniform(0.1, 0.3))
+        elif how == "manifest-waiting":
+            assert eventually(lambda: any(lake.glob("_wal/*/outbox/*.json")), 60)
         else:
             time.sleep(rng.uniform(0.0, 0.5))
         proc.send_signal(signal.SIGKILL)

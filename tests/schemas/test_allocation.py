@@ -11,9 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from schemas.lake import ensure_lake
-from schemas.views import load_views
-from tests.lakes import at, signal, span, write_costs, write_signals, write_spans
+from tests.lakes import at, load, signal, span, write_costs, write_signals, write_spans
 
 PARTS = (
     "inference_usd",
@@ -65,14 +63,13 @@ def _lake(
     tmp_path: Path, tasks: Sequence[list[dict[str, Any]]], costs: list[dict[str, Any]]
 ) -> Path:
     lake = tmp_path / "lake"
-    ensure_lake(lake)
-    write_spans(lake, [row for t in tasks for row in t], "spans", day="2026-01-05")
+    write_spans(lake, [row for t in tasks for row in t], "spans")
     write_costs(lake, costs, "costs")
     return lake
 
 
 def _shares(con: duckdb.DuckDBPyConnection, lake: Path) -> dict[str, tuple[Decimal, ...]]:
-    load_views(con, lake)
+    load(con, lake)
     rows = con.execute(
         "SELECT task_key, rework_usd, labor_usd, infrastructure_usd, licence_usd, other_usd"
         " FROM task_allocations"
@@ -194,7 +191,7 @@ def test_rework_on_signals_and_a_task_without_model_calls(
         ],
         "signals",
     )
-    load_views(con, lake)
+    load(con, lake)
     (row,) = _full(con, "by_workflow := true")
     assert [row[p] for p in PARTS] == [D(1), D("12.5"), Z, Z, Z, Z]
     assert row["spend_usd"] == D("13.5")
@@ -219,6 +216,6 @@ def test_filters_do_not_change_anyone_s_share(
         [_task("a", 0, "1", workflow="w1"), _task("b", 1, "3", workflow="w2")],
         [entry("all", "infrastructure", "8", "2026-01-01", "2026-02-01")],
     )
-    load_views(con, lake)
+    load(con, lake)
     (only,) = _full(con, "by_workflow := true, workflows := ['w1']")
     assert only["infrastructure_usd"] == D(2)  # a's share of all work, not all of it

@@ -11,8 +11,7 @@ import duckdb
 import pytest
 
 from schemas.settings import Settings, WorkflowRule
-from schemas.views import load_views
-from tests.lakes import at, build_companions, signal, span, write_signals, write_spans
+from tests.lakes import at, load, signal, span, write_signals, write_spans
 
 END = at(0) + timedelta(seconds=1)  # every task's last span ends here
 H = timedelta(hours=1)
@@ -104,7 +103,6 @@ def _lake(tmp_path: Path) -> Path:
             )
     write_spans(tmp_path, rows, "spans")
     write_signals(tmp_path, signals, "signals")
-    build_companions(tmp_path)
     return tmp_path
 
 
@@ -119,7 +117,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, s
         }
     )
     con = duckdb.connect()
-    load_views(con, lake, settings)
+    load(con, lake, settings)
     found: dict[str, tuple[str, str]] = {}
     for name, (_, as_of_hours, _, _) in CASES.items():
         as_of: datetime = END + as_of_hours * H
@@ -142,7 +140,7 @@ def test_outcome(outcomes: dict[str, tuple[str, str]], name: str) -> None:
 def test_every_task_is_counted_once(tmp_path: Path) -> None:
     lake = _lake(tmp_path)
     con = duckdb.connect()
-    load_views(con, lake)
+    load(con, lake)
     con.execute("SET VARIABLE as_of = ?::TIMESTAMPTZ", [END + 40 * H])
     total, buckets = con.execute(
         "SELECT count(*), sum(completed + failed + escalated + abandoned + pending)"

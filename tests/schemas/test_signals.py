@@ -7,14 +7,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
 import pytest
 
+from ingest.lake.append import append_rows
 from schemas.costs import COST_SCHEMA, costs_table, parse_costs
 from schemas.jsonitems import BodyError, ns_to_iso, rfc3339_ns
-from schemas.lake import ensure_lake
+from schemas.lake import SIGNALS
 from schemas.signals import SIGNAL_SCHEMA, parse_signals, signals_table
-from schemas.views import load_views
+from tests.lakes import load, tables
 
 CASES = Path(__file__).parent / "cases"
 NOW = rfc3339_ns("2026-02-01T00:00:00Z")
@@ -91,17 +91,14 @@ def test_signal_ids_from_content() -> None:
 
 
 def test_stored_signals_are_deduplicated_first_received_wins(tmp_path: Path) -> None:
-    ensure_lake(tmp_path)
-    part = tmp_path / "signals" / "date=2026-01-05"
-    part.mkdir(parents=True)
     item = b'{"task_id": "T", "outcome": "completed", "signal_id": "s1"}'
     later = b'{"task_id": "T", "outcome": "failed", "signal_id": "s1", "reason": "x"}'
     for i, (body, received) in enumerate([(later, 2000), (item, 1000), (item, 3000)]):
         table = signals_table(parse_signals(body, now=NOW).items, received_at_ms=received)
         assert table.schema == SIGNAL_SCHEMA
-        pq.write_table(table, part / f"{i}.parquet")
+        append_rows(tables(tmp_path), SIGNALS, table, prefix=f"s{i}")
     con = duckdb.connect()
-    load_views(con, tmp_path)
+    load(con, tmp_path)
     assert con.execute("SELECT signal_id, outcome, reason FROM signals").fetchall() == [
         ("s1", "completed", None)  # whole: not the later copy's reason
     ]

@@ -1,5 +1,5 @@
 """The view definitions as a whole: they compile on an empty lake, ``views.sql`` works in any
-DuckDB client from inside the lake, settings reach the SQL, the ingest hook writes companions."""
+DuckDB client from inside the lake, ``tasklake sql -c`` pins, settings reach the SQL."""
 
 from __future__ import annotations
 
@@ -7,19 +7,17 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
-import pyarrow.parquet as pq
 import pytest
 
-from schemas.lake import ensure_lake
-from schemas.rollup import ATTEMPT_ROLLUP_SCHEMA, ATTEMPTS_DIR, BREAKDOWN_DIR, rollup_hook
+from schemas.location import LakeLocation, _extension_file
 from schemas.settings import Settings, WorkflowRule
-from schemas.views import PUBLIC_VIEWS, load_views, render_views, write_views_file
-from tests.schemas.test_rollup import tricky_lake
+from schemas.views import PUBLIC_VIEWS, workflow_rules_values, write_views_file
+from tests.lakes import connect, tables
+from tests.schemas.test_trace_spans import tricky_lake
 
 MACROS = (
     "SELECT * FROM attempts_in(NULL)",
@@ -36,12 +34,12 @@ MACROS = (
 
 
 def test_every_view_and_macro_answers_on_an_empty_lake(tmp_path: Path) -> None:
-    ensure_lake(tmp_path)
-    con = duckdb.connect()
-    load_views(con, tmp_path)
+    con = connect(tmp_path)
     for view in PUBLIC_VIEWS:
         rows = con.execute(f"SELECT * FROM {view}").fetchall()
         assert rows == [] or view == "workflow_rules", view
+    for step in ("span_copies", "unique_spans", "trace_spans", "attempt_parts"):
+        assert con.execute(f"SELECT * FROM {step}").fetchall() == [], step
     for sql in MACROS:
         assert con.execute(sql).fetchall() in ([], [(None,)], [([],)]), sql
 
@@ -57,20 +55,25 @@ def _cli() -> str | None:
 
 def test_views_file_is_self_contained_for_any_client(tmp_path: Path) -> None:
     tricky_lake(tmp_path)
-    path = write_views_file(tmp_path)
+    path = write_views_file(LakeLocation.parse(tmp_path))
+    assert path is not None
     assert "tl_store" not in path.read_text() and str(tmp_path) not in path.read_text()
-    con = duckdb.connect()
-    load_views(con, tmp_path)
+    con = connect(tmp_path)
     want = con.execute("SELECT count(*), sum(spend_usd) FROM attempts").fetchone()
     assert want is not None and want[0] > 0
     cli = _cli()
     if cli is None:
         pytest.skip("the DuckDB CLI (duckdb-cli) is not installed")
+    # what a user's `INSTALL delta` does, from the wheel's file (no network here)
+    extensions = tmp_path / "_extensions"
+    install = f"SET extension_directory = '{extensions}'; INSTALL '{_extension_file('delta')}';"
     out = subprocess.run(
         [
             cli,
             "-csv",
             "-noheader",
+            "-c",
+            install,
             "-c",
             ".read views.sql",
             "-c",
@@ -90,8 +93,7 @@ def test_tasklake_sql_pins_a_one_statement_query(tmp_path: Path) -> None:
     """``tasklake sql -c`` reads a pinned snapshot (compaction cannot change its answer); the
     same views answer as in-process."""
     tricky_lake(tmp_path)
-    con = duckdb.connect()
-    load_views(con, tmp_path)
+    con = connect(tmp_path)
     want = con.execute("SELECT count(*), sum(spend_usd) FROM attempts").fetchone()
     assert want is not None
     if _cli() is None:
@@ -110,12 +112,11 @@ def test_tasklake_sql_pins_a_one_statement_query(tmp_path: Path) -> None:
     found = re.search(r"got (\d+) (\d+) ([\d.]+) end", out)
     assert found, out
     pinned, count, spend = found.groups()
-    assert int(pinned) == len(list(tmp_path.glob("spans/*/*.parquet")))
+    assert int(pinned) == len(tables(tmp_path).version_of("spans").files) + 1  # + the seed
     assert (int(count), Decimal(spend)) == want
 
 
 def test_workflow_rules_come_from_the_settings(tmp_path: Path) -> None:
-    ensure_lake(tmp_path)
     settings = Settings(
         workflows={
             "support-triage": WorkflowRule(
@@ -127,8 +128,7 @@ def test_workflow_rules_come_from_the_settings(tmp_path: Path) -> None:
             "*": WorkflowRule(reopen_window=timedelta(hours=24)),
         }
     )
-    con = duckdb.connect()
-    load_views(con, tmp_path, settings)
+    con = connect(tmp_path, settings)
     rows = con.execute(
         "SELECT workflow, epoch(reopen_window)::INT, epoch(abandon_after)::INT,"
         " rework_counts_as_completed, budget_per_completed_task FROM workflow_rules"
@@ -139,24 +139,4 @@ def test_workflow_rules_come_from_the_settings(tmp_path: Path) -> None:
         ("support-triage", 72 * 3600, 7 * 86400, True, Decimal("0.5")),
         (None, 24 * 3600, 7 * 86400, False, None),  # the default: the "*" rule
     ]
-    assert "'it''s'" in render_views(tmp_path, settings)
-
-
-def test_the_companion_hook(tmp_path: Path) -> None:
-    tricky_lake(tmp_path)
-    span_file = next(tmp_path.glob("spans/*/a.parquet"))
-    scratch = tmp_path / "_tmp"
-    companions = rollup_hook(scratch)(span_file)
-    assert set(companions) == {ATTEMPTS_DIR, BREAKDOWN_DIR}
-    assert all(p.parent == scratch and p.exists() for p in companions.values())
-    assert pq.read_schema(companions[ATTEMPTS_DIR]).remove_metadata() == ATTEMPT_ROLLUP_SCHEMA
-
-
-def test_the_hook_leaves_other_tables_alone(tmp_path: Path) -> None:
-    from tests.lakes import signal, write_signals
-
-    ensure_lake(tmp_path)
-    signals_file = write_signals(
-        tmp_path, [signal("T", "completed", datetime(2026, 1, 1, tzinfo=UTC))], "s"
-    )
-    assert rollup_hook()(signals_file) == {}
+    assert "'it''s'" in workflow_rules_values(settings)

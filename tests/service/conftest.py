@@ -66,12 +66,11 @@ class Api:
         return resp.json()
 
 
-@pytest.fixture(scope="module", params=["store", "views"])
-def scenario_api(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Api]:
-    """The scenario served twice: from the materialized store and from the views alone."""
+@pytest.fixture(scope="module")
+def scenario_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """The scenario served by the API (from its materialized store; that the views answer
+    the same is tests/service/test_store.py's job)."""
     lake = tmp_path_factory.mktemp("scenario") / "lake"
     scenario.build(lake)
-    with serve_api(Settings(lake=str(lake)), store=request.param == "store") as base:
+    with serve_api(Settings(lake=str(lake))) as base:
         yield Api(base)

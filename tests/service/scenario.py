@@ -36,7 +36,6 @@ from typing import Any
 
 from tests.lakes import (
     at,
-    build_companions,
     signal,
     span,
     write_costs,
@@ -193,10 +192,9 @@ def build(lake: Path) -> None:
     attempt(t["B3"], 0, [("planner", LARGE, "0.25", 500)], second)
     fresh: list[dict[str, Any]] = []
     attempt(t["S4"], 0, [("drafter", SMALL, "0.15", 200)], fresh)
-    write_spans(lake, first, "first", day="2026-01-05")
-    write_spans(lake, second, "second", day="2026-01-13")
-    write_spans(lake, fresh, "fresh", day="2026-02-02")
-    build_companions(lake, only=["first", "second"])  # "fresh" is not rolled up yet
+    write_spans(lake, first, "first")
+    write_spans(lake, second, "second")
+    write_spans(lake, fresh, "fresh")
 
     done = timedelta(minutes=30)
     write_signals(

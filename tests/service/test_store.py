@@ -1,37 +1,28 @@
-"""The materialized store answers exactly what the views answer over the same files — after
-a full build and after every kind of incremental change the lake sees."""
+"""The materialized store answers exactly what the views answer over the same table
+versions — after a full build and after every kind of change the lake sees: new commits,
+copies of spans, late signals, compaction, a commit that is not ours, a log cleaned up."""
 
 from __future__ import annotations
 
-import shutil
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from deltalake.transaction import RemoveAction
 
-from ingest.storage import Storage
-from schemas.lake import ensure_lake
+from ingest.lake.compaction import compact_once
+from schemas.lake import PARTITION, SPANS, TABLES
 from schemas.settings import Settings, WorkflowRule
 from schemas.views import load_views
-from service.store import Store, list_span_files
-from tests.lakes import (
-    at,
-    build_companions,
-    signal,
-    span,
-    write_costs,
-    write_signals,
-    write_spans,
-)
-from tests.schemas.test_rollup import random_lake, tricky_lake
-from tests.swaps import merge_after_first_read, publish
+from service.store import Store
+from tests.lakes import at, signal, span, tables, write_costs, write_signals, write_spans
+from tests.schemas.test_trace_spans import random_rows, scatter, tricky_lake
 
 FACTS = "SELECT * FROM task_facts_in(NULL, NULL)"
 #: The view's breakdown per attempt, summed per task as the store keeps it.
@@ -52,17 +43,29 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
     c.close()
 
 
-def _open(con: duckdb.DuckDBPyConnection, lake: Path) -> Store:
-    ensure_lake(lake)
-    load_views(con, lake)
-    return Store(con, lake)
+def _open(
+    con: duckdb.DuckDBPyConnection,
+    lake: Path,
+    settings: Settings | None = None,
+    path: Path | None = None,
+) -> Store:
+    t = tables(lake)
+    t.ensure()
+    con.execute("SET TimeZone = 'UTC'")
+    load_views(con, t, settings)
+    return Store(con, t, path=path, settings=settings)
 
 
-def assert_store_matches_views(con: duckdb.DuckDBPyConnection, *, full: bool = False) -> None:
-    """Every stored table equals its view; with ``full``, the fully loaded answers too."""
+def assert_store_matches_views(
+    con: duckdb.DuckDBPyConnection, store: Store, *, full: bool = False
+) -> None:
+    """Every stored table equals its view over the store's versions; with ``full``, the fully
+    loaded answers too."""
+    assert store.snapshot is not None
+    store.tables.pin(con, store.snapshot)
     pairs = [
         ("attempts", "tl_store.attempts"),
-        (f"({FACTS})", "tl_store.tasks"),
+        (f"({FACTS})", "store_task_facts"),
         ("signals", "tl_store.signals"),
         (f"({BREAKDOWN})", "tl_store.breakdown"),
     ]
@@ -105,40 +108,32 @@ COSTS = [
 ]
 
 
-def _merge(lake: Path, names: list[str], into: str) -> None:
-    """What compaction does: one new file holding the rows of others, which disappear."""
-    files = [next(lake.glob(f"spans/*/{n}.parquet")) for n in names]
-    merged = pa.concat_tables([pq.read_table(f) for f in files])
-    pq.write_table(merged, files[0].parent / f"{into}.parquet")
-    for f in files:
-        f.unlink()
-        for companion in f.parent.glob(f"_rollup_*/{f.name}"):
-            companion.unlink()
+def _compact(lake: Path) -> None:
+    """The real compaction, every partition now."""
+    settings = Settings(lake=str(lake), row_group_rows=7, compaction_target_rows=50)
+    stats = compact_once(settings, quiet=0)
+    assert stats.partitions > 0
 
 
 def test_every_kind_of_change(
     tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("service.store.BUILD_PASS_ROWS", 40)  # builds and refreshes in passes
+    monkeypatch.setattr("service.store.BUILD_PASS_SPANS", 60)
     lake = tmp_path / "lake"
-    random_lake(lake, 7, traces=50)
-    held = tmp_path / "held"
-    held.mkdir()
-    files = sorted(lake.glob("spans/*/f*.parquet"))
-    for f in files[3:]:
-        shutil.move(f, held / f"{f.parent.name}__{f.name}")
+    rows = random_rows(7, traces=50)
+    scatter(lake, rows[: len(rows) // 2], 7, files=3, copies=0.1)
     write_costs(lake, COSTS, "costs")
     store = _open(con, lake)
     assert store.refresh().kind == "rebuild"
-    assert_store_matches_views(con, full=True)
+    assert_store_matches_views(con, store, full=True)
     assert store.refresh().kind == "none"
 
-    for f in sorted(held.iterdir()):  # late files, one at a time
-        day, name = f.name.split("__")
-        (lake / "spans" / day).mkdir(exist_ok=True)
-        shutil.move(f, lake / "spans" / day / name)
+    rest = rows[len(rows) // 2 :]
+    for i in range(0, len(rest), 60):  # late commits, with copies of earlier spans
+        write_spans(lake, rest[i : i + 60] + rows[i : i + 3], f"late{i}")
         assert store.refresh().kind == "incremental"
-        assert_store_matches_views(con)
+    assert_store_matches_views(con, store)
 
     write_signals(  # signals naming tasks and attempts, a duplicate, one for nobody yet
         lake,
@@ -153,7 +148,7 @@ def test_every_kind_of_change(
     )
     write_signals(lake, [signal("task1", "completed", at(70), signal_id="x1")], "sig-2")
     assert store.refresh().kind == "incremental"
-    assert_store_matches_views(con, full=True)
+    assert_store_matches_views(con, store)
 
     write_spans(  # a late root that now names the correlation id of a whole trace
         lake,
@@ -169,94 +164,122 @@ def test_every_kind_of_change(
             span("late", "late-kid", parent="late-root", start=at(2), op="chat", cost="0.5"),
         ],
         "late",
-        day="2026-01-02",
     )
     assert store.refresh().kind == "incremental"
-    assert_store_matches_views(con)
+    assert_store_matches_views(con, store)
 
-    build_companions(lake, only=["f1", "late"])  # companions appear for existing files
+    _compact(lake)  # compaction: files replaced, copies dropped, answers unchanged
+    stats = store.refresh()
+    assert stats.kind == "incremental" and stats.traces == 0
+    assert_store_matches_views(con, store, full=True)
+    write_spans(lake, rows[5:9], "after")  # copies of compacted spans, received again
     assert store.refresh().kind == "incremental"
-    assert_store_matches_views(con)
-
-    _merge(lake, ["f1", "f4"], "compacted")  # a compaction swap
-    assert store.refresh().kind == "incremental"
-    assert_store_matches_views(con, full=True)
-
-    next(lake.glob("spans/*/f2.parquet")).unlink()  # retention drops a file
-    assert store.refresh().kind == "incremental"
-    assert_store_matches_views(con)
+    assert_store_matches_views(con, store)
 
 
-@pytest.mark.parametrize("pass_rows", [250_000, 2])
+def test_a_commit_that_is_not_ours_rebuilds(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    lake = tmp_path / "lake"
+    scatter(lake, random_rows(3, traces=20), 3, files=3, copies=0)
+    store = _open(con, lake)
+    store.refresh()
+    table = store.tables.current(SPANS)
+    gone = store.tables.version_of(SPANS).files[0]
+    table.create_write_transaction(  # another tool deletes a file's rows
+        [RemoveAction(gone.path, True, int(time.time() * 1000), gone.size, {PARTITION: gone.day})],
+        mode="append",
+        schema=TABLES[SPANS].delta_schema,
+        partition_by=[PARTITION],
+    )
+    assert store.refresh().kind == "rebuild"
+    assert_store_matches_views(con, store)
+
+
+def test_a_log_cleaned_up_under_the_store_rebuilds(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    lake = tmp_path / "lake"
+    scatter(lake, random_rows(4, traces=20), 4, files=2, copies=0)
+    store = _open(con, lake)
+    store.refresh()
+    assert store.snapshot is not None
+    needed = store.snapshot[SPANS].version + 1
+    write_spans(lake, random_rows(5, traces=5), "more")
+    write_spans(lake, random_rows(6, traces=5), "more")
+    store.tables.current(SPANS).create_checkpoint()  # what log clean-up keeps: a checkpoint
+    (lake / SPANS / "_delta_log" / f"{needed:020d}.json").unlink()
+    assert store.refresh().kind == "rebuild"
+    assert_store_matches_views(con, store)
+
+
+@pytest.mark.parametrize("pass_spans", [1_000_000, 3])
 def test_tricky_lake(
-    tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch, pass_rows: int
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch, pass_spans: int
 ) -> None:
-    """Whether a build aggregates in one pass or many (large lakes), the answer is the same."""
-    monkeypatch.setattr("service.store.BUILD_PASS_ROWS", pass_rows)
-    tricky_lake(tmp_path)
-    write_signals(tmp_path, [signal("T1", "completed", at(30), signal_id="s")], "s")
-    build_companions(tmp_path, only=["b"])
-    store = _open(con, tmp_path)
-    store.refresh()
-    assert_store_matches_views(con)
-
-
-def test_covers_only_times_after_the_latest_signal(
-    tmp_path: Path, con: duckdb.DuckDBPyConnection
-) -> None:
+    """Whether a build reads the spans in one pass or many (large lakes), the answer is the
+    same."""
+    monkeypatch.setattr("service.store.BUILD_PASS_SPANS", pass_spans)
+    monkeypatch.setattr("service.store.BUILD_PASS_ROWS", min(pass_spans, 250_000))
     tricky_lake(tmp_path)
     write_signals(tmp_path, [signal("T1", "completed", at(30), signal_id="s")], "s")
     store = _open(con, tmp_path)
-    assert not store.covers(None)  # not built yet
     store.refresh()
-    assert store.covers(None) and store.covers(at(31))
-    assert not store.covers(at(29))  # that answer needs the signals of that moment
-    assert store.max_signal_at == at(30)
-    assert datetime.now(UTC) > at(30)
+    assert_store_matches_views(con, store)
 
 
-def test_a_signal_dated_in_the_future_sends_now_to_the_views(
+def test_answers_at_any_moment_as_the_views_do(
     tmp_path: Path, con: duckdb.DuckDBPyConnection
 ) -> None:
+    """An as_of before later signals: the store decides those tasks again from the signals
+    in force then, exactly as the views do."""
     tricky_lake(tmp_path)
-    future = datetime(2200, 1, 1, tzinfo=UTC)
-    write_signals(tmp_path, [signal("T1", "completed", future, signal_id="f")], "s")
+    write_signals(
+        tmp_path,
+        [
+            signal("T1", "completed", at(30), signal_id="s1"),
+            signal("T1", "reopened", at(40), signal_id="s2"),
+            signal("T9", "escalated", at(35), signal_id="s3"),
+        ],
+        "s",
+    )
     store = _open(con, tmp_path)
     store.refresh()
-    assert not store.covers(None) and store.covers(future)
+    for hours in (29, 36, 41):
+        con.execute("SET VARIABLE as_of = ?::TIMESTAMPTZ", [at(hours)])
+        assert_store_matches_views(con, store, full=hours == 36)
+        got = Counter(map(repr, con.execute("SELECT * FROM store_task_facts").fetchall()))
+        want = Counter(map(repr, con.execute(f"SELECT * FROM ({FACTS})").fetchall()))
+        assert got == want, hours
 
 
 def _reopen(lake: Path, path: Path, settings: Settings | None = None) -> tuple[Store, Any]:
     con = duckdb.connect()
-    ensure_lake(lake)
-    load_views(con, lake, settings)
-    return Store(con, lake, path=path, settings=settings), con
+    return _open(con, lake, settings, path), con
 
 
 def test_the_store_file_survives_a_restart(tmp_path: Path) -> None:
     lake, path = tmp_path / "lake", tmp_path / "lake" / "_store" / "w.duckdb"
-    random_lake(lake, 3, traces=30)
-    held = sorted(lake.glob("spans/*/f*.parquet"))[-1]
-    kept = tmp_path / held.name
-    shutil.move(held, kept)
+    rows = random_rows(3, traces=30)
+    scatter(lake, rows[:-10], 3, files=3, copies=0)
     store, con = _reopen(lake, path)
     assert store.path == path and not store.built
     assert store.refresh().kind == "rebuild"
-    assert sorted(p.name for p in path.parent.iterdir()) == ["w.duckdb"]  # no scratch left
+    assert sorted(p.name for p in path.parent.iterdir() if p.suffix == ".duckdb") == [
+        "w.duckdb"
+    ]  # no scratch left
     store.close()
     con.close()
 
     store, con = _reopen(lake, path)  # a restart: what the file holds is taken over
     assert store.built and store.refresh().kind == "none"
-    assert_store_matches_views(con)
-    # while it is down the lake moves on: the restart catches up incrementally
+    assert_store_matches_views(con, store)
+    # while it is down the lake moves on: the restart follows the log from where it was
     store.close()
     con.close()
-    shutil.move(kept, held)
+    write_spans(lake, rows[-10:], "later")
     write_signals(lake, [signal("task1", "completed", at(70), signal_id="later")], "later")
     store, con = _reopen(lake, path)
     assert store.refresh().kind == "incremental"
-    assert_store_matches_views(con)
+    assert_store_matches_views(con, store)
     store.close()
     con.close()
     store, con = _reopen(lake, path)  # nothing changed: nothing to do
@@ -273,7 +296,7 @@ def test_the_store_file_survives_a_restart(tmp_path: Path) -> None:
     strict = replace(Settings(), workflows={"w1": WorkflowRule(reopen_window=timedelta(hours=1))})
     store, con = _reopen(lake, path, strict)
     assert not store.built and store.refresh().kind == "rebuild"
-    assert_store_matches_views(con)
+    assert_store_matches_views(con, store)
     store.close()
     con.close()
 
@@ -284,25 +307,27 @@ def test_an_unreadable_store_file_is_started_over(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a DuckDB file" * 100)
     store, con = _reopen(lake, path)
     assert store.path == path and store.refresh().kind == "rebuild"
-    assert_store_matches_views(con)
+    assert_store_matches_views(con, store)
     store.close()
     con.close()
 
 
-def test_a_listing_sees_one_generation_when_compaction_swaps_midway(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_views_answer_the_scenario_as_the_store(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
 ) -> None:
-    """A compactor swaps the partition right after the store read its directory: the listing
-    still holds the files it read (from that generation), none silently dropped."""
-    lake = tmp_path / "lake"
-    ensure_lake(lake)
-    storage = Storage(lake)
-    partition = "date=2026-01-05"
-    for name in ("a", "b"):
-        publish(storage, partition, name, 2)
-    with merge_after_first_read(monkeypatch, storage, partition) as swapped:
-        listed = list_span_files(lake)
-    assert swapped
-    part = lake / "spans" / partition
-    assert sorted(listed) == [str(part / "a.parquet"), str(part / "b.parquet")]
-    assert sorted(list_span_files(lake)) == [str(part / "m.parquet")]  # the next listing
+    """The hand-computed scenario (tests/service/scenario.py) through the views: every
+    grouping the API offers, inference and fully loaded, as the store answers it."""
+    from service.api.cost_per_task import GROUP_KEYS
+    from tests.service import scenario
+
+    scenario.build(tmp_path / "lake")
+    store = _open(con, tmp_path / "lake")
+    store.refresh()
+    store.tables.pin(con, store.snapshot)
+    con.execute("SET VARIABLE as_of = ?::TIMESTAMPTZ", [scenario.AS_OF])
+    for key in GROUP_KEYS:
+        for full in ("false", "true"):
+            args = f"by_{key} := true, full_cost := {full}"
+            want = con.execute(f"SELECT * FROM cost_per_task_by({args})").fetchall()
+            got = con.execute(f"SELECT * FROM store_cost_per_task_by({args})").fetchall()
+            assert got == want, args

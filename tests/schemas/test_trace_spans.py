@@ -1,23 +1,21 @@
-"""The fast views (per-file roll-ups, merged) answer exactly what the straightforward
-definition over ``spans`` answers (``reference.sql``), whether span files have their roll-up
-companions, none, or some — on lakes built to be awkward: attempts split across files, days
-and traces, correlation ids only in another file, late spans whose parents sit elsewhere."""
+"""The views answer exactly what the straightforward definition over ``spans`` answers
+(``reference.sql``), however the spans are spread over files and commits and however often
+a span was received — on lakes built to be awkward: attempts split across files, days and
+traces, correlation ids only in another file, late spans whose parents sit elsewhere, model
+calls wrapped by other model calls, copies of spans in other files."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow.parquet as pq
 import pytest
 
-from schemas.rollup import ATTEMPT_ROLLUP_SCHEMA, ATTEMPTS_DIR, BREAKDOWN_DIR, build_rollup
-from schemas.views import load_views
-from tests.lakes import at, build_companions, sid, span, trace, write_spans
+from tests.lakes import at, connect, sid, span, trace, write_spans
 
 REFERENCE = (Path(__file__).parent / "reference.sql").read_text()
 
@@ -30,8 +28,7 @@ BREAKDOWN_COLUMNS = "attempt_id, role, billable, provider, model"
 
 
 def _connect(lake: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    load_views(con, lake)
+    con = connect(lake)
     con.execute(REFERENCE)
     return con
 
@@ -58,16 +55,6 @@ def assert_views_match_reference(lake: Path) -> None:
         )
     finally:
         con.close()
-
-
-def _each_companion_state(lake: Path, check: Callable[[Path], None]) -> None:
-    """No companions (all on the fly), every other file with them, all of them."""
-    check(lake)
-    files = sorted(p.stem for p in lake.glob("spans/*/*.parquet") if p.stem[0] != "_")
-    build_companions(lake, only=files[::2])
-    check(lake)
-    build_companions(lake)
-    check(lake)
 
 
 # ----------------------------------------------------------------------------- tricky lake
@@ -139,7 +126,6 @@ def tricky_lake(lake: Path) -> None:
             ),
         ],
         "a",
-        day="2026-01-05",
     )
     write_spans(
         lake,
@@ -195,7 +181,6 @@ def tricky_lake(lake: Path) -> None:
             ),
         ],
         "b",
-        day="2026-01-06",
     )
     write_spans(
         lake,
@@ -216,18 +201,16 @@ def tricky_lake(lake: Path) -> None:
             span("t7", "t7-orphan", parent="ghost", start=at(4.3), op="chat", cost="0.25"),
         ],
         "c",
-        day="2026-01-05",
     )
 
 
-def test_tricky_lake_matches_reference_in_every_companion_state(tmp_path: Path) -> None:
+def test_tricky_lake_matches_reference(tmp_path: Path) -> None:
     tricky_lake(tmp_path)
-    _each_companion_state(tmp_path, assert_views_match_reference)
+    assert_views_match_reference(tmp_path)
 
 
 def test_tricky_lake_answers_what_design_says(tmp_path: Path) -> None:
     tricky_lake(tmp_path)
-    build_companions(tmp_path, only=["a"])
     con = _connect(tmp_path)
     attempts = {
         r[0]: r[1:]
@@ -236,8 +219,9 @@ def test_tricky_lake_answers_what_design_says(tmp_path: Path) -> None:
             " spend_usd::VARCHAR, unpriced_spans FROM attempts"
         ).fetchall()
     }
-    # t1: five spans in two files and two days, one attempt named by its late span
-    assert attempts["att-1"] == ("span", "T1", "wf-a", "team-x", None, 5, "0.300000000000", 1)
+    # t1: five spans in two files and two days, one attempt named by its late span; the
+    # planner's call wraps the draft's (a model call below it): only the draft bills
+    assert attempts["att-1"] == ("span", "T1", "wf-a", "team-x", None, 5, "0.200000000000", 1)
     # t2: the root's correlation id wins for the bare span, the early non-root keeps its own
     assert attempts["c-root"][:2] == ("span", "c-root") and attempts["c-root"][5] == 2
     assert attempts["c-child"][5] == 1
@@ -271,11 +255,11 @@ def test_tricky_lake_answers_what_design_says(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- random lakes
 
 
-def random_lake(lake: Path, seed: int, traces: int = 60, files: int = 6) -> None:
-    """Traces of random shape, spans scattered over files and days; correlation ids, task
-    ids, roles and workflows on random spans, some shared across traces."""
+def random_rows(seed: int, traces: int = 60) -> list[dict[str, Any]]:
+    """Traces of random shape; correlation ids, task ids, roles and workflows on random spans,
+    some shared across traces; model calls nested in model calls, some through a tool."""
     rng = random.Random(seed)
-    by_file: list[list[dict[str, Any]]] = [[] for _ in range(files)]
+    rows: list[dict[str, Any]] = []
     corr_pool = [f"c{i}" for i in range(traces // 3)]
     for t in range(traces):
         name = f"r{seed}-{t}"
@@ -287,82 +271,132 @@ def random_lake(lake: Path, seed: int, traces: int = 60, files: int = 6) -> None
             if parent is None and spans and rng.random() < 0.5:
                 parent = f"{name}-missing"
             op = rng.choice(["chat", "chat", "execute_tool", "retrieval", "invoke_agent", None])
-            row = span(
-                name,
-                sname,
-                parent=parent,
-                start=start + timedelta(seconds=rng.choice([0, 0, 1, 2, 3]) * 7),
-                ms=rng.randint(1, 5000),
-                op=op,
-                cost=rng.choice([None, "0.01", "0.125", "1"]) if op == "chat" else None,
-                model=rng.choice(["m1", "m2", None]) if op == "chat" else None,
-                provider=rng.choice(["p1", "p2"]) if op == "chat" else None,
-                tokens=(rng.randint(1, 999), rng.randint(1, 99)) if op == "chat" else None,
-                error=rng.random() < 0.1,
-                correlation_id=rng.choice(corr_pool) if rng.random() < 0.3 else None,
-                resource_correlation_id=f"res{t % 5}" if rng.random() < 0.15 else None,
-                task_id=f"task{rng.randrange(traces // 2)}" if rng.random() < 0.2 else None,
-                workflow=rng.choice(["w1", "w2"]) if rng.random() < 0.2 else None,
-                team=rng.choice(["x", "y"]) if rng.random() < 0.2 else None,
-                workflow_version=rng.choice(["v1", "v2"]) if rng.random() < 0.2 else None,
-                role=rng.choice(["planner", "critic"]) if rng.random() < 0.25 else None,
-                resource_workflow=rng.choice(["s1", "s2", None]),
-                resource_team=rng.choice(["n1", None]),
+            rows.append(
+                span(
+                    name,
+                    sname,
+                    parent=parent,
+                    start=start + timedelta(seconds=rng.choice([0, 0, 1, 2, 3]) * 7),
+                    ms=rng.randint(1, 5000),
+                    op=op,
+                    cost=rng.choice([None, "0.01", "0.125", "1"]) if op == "chat" else None,
+                    model=rng.choice(["m1", "m2", None]) if op == "chat" else None,
+                    provider=rng.choice(["p1", "p2"]) if op == "chat" else None,
+                    tokens=(rng.randint(1, 999), rng.randint(1, 99)) if op == "chat" else None,
+                    error=rng.random() < 0.1,
+                    correlation_id=rng.choice(corr_pool) if rng.random() < 0.3 else None,
+                    resource_correlation_id=f"res{t % 5}" if rng.random() < 0.15 else None,
+                    task_id=f"task{rng.randrange(traces // 2)}" if rng.random() < 0.2 else None,
+                    workflow=rng.choice(["w1", "w2"]) if rng.random() < 0.2 else None,
+                    team=rng.choice(["x", "y"]) if rng.random() < 0.2 else None,
+                    workflow_version=rng.choice(["v1", "v2"]) if rng.random() < 0.2 else None,
+                    role=rng.choice(["planner", "critic"]) if rng.random() < 0.25 else None,
+                    resource_workflow=rng.choice(["s1", "s2", None]),
+                    resource_team=rng.choice(["n1", None]),
+                )
             )
             spans.append(sname)
-            by_file[rng.randrange(files)].append(row)
-    for i, rows in enumerate(by_file):
-        if rows:
-            write_spans(lake, rows, f"f{i}", day=f"2026-01-0{1 + i % 3}")
+    return rows
+
+
+def scatter(lake: Path, rows: list[dict[str, Any]], seed: int, files: int, copies: float) -> None:
+    """``rows`` over ``files`` commits at random, and a share ``copies`` of them sent again
+    (received later, with other content): the copies must never count."""
+    rng = random.Random(seed)
+    by_file: list[list[dict[str, Any]]] = [[] for _ in range(files)]
+    for row in rows:
+        by_file[rng.randrange(files)].append(row)
+    for row in rng.sample(rows, int(len(rows) * copies)):
+        again = {**row, "ingested_at": row["ingested_at"] + 1, "cost_usd": None, "name": "copy"}
+        by_file[rng.randrange(files)].append(again)
+    for i, part in enumerate(by_file):
+        if part:
+            write_spans(lake, part, f"f{i}")
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_lakes_match_reference(tmp_path: Path, seed: int) -> None:
-    random_lake(tmp_path, seed)
-    _each_companion_state(tmp_path, assert_views_match_reference)
+    scatter(tmp_path, random_rows(seed), seed, files=6, copies=0)
+    assert_views_match_reference(tmp_path)
 
 
-# ----------------------------------------------------------------------------- contract
+@pytest.mark.parametrize("seed", [4, 5])
+def test_answers_do_not_depend_on_files_or_copies(tmp_path: Path, seed: int) -> None:
+    """The same spans in one file, or scattered over many with copies received later: the
+    same attempts, tasks and breakdown."""
+    rows = random_rows(seed)
+    scatter(tmp_path / "one", rows, seed, files=1, copies=0)
+    scatter(tmp_path / "many", rows, seed, files=7, copies=0.3)
+    one, many = _connect(tmp_path / "one"), _connect(tmp_path / "many")
+    try:
+        for sql in (
+            f"SELECT {ATTEMPT_COLUMNS} FROM attempts",
+            f"SELECT {TASK_COLUMNS} FROM tasks",
+            "SELECT task_key, role, billable, provider, model, spans, spend_usd FROM"
+            " task_breakdown",
+            "SELECT trace_id, span_id, name, cost_usd FROM spans",
+        ):
+            assert _rows(one, sql) == _rows(many, sql)
+        assert many.execute("SELECT count(*) FROM spans WHERE name = 'copy'").fetchone() == (0,)
+    finally:
+        one.close()
+        many.close()
+    assert_views_match_reference(tmp_path / "many")
 
 
-def test_rollup_files_have_the_declared_schema(tmp_path: Path) -> None:
-    tricky_lake(tmp_path)
-    span_file = next(tmp_path.glob("spans/*/a.parquet"))
-    out = tmp_path / "a.rollup.parquet"
-    build_rollup(span_file, out, ATTEMPTS_DIR)
-    assert pq.read_schema(out).remove_metadata() == ATTEMPT_ROLLUP_SCHEMA
-    build_rollup(span_file, tmp_path / "b.parquet", BREAKDOWN_DIR)
-    assert pq.read_table(tmp_path / "b.parquet").num_rows > 0
+# ----------------------------------------------------------------------------- the rules
 
 
-def test_views_never_read_span_files_that_have_companions(tmp_path: Path) -> None:
-    tricky_lake(tmp_path)
-    build_companions(tmp_path)
+def test_only_the_innermost_model_call_bills(tmp_path: Path) -> None:
+    """A chat span wrapping the SDK's chat span; a span with a model and tokens but no
+    operation over model-call children; and a model call a tool makes on its own."""
+    write_spans(
+        tmp_path,
+        [
+            span("w1", "gateway", start=at(0), op="chat", cost="1.00", tokens=(100, 10)),
+            span(
+                "w1", "sdk", parent="gateway", start=at(0), op="chat", cost="1.00", tokens=(100, 10)
+            ),
+            span("w2", "agent", start=at(1), op="chat", cost="0.90", tokens=(90, 9)),
+            span("w2", "step", parent="agent", start=at(1)),
+            span("w2", "call-a", parent="step", start=at(1), op="chat", cost="0.40"),
+            span("w2", "call-b", parent="step", start=at(1), op="chat", cost="0.50"),
+            span("w3", "planner", start=at(2), op="chat", cost="0.10"),
+            span("w3", "tool", parent="planner", start=at(2), op="execute_tool"),
+            span("w3", "tool-llm", parent="tool", start=at(2), op="chat", cost="0.05"),
+        ],
+        "w",
+    )
     con = _connect(tmp_path)
-    before = con.execute("SELECT sum(spend_usd) FROM attempts").fetchone()
-    # Take the span data away from behind the companions: attempts come from them alone.
-    for f in tmp_path.glob("spans/*/[abc].parquet"):
-        f.unlink()
-    assert con.execute("SELECT sum(spend_usd) FROM attempts").fetchone() == before
+    spend = dict(con.execute("SELECT attempt_id, spend_usd::VARCHAR FROM attempts").fetchall())
+    assert spend[trace("w1")] == "1.000000000000"
+    assert spend[trace("w2")] == "0.900000000000"  # 0.40 + 0.50, not the roll-up on top
+    assert spend[trace("w3")] == "0.150000000000"  # the tool's own call counts
+    billed = dict(con.execute("SELECT name, billed FROM span_tree(?)", [[trace("w1")]]).fetchall())
+    assert billed == {"gateway": False, "sdk": True}
+    calls = dict(con.execute("SELECT attempt_id, model_calls FROM attempts").fetchall())
+    assert calls[trace("w2")] == 2
+    assert con.execute("SELECT count(*) FROM llm_calls").fetchone() == (5,)
+    assert_views_match_reference(tmp_path)
+    con.close()
+
+
+def test_a_span_received_twice_counts_once_and_the_first_copy_wins(tmp_path: Path) -> None:
+    first = span("d1", "call", start=at(0), op="chat", cost="0.30", task_id="D1")
+    later = {**first, "ingested_at": first["ingested_at"] + 5, "cost_usd": Decimal("9")}
+    write_spans(tmp_path, [first], "a")
+    write_spans(tmp_path, [later, later], "b")  # twice more, in another commit
+    con = _connect(tmp_path)
+    assert con.execute("SELECT count(*), sum(cost_usd)::VARCHAR FROM spans").fetchone() == (
+        1,
+        "0.300000000000",
+    )
+    assert con.execute("SELECT spend_usd::VARCHAR, spans FROM attempts").fetchone() == (
+        "0.300000000000",
+        1,
+    )
     con.close()
 
 
 def test_span_ids_are_hex(tmp_path: Path) -> None:
     assert len(sid("x")) == 16 and len(trace("x")) == 32
-
-
-@pytest.mark.parametrize("subdir", [ATTEMPTS_DIR, BREAKDOWN_DIR])
-def test_a_large_file_rolled_up_in_passes_gives_the_same_rows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subdir: str
-) -> None:
-    random_lake(tmp_path, 7)
-    span_file = max(tmp_path.glob("spans/*/*.parquet"), key=lambda p: p.stat().st_size)
-    build_rollup(span_file, tmp_path / "one.parquet", subdir)
-    monkeypatch.setattr("schemas.rollup.ROLLUP_PASS_ROWS", 3)  # many passes over few rows
-    build_rollup(span_file, tmp_path / "passes.parquet", subdir)
-
-    def rows(name: str) -> list[dict[str, Any]]:
-        return sorted(pq.read_table(tmp_path / name).to_pylist(), key=repr)
-
-    assert pq.read_metadata(span_file).num_rows > 3
-    assert rows("passes.parquet") == rows("one.parquet")
