@@ -18,6 +18,7 @@ retried by delta-rs when another commit took the version first.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,10 @@ from schemas.delta import Tables
 from schemas.lake import PARTITION, TABLES
 
 log = logging.getLogger(__name__)
+
+#: Test hook: seconds to wait before each round (crash tests kill the server while manifests
+#: wait for their commit).
+COMMIT_SLEEP_ENV = "TASKLAKE_TEST_COMMIT_SLEEP"
 
 #: (lane app id, new checkpoint position, rows committed, files committed)
 OnCommitted = Callable[[str, int, int, int], None]
@@ -79,6 +84,7 @@ class Committer:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._sleep = float(os.environ.get(COMMIT_SLEEP_ENV, "0") or 0)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -104,6 +110,8 @@ class Committer:
             self._wake.clear()
             if self._stop.is_set():
                 return
+            if self._sleep:
+                self._stop.wait(self._sleep)
             try:
                 self.commit_round()
                 backoff = self.interval

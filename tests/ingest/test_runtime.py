@@ -145,7 +145,7 @@ def test_kill_9_during_sustained_ingest_loses_and_duplicates_nothing(tmp_path: P
     rounds = [
         ("random", {}),
         ("inside-flush", {"TASKLAKE_TEST_FLUSH_SLEEP": "0.2"}),
-        ("manifest-waiting", {}),
+        ("manifest-waiting", {"TASKLAKE_TEST_COMMIT_SLEEP": "0.5"}),
         ("random", {}),
     ]
     for i, (how, env) in enumerate(rounds):
