@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ingest.admission import Admission
 from ingest.compact import BackgroundCompactor, CompactionStats, compact_once
 from ingest.convert import (
     CHECKPOINT_POS,
@@ -95,6 +96,8 @@ class IngestRuntime:
         self._started = False
         self._stopped = False
         self._compactor: BackgroundCompactor | None = None
+        #: the memory budget every receiver of this process admits its requests within
+        self.admission = Admission(settings.max_inflight_bytes)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -311,6 +314,7 @@ class IngestRuntime:
                 }
             )
         counters = self._exporter.counters if self._exporter else None
+        admitted = self.admission.stats()
         last_flush = max((lane["last_flush_ms"] for lane in lanes), default=0)
         return {
             "ready": self.ready,
@@ -324,6 +328,11 @@ class IngestRuntime:
             "cost_entries_acknowledged": counters.cost_entries if counters else 0,
             "log_records_rejected": counters.rejected_log_records if counters else 0,
             "requests_refused": counters.refused_requests if counters else 0,
+            "inflight_bytes": admitted.inflight_bytes,
+            "inflight_bytes_peak": admitted.peak_bytes,
+            "inflight_budget_bytes": admitted.budget_bytes,
+            "requests_waiting_admission": admitted.waiting,
+            "requests_refused_admission": admitted.refused,
             "files_published": sum(lane["files_published"] for lane in lanes),
             "rows_published": sum(lane["rows_published"] for lane in lanes),
             "last_flush_time": last_flush / 1000 if last_flush else None,
