@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ctypes
-import ctypes.util
+import contextlib
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ingest.errors import Overloaded
+from ingest.heap import release_free_memory
 
 #: Memory a decoded request takes per byte of its decompressed body, beyond the body itself.
 #: Measured with ``bench.ingest_bench``'s admission scenario on realistic agent spans: a
@@ -46,34 +45,12 @@ JSON_WEIGHT = 9.0
 
 #: Returning at least this much (across tickets) with nothing left in flight trims the heap.
 TRIM_AFTER_BYTES = 32 * 1024 * 1024
+TRIM_DELAY = 0.5
 
 
 def decode_weight(as_json: bool) -> float:
     """Bytes of decoded objects per decompressed body byte (see the module docstring)."""
     return JSON_WEIGHT if as_json else PROTOBUF_WEIGHT
-
-
-def release_free_memory() -> None:
-    """Give the heap's free pages back to the OS (glibc ``malloc_trim``; a no-op elsewhere)."""
-    if _malloc_trim is not None:
-        _malloc_trim(0)
-
-
-def _load_malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        func = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_size_t]
-    func.restype = ctypes.c_int
-    trim: Callable[[int], int] = func
-    return trim
-
-
-_malloc_trim = _load_malloc_trim()
 
 
 @dataclass
@@ -185,16 +162,23 @@ class Admission:
             self._take(nbytes)
 
     def _return(self, nbytes: int) -> None:
-        trim = False
         with self._lock:
             self.inflight -= nbytes
             self._returned_since_trim += nbytes
-            if self.inflight == 0 and self._returned_since_trim >= TRIM_AFTER_BYTES:
-                self._returned_since_trim = 0
-                trim = True
+            trim = self.inflight == 0 and self._returned_since_trim >= TRIM_AFTER_BYTES
             self._grant()
         if trim:
-            release_free_memory()
+            # a moment later: the request's own body and answer are only freed once its
+            # handler has returned, after the ticket
+            with contextlib.suppress(RuntimeError):  # no loop: nothing to wait for
+                asyncio.get_running_loop().call_later(TRIM_DELAY, self._trim_if_idle)
+
+    def _trim_if_idle(self) -> None:
+        with self._lock:
+            if self.inflight or self._returned_since_trim < TRIM_AFTER_BYTES:
+                return
+            self._returned_since_trim = 0
+        release_free_memory()
 
 
 class Ticket:

@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ulid import ULID
 
+from ingest.heap import release_free_memory
 from ingest.parquet import FLUSH_LEVEL, conform, write_parquet
 from ingest.storage import DataFile, Storage, fsync_dir
 from ingest.wal import KIND_COSTS, KIND_SIGNALS, KIND_TRACES, WalReader, list_segments
@@ -58,6 +59,9 @@ FLUSH_SLEEP_ENV = "TASKLAKE_TEST_FLUSH_SLEEP"
 DAY_NS = 86_400 * 10**9
 _IDLE_SLEEP = 0.01
 _READ_BYTES = 16 * 1024 * 1024
+#: Once idle after a flush of at least this many bytes, freed memory goes back to the OS
+#: (else a converter stays at the peak of its largest flush).
+_RELEASE_AFTER_BYTES = 1024 * 1024
 
 # Slots of a lane's shared status array (multiprocessing.RawArray('q')): one writer each.
 COMMITTED = 0  # main process: durable end of the WAL
@@ -296,6 +300,7 @@ class Converter:
         self.buffered_rows = 0
         self.buffered_bytes = 0
         self.first_buffered_at: float | None = None
+        self.release_due = False
         self.checkpoint = 0
         self.position = 0
         self.flush_sleep = float(os.environ.get(FLUSH_SLEEP_ENV, "0") or 0)
@@ -325,6 +330,9 @@ class Converter:
                     if self.status[STOP] and self.position >= int(self.status[COMMITTED]):
                         self.flush()
                         return
+                    if self.release_due and not self.buffers:
+                        self.release_due = False
+                        release_free_memory()
                     time.sleep(_IDLE_SLEEP)
         finally:
             self.reader.close()
@@ -443,6 +451,7 @@ class Converter:
             (self.wal_dir / PENDING).unlink(missing_ok=True)
         self.checkpoint = end
         self.buffers.clear()
+        self.release_due |= self.buffered_bytes >= _RELEASE_AFTER_BYTES
         self.buffered_rows = 0
         self.buffered_bytes = 0
         self.first_buffered_at = None

@@ -13,6 +13,7 @@ size (413), admission (503: ``ingest.admission``, held until the answer is ready
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -38,13 +39,16 @@ from ingest.auth import check_bearer
 from ingest.errors import BadRequest, IngestError, MethodNotAllowed, NotFound, UnsupportedMediaType
 from ingest.export import Exporter, ExportResult
 from ingest.http_body import read_body
-from ingest.otlp_json import parse_logs_json, parse_traces_json, to_otlp_json
+from ingest.otlp_json import to_otlp_json
+from ingest.otlp_json_stream import decode_logs_json, decode_traces_json
 from ingest.status import JSON, PROTOBUF, as_ingest_error, http_error
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TRACES_PATH = "/v1/traces"
+#: OTLP/JSON bodies above this are decoded in a worker thread, off the event loop.
+JSON_THREAD_THRESHOLD = 256 * 1024
 LOGS_PATH = "/v1/logs"
 
 Req = TypeVar("Req", ExportTraceServiceRequest, ExportLogsServiceRequest)
@@ -75,10 +79,10 @@ def otlp_routes(
 
     # ASGI class endpoints: starlette then routes every method here, and we answer 405 ourselves
     traces = _OTLPEndpoint(
-        settings, admission, ExportTraceServiceRequest, parse_traces_json, export_traces
+        settings, admission, ExportTraceServiceRequest, decode_traces_json, export_traces
     )
     logs = _OTLPEndpoint(
-        settings, admission, ExportLogsServiceRequest, parse_logs_json, export_logs
+        settings, admission, ExportLogsServiceRequest, decode_logs_json, export_logs
     )
     return [
         Route(TRACES_PATH, traces, name="otlp_traces"),
@@ -127,6 +131,9 @@ class _OTLPEndpoint(Generic[Req]):
 
     async def _export(self, body: bytes, as_json: bool) -> Message:
         if as_json:
+            # seconds of Python for a large body: in a thread, so the loop keeps answering
+            if len(body) > JSON_THREAD_THRESHOLD:
+                return await self.export(await asyncio.to_thread(self.parse_json, body), None)
             return await self.export(self.parse_json(body), None)
         try:
             message = self.request_type.FromString(body)

@@ -9,6 +9,12 @@ one integer says how far a reader got, across segments. A record is::
 The crc covers kind, time and payload. ``time_ms`` is when the record was accepted: replay
 stamps rows with the original acknowledgement time, not the time of the replay.
 
+A large request is appended as a *chain* of records (``append_chain``): every record but the
+last has the ``MORE`` bit set in its kind. A chain is written in one group and never crosses a
+segment, and recovery cuts a chain that lacks its last record, so a request is in the log
+whole or not at all; a reader converts (and checkpoints) a chain record by record, which
+bounds the memory a converter needs to the size of one record, not of one request.
+
 One writer thread per lane does **group commit**: it drains every waiting append, writes them
 with one ``writev``, calls ``fdatasync`` once and only then resolves their futures and
 publishes the new *committed* position (a converter never reads past it). A torn tail (a
@@ -24,7 +30,7 @@ import queue
 import struct
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +47,13 @@ KIND_TRACES = 1  # an ExportTraceServiceRequest, as received
 KIND_SIGNALS = 2  # validated completion signals, Arrow IPC (``ingest.records``)
 KIND_COSTS = 3  # validated cost entries, Arrow IPC (``ingest.records``)
 
+#: Kind bit: another record of the same chain follows (see the module docstring).
+MORE = 0x80
+
+#: A record's payload, whole or as pieces written back to back.
+Buffer = bytes | memoryview
+Pieces = Sequence[Buffer]
+
 _IOV_MAX = 512
 _MAX_GROUP_BYTES = 32 * 1024 * 1024
 
@@ -51,11 +64,12 @@ class WalError(Exception):
 
 @dataclass(frozen=True)
 class Record:
-    kind: int
+    kind: int  # without the MORE bit
     time_ms: int
     payload: memoryview
     start: int  # position of the record's first byte
     end: int  # position just past it
+    more: bool = False  # another record of its chain follows
 
 
 def segment_name(base: int) -> str:
@@ -77,11 +91,16 @@ def list_segments(directory: Path) -> list[tuple[int, Path]]:
     return out
 
 
-def encode_record(kind: int, time_ms: int, payload: bytes | memoryview) -> tuple[bytes, int]:
-    """Header bytes for ``payload`` and the record's total size."""
+def encode_record(kind: int, time_ms: int, payload: Buffer | Pieces) -> tuple[bytes, int]:
+    """Header bytes for ``payload`` (whole or in pieces) and the record's total size."""
+    pieces = [payload] if isinstance(payload, bytes | memoryview) else payload
     head = struct.pack("<BQ", kind, time_ms)
-    crc = zlib.crc32(payload, zlib.crc32(head))
-    return HEADER.pack(MAGIC, len(payload), crc, kind, time_ms), HEADER_SIZE + len(payload)
+    crc = zlib.crc32(head)
+    length = 0
+    for piece in pieces:
+        crc = zlib.crc32(piece, crc)
+        length += len(piece)
+    return HEADER.pack(MAGIC, length, crc, kind, time_ms), HEADER_SIZE + length
 
 
 def parse_records(buf: memoryview, base: int) -> tuple[list[Record], int, str | None]:
@@ -104,9 +123,20 @@ def parse_records(buf: memoryview, base: int) -> tuple[list[Record], int, str | 
         payload = buf[off + HEADER_SIZE : end]
         if zlib.crc32(payload, zlib.crc32(buf[off + 12 : off + HEADER_SIZE])) != crc:
             return records, off, f"bad crc at position {base + off}"
-        records.append(Record(kind, time_ms, payload, base + off, base + end))
+        records.append(
+            Record(kind & ~MORE, time_ms, payload, base + off, base + end, bool(kind & MORE))
+        )
         off = end
     return records, off, None
+
+
+def _chains_end(records: list[Record], base: int) -> int:
+    """Position just past the last record that ends a chain (``base`` if none does)."""
+    end = base
+    for record in records:
+        if not record.more:
+            end = record.end
+    return end
 
 
 def _fsync_dir(path: Path) -> None:
@@ -121,7 +151,7 @@ def recover(directory: Path) -> int:
     """Truncate a torn tail of the last segment; return the end position of the log.
 
     Only the last segment can be torn by a crash (a segment is complete and fsynced before the
-    next one is created), so only it is scanned.
+    next one is created), so only it is scanned. A chain missing its last record is torn too.
     """
     directory.mkdir(parents=True, exist_ok=True)
     segments = list_segments(directory)
@@ -129,7 +159,9 @@ def recover(directory: Path) -> int:
         return 0
     base, path = segments[-1]
     data = path.read_bytes()
-    _, good, why = parse_records(memoryview(data), base)
+    records, _, why = parse_records(memoryview(data), base)
+    good = _chains_end(records, base) - base
+    del records
     if good < len(data):
         log.warning(
             "WAL %s: torn tail, dropping %d bytes after position %d (%s)",
@@ -242,9 +274,12 @@ class WalReader:
 
 @dataclass
 class _Append:
+    """One chain of records (often of one), durable all or none."""
+
     kind: int
     time_ms: int
-    payload: bytes | memoryview
+    records: Sequence[Pieces]
+    size: int  # bytes on disk, headers included
     future: Future[int]
 
 
@@ -302,16 +337,25 @@ class WalWriter:
     def failed(self) -> str | None:
         return self._failed
 
-    def append(self, kind: int, payload: bytes | memoryview, time_ms: int) -> Future[int]:
+    def append(self, kind: int, payload: Buffer, time_ms: int) -> Future[int]:
         """Queue a record; the future resolves to its end position once it is durable."""
+        return self.append_chain(kind, [[payload]], time_ms)
+
+    def append_chain(self, kind: int, records: Sequence[Pieces], time_ms: int) -> Future[int]:
+        """Queue records of one kind that become durable, and survive a crash, all or none
+        (each given as pieces written back to back); the future resolves to the end position
+        of the last once they are durable."""
+        if not records:
+            raise ValueError("a chain has at least one record")
+        size = sum(HEADER_SIZE + sum(len(p) for p in pieces) for pieces in records)
         fut: Future[int] = Future()
         with self._lock:
             if self._closed:
                 raise WalError("the write-ahead log is closed")
             if self._failed is not None:
                 raise WalError(self._failed)
-            self.queued_bytes += HEADER_SIZE + len(payload)
-            self._queue.put(_Append(kind, time_ms, payload, fut))
+            self.queued_bytes += size
+            self._queue.put(_Append(kind, time_ms, records, size, fut))
         return fut
 
     def close(self, timeout: float | None = None) -> None:
@@ -346,7 +390,7 @@ class WalWriter:
                     break
                 assert isinstance(item, _Append)
                 group.append(item)
-                size += HEADER_SIZE + len(item.payload)
+                size += item.size
                 if size >= _MAX_GROUP_BYTES:
                     break
                 try:
@@ -355,6 +399,9 @@ class WalWriter:
                     break
             if group:
                 self._write_group(group, size)
+            # drop the written payloads now, not when the next append arrives (a 64 MiB
+            # request would otherwise stay in memory for as long as its lane is idle)
+            del group, item
 
     def _write_group(self, group: list[_Append], size: int) -> None:
         if self._failed is not None:
@@ -371,10 +418,13 @@ class WalWriter:
             ends: list[int] = []
             pos = self.position
             for a in group:
-                head, total = encode_record(a.kind, a.time_ms, a.payload)
-                buffers.append(head)
-                buffers.append(a.payload)
-                pos += total
+                last = len(a.records) - 1
+                for i, pieces in enumerate(a.records):
+                    kind = a.kind | MORE if i < last else a.kind
+                    head, total = encode_record(kind, a.time_ms, pieces)
+                    buffers.append(head)
+                    buffers.extend(pieces)
+                    pos += total
                 ends.append(pos)
             self._write_all(buffers, size)
         except OSError as exc:
@@ -424,7 +474,7 @@ class WalWriter:
             except OSError as exc:
                 self._failed = f"{message}; could not truncate back: {exc}"
         with self._lock:
-            self.queued_bytes -= sum(HEADER_SIZE + len(a.payload) for a in group)
+            self.queued_bytes -= sum(a.size for a in group)
         for a in group:
             a.future.set_exception(WalError(message))
 

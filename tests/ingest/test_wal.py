@@ -80,6 +80,37 @@ def test_torn_tail_is_cut_at_last_good_record(tmp_path: Path, damage: str) -> No
     assert _replay(tmp_path) == [*good[:-1], (KIND_TRACES, 7, b"after")]
 
 
+def test_a_chain_is_read_record_by_record_in_one_segment(tmp_path: Path) -> None:
+    writer = WalWriter(tmp_path, segment_bytes=64)  # rolls before a group past 64 bytes
+    writer.append(KIND_TRACES, b"before" * 10, 1).result(timeout=10)
+    chain: list[list[bytes | memoryview]] = [[b"one"], [b"tw", memoryview(b"o")], [b"three"]]
+    end = writer.append_chain(KIND_TRACES, chain, 2).result(timeout=10)
+    writer.close()
+    assert end == writer.position
+    records = list(read_records(tmp_path, 0, end))
+    assert [(bytes(r.payload), r.more) for r in records] == [
+        (b"before" * 10, False),
+        (b"one", True),
+        (b"two", True),
+        (b"three", False),
+    ]
+    # the chain is longer than a segment, yet in one: segments roll between groups only
+    assert [base for base, _ in list_segments(tmp_path)] == [0, records[1].start]
+
+
+@pytest.mark.parametrize("keep", [1, 2])
+def test_a_chain_cut_short_by_a_crash_is_dropped_whole(tmp_path: Path, keep: int) -> None:
+    writer = WalWriter(tmp_path, segment_bytes=1 << 20)
+    before = writer.append(KIND_TRACES, b"acknowledged", 1).result(timeout=10)
+    writer.append_chain(KIND_TRACES, [[b"a" * 100], [b"b" * 100], [b"c" * 100]], 2).result(10)
+    writer.close()
+    (_, segment) = list_segments(tmp_path)[-1]
+    data = segment.read_bytes()
+    segment.write_bytes(data[: before + keep * (HEADER_SIZE + 100)])  # whole records, not all
+    assert recover(tmp_path) == before
+    assert _replay(tmp_path) == [(KIND_TRACES, 1, b"acknowledged")]
+
+
 def test_corrupt_record_inside_an_older_segment_skips_to_next_segment(tmp_path: Path) -> None:
     _write(tmp_path, 200, segment_bytes=2048).close()
     segments = list_segments(tmp_path)
