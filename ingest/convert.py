@@ -14,6 +14,12 @@ flush did not finish: its files that made it into the lake are removed and the r
 converted again from the checkpoint. Every acknowledged record is therefore published exactly
 once. Compaction leaves files named in any ``pending.json`` alone.
 
+A flush the disk refuses (ENOSPC, EDQUOT, EIO: a full lake) is undone the same way at once,
+without a restart: its files leave the lake, the rows stay buffered, the converter stops
+reading the WAL (the WAL holds the rest) and tries again every ``FLUSH_RETRY`` seconds;
+``FLUSH_ERRNO`` tells the runtime why meanwhile (readiness, metrics). An undo that fails too
+ends the process, and the restarted converter recovers as after a crash.
+
 A record *kind* maps to a handler producing rows for one table (``HANDLERS``: spans, signals,
 cost entries; ``register_kind`` adds more). Handlers are named by import path because
 the process is spawned: the registry is handed to the child explicitly.
@@ -39,6 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ulid import ULID
 
+from ingest import diskfaults
 from ingest.heap import release_free_memory
 from ingest.parquet import FLUSH_LEVEL, conform, write_parquet
 from ingest.storage import DataFile, Storage, fsync_dir
@@ -58,6 +65,8 @@ FLUSH_SLEEP_ENV = "TASKLAKE_TEST_FLUSH_SLEEP"
 
 DAY_NS = 86_400 * 10**9
 _IDLE_SLEEP = 0.01
+#: Seconds between attempts at a flush the disk refused.
+FLUSH_RETRY = 1.0
 _READ_BYTES = 16 * 1024 * 1024
 #: Once idle after a flush of at least this many bytes, freed memory goes back to the OS
 #: (else a converter stays at the peak of its largest flush).
@@ -74,7 +83,9 @@ PID = 6  # converter: its pid
 QUARANTINED = 7  # converter: records it could not convert (kept in _quarantine)
 READ_POS = 8  # converter: WAL position read so far
 STOP = 9  # main process: 1 = convert everything committed, flush, exit
-STATUS_SLOTS = 10
+FLUSH_ERRNO = 10  # converter: errno of the last flush if it failed (-1: no errno), else 0
+FLUSH_FAILURES = 11  # converter: flushes the disk refused
+STATUS_SLOTS = 12
 
 
 class RecordHandler(Protocol):
@@ -301,6 +312,7 @@ class Converter:
         self.buffered_bytes = 0
         self.first_buffered_at: float | None = None
         self.release_due = False
+        self.retry_at: float | None = None  # a refused flush waits for this monotonic time
         self.checkpoint = 0
         self.position = 0
         self.flush_sleep = float(os.environ.get(FLUSH_SLEEP_ENV, "0") or 0)
@@ -322,7 +334,7 @@ class Converter:
                 self._check_parent()
                 committed = int(self.status[COMMITTED])
                 progressed = False
-                if self.position < committed:
+                if self.position < committed and self.retry_at is None:
                     progressed = self.step(committed)
                 if self._should_flush():
                     self.flush()
@@ -351,6 +363,7 @@ class Converter:
                 f"lane {self.spec.name}: WAL position {self.position} is in no segment"
             )
         records, next_pos = chunk
+        moved = next_pos != self.position or bool(records)
         for rec in records:
             self._check_parent()
             self._convert(rec.kind, rec.payload, rec.time_ms, rec.start)
@@ -358,10 +371,10 @@ class Converter:
             if (
                 self.buffered_rows >= self.settings.flush_rows
                 or self.buffered_bytes >= self.settings.flush_bytes
-            ):
-                self.flush()
-        moved = next_pos != self.position or bool(records)
-        self.position = next_pos
+            ) and not self.flush():
+                break  # the disk refused it: read no further until it is published
+        else:
+            self.position = next_pos
         self.status[READ_POS] = self.position
         return moved
 
@@ -394,6 +407,8 @@ class Converter:
         self.status[QUARANTINED] += 1
 
     def _should_flush(self) -> bool:
+        if self.retry_at is not None:
+            return time.monotonic() >= self.retry_at
         if self.first_buffered_at is not None:
             waited = time.monotonic() - self.first_buffered_at
             return waited >= self.settings.flush_interval
@@ -402,11 +417,42 @@ class Converter:
 
     # -------------------------------------------------------------- flushing
 
-    def flush(self) -> None:
-        """Publish everything buffered, all-or-nothing, then advance the checkpoint."""
+    def flush(self) -> bool:
+        """Publish everything buffered, all-or-nothing, then advance the checkpoint; False
+        when the disk refused (undone, kept buffered, retried in ``FLUSH_RETRY``)."""
+        try:
+            self._publish()
+        except OSError as exc:
+            self._undo_refused_flush(exc)
+            return False
+        if self.retry_at is not None:
+            log.warning("lane %s: the lake takes files again; published", self.spec.name)
+            self.retry_at = None
+        self.status[FLUSH_ERRNO] = 0
+        return True
+
+    def _undo_refused_flush(self, exc: OSError) -> None:
+        log.error(
+            "lane %s: could not publish to the lake (%s); undone, retrying in %.0f s",
+            self.spec.name,
+            exc,
+            FLUSH_RETRY,
+        )
+        self.status[FLUSH_ERRNO] = exc.errno or -1
+        self.status[FLUSH_FAILURES] += 1
+        self.retry_at = time.monotonic() + FLUSH_RETRY
+        # as after a crash: withdraw what a pending flush published, drop its temp files
+        checkpoint = recover_lane(self.spec, self.storage)
+        if checkpoint > self.checkpoint:  # the checkpoint was written: it did publish
+            self._published(checkpoint, files=0, rows=0)
+            self.retry_at = None
+            self.status[FLUSH_ERRNO] = 0
+
+    def _publish(self) -> None:
         end = self.position
         if end <= self.checkpoint and not self.buffers:
             return
+        diskfaults.check("lake")
         files: list[tuple[str, str, DataFile, int]] = []
         for table_name, parts in self.buffers.items():
             schema, version = TABLES[table_name]
@@ -449,6 +495,10 @@ class Converter:
         write_checkpoint(self.wal_dir, end)
         if files:
             (self.wal_dir / PENDING).unlink(missing_ok=True)
+        self._published(end, files=len(files), rows=sum(n for *_, n in files))
+
+    def _published(self, end: int, *, files: int, rows: int) -> None:
+        """The buffered rows up to WAL position ``end`` are in the lake: move on."""
         self.checkpoint = end
         self.buffers.clear()
         self.release_due |= self.buffered_bytes >= _RELEASE_AFTER_BYTES
@@ -457,8 +507,8 @@ class Converter:
         self.first_buffered_at = None
         self.status[CHECKPOINT_POS] = end
         if files:
-            self.status[FILES] += len(files)
-            self.status[ROWS] += sum(n for *_, n in files)
+            self.status[FILES] += files
+            self.status[ROWS] += rows
             self.status[LAST_FLUSH_MS] = int(time.time() * 1000)
         drop_segments_below(self.wal_dir, end)
 

@@ -20,10 +20,24 @@ with one ``writev``, calls ``fdatasync`` once and only then resolves their futur
 publishes the new *committed* position (a converter never reads past it). A torn tail (a
 partial record or a bad crc at the end of the last segment, left by a crash mid-write) is
 truncated on open; corruption anywhere else is logged and skipped by readers.
+
+When the disk refuses a write or an fsync (ENOSPC, EDQUOT, EIO), the group's records are cut
+off again (``ftruncate`` to the last durable position: nothing half-written is ever
+acknowledged, and after a failed fsync nothing unacknowledged is trusted either), their
+requests fail, and the writer *refuses* further appends (``failed`` says why; ingest answers
+503 and ``/readyz`` not ready). Every ``PROBE_INTERVAL`` it tries to recover by itself: cut
+the segment back, fsync it, and write and fsync ``PROBE_BYTES`` to a scratch file. Once that
+works the log accepts appends again.
+
+Space is reclaimed without needing a whole segment's worth per lane: besides rolling past
+``segment_bytes``, the writer rolls as soon as the current segment holds ``reclaim_bytes`` and
+the converter has checkpointed past half of it, so the converter can delete it (segments below
+its checkpoint) moments later. A lane that keeps up thus holds a few MiB of log, not 64.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -34,6 +48,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+
+from ingest import diskfaults
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +69,13 @@ MORE = 0x80
 #: A record's payload, whole or as pieces written back to back.
 Buffer = bytes | memoryview
 Pieces = Sequence[Buffer]
+
+#: How often a writer that refuses appends tries the disk again, and how much it writes then.
+PROBE_INTERVAL = 1.0
+PROBE_BYTES = 1024 * 1024
+PROBE_NAME = "probe.tmp"
+#: Roll early (see the module docstring) once the current segment holds this much.
+RECLAIM_BYTES = 4 * 1024 * 1024
 
 _IOV_MAX = 512
 _MAX_GROUP_BYTES = 32 * 1024 * 1024
@@ -291,7 +314,8 @@ class WalWriter:
 
     ``on_commit(position)`` is called from the writer thread after every durable write (after
     ``fdatasync`` in durable mode, after ``write`` otherwise): the runtime publishes it to
-    the lane's converter through shared memory.
+    the lane's converter through shared memory. ``converted()`` tells how far the converter
+    has checkpointed (for the early roll that lets it reclaim space).
     """
 
     def __init__(
@@ -301,17 +325,24 @@ class WalWriter:
         segment_bytes: int,
         fsync: bool = True,
         on_commit: Callable[[int], None] | None = None,
+        converted: Callable[[], int] | None = None,
+        reclaim_bytes: int = RECLAIM_BYTES,
     ) -> None:
         self.directory = directory
         self.segment_bytes = segment_bytes
+        self.reclaim_bytes = reclaim_bytes
         self.durable = fsync
         self._on_commit = on_commit
+        self._converted = converted
         self.position = recover(directory)
         self.fsyncs = 0
         self.groups = 0
         self.records = 0
         self.queued_bytes = 0
+        self.failures = 0  # times the disk refused a write or an fsync
+        self.recoveries = 0  # times the writer found it writable again
         self._failed: str | None = None
+        self._failure = ""  # what first made it refuse appends
         self._closed = False
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[_Append | object] = queue.SimpleQueue()
@@ -335,6 +366,7 @@ class WalWriter:
 
     @property
     def failed(self) -> str | None:
+        """Why appends are refused right now (None: they are accepted)."""
         return self._failed
 
     def append(self, kind: int, payload: Buffer, time_ms: int) -> Future[int]:
@@ -381,7 +413,11 @@ class WalWriter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=PROBE_INTERVAL if self._failed else None)
+            except queue.Empty:
+                self._try_recover()
+                continue
             group: list[_Append] = []
             size = 0
             while True:
@@ -405,15 +441,15 @@ class WalWriter:
 
     def _write_group(self, group: list[_Append], size: int) -> None:
         if self._failed is not None:
-            for a in group:
-                a.future.set_exception(WalError(self._failed))
+            self._refuse_group(group, self._failed)
             return
         try:
-            if self.position - self._base >= self.segment_bytes:
+            if self._should_roll():
                 os.close(self._fd)
                 self._fd = -1
                 self._base = self.position
                 self._fd = self._create_segment(self.position)
+            diskfaults.check("wal")
             buffers: list[bytes | memoryview] = []
             ends: list[int] = []
             pos = self.position
@@ -428,15 +464,14 @@ class WalWriter:
                 ends.append(pos)
             self._write_all(buffers, size)
         except OSError as exc:
-            self._fail_group(group, f"write-ahead log write failed: {exc}", truncate=True)
+            self._fail_group(group, f"write-ahead log write failed: {exc}")
             return
         if self.durable:
             try:
                 os.fdatasync(self._fd)
             except OSError as exc:
-                # after a failed fsync the page cache state is unknown: stop this lane
-                self._failed = f"write-ahead log fsync failed: {exc}"
-                self._fail_group(group, self._failed, truncate=False)
+                # the page cache state of these records is unknown: cut them off too
+                self._fail_group(group, f"write-ahead log fsync failed: {exc}")
                 return
             self.fsyncs += 1
         self.position = pos
@@ -466,17 +501,68 @@ class WalWriter:
             i += _IOV_MAX
         assert written == size
 
-    def _fail_group(self, group: list[_Append], message: str, *, truncate: bool) -> None:
-        log.error("WAL %s: %s", self.directory, message)
-        if truncate and self._fd >= 0:
+    def _should_roll(self) -> bool:
+        size = self.position - self._base
+        if size >= self.segment_bytes or self._fd < 0:
+            return True
+        if size < self.reclaim_bytes or self._converted is None:
+            return False
+        return self._converted() >= self._base + size // 2
+
+    def _fail_group(self, group: list[_Append], message: str) -> None:
+        """Refuse appends from now on (until ``_try_recover``), cut the group's bytes off and
+        fail its requests: none of it was acknowledged."""
+        log.error(
+            "WAL %s: %s; refusing writes until the disk takes them again", self.directory, message
+        )
+        self.failures += 1
+        self._failed = self._failure = message
+        if self._fd >= 0:
             try:
                 os.ftruncate(self._fd, self.position - self._base)
             except OSError as exc:
                 self._failed = f"{message}; could not truncate back: {exc}"
+        self._refuse_group(group, message)
+
+    def _refuse_group(self, group: list[_Append], message: str) -> None:
         with self._lock:
             self.queued_bytes -= sum(a.size for a in group)
         for a in group:
             a.future.set_exception(WalError(message))
+
+    def _try_recover(self) -> None:
+        """Writable again? Cut the segment back to the last durable record, fsync it, and
+        write and fsync a scratch file; only when all of that works are appends accepted."""
+        probe = self.directory / PROBE_NAME
+        try:
+            diskfaults.check("wal")
+            if self._fd < 0:
+                self._base = self.position
+                self._fd = self._create_segment(self.position)
+            os.ftruncate(self._fd, self.position - self._base)
+            os.fdatasync(self._fd)
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                self._probe_write(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._failed = f"{self._failure} (tried again: {exc})"
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink()
+        log.warning("WAL %s: the disk takes writes again; accepting appends", self.directory)
+        self.recoveries += 1
+        self._failed = None
+
+    @staticmethod
+    def _probe_write(fd: int) -> None:
+        block = bytes(64 * 1024)
+        written = 0
+        while written < PROBE_BYTES:
+            written += os.write(fd, block)
+        os.fdatasync(fd)
 
 
 def fsync_dir(path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -11,9 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ingest import convert, diskfaults
 from ingest.convert import (
     CHECKPOINT_POS,
     COMMITTED,
+    FLUSH_ERRNO,
+    FLUSH_FAILURES,
     PENDING,
     QUARANTINE_DIR,
     QUARANTINED,
@@ -234,3 +238,53 @@ def test_split_by_day() -> None:
     t = pa.table({"start_time": pa.array([day * 3 + 5, 1, day * 3, day - 1], pa.timestamp("ns"))})
     parts = split_by_day(t, "start_time")
     assert [(p, x.num_rows) for p, x in parts] == [("date=1970-01-01", 2), ("date=1970-01-04", 2)]
+
+
+def test_a_flush_the_full_lake_refuses_waits_and_publishes_once_it_has_room(
+    lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    monkeypatch.setattr(diskfaults, "_DIRECTORY", str(faults))
+    monkeypatch.setattr(convert, "FLUSH_RETRY", 0.0)
+    spec = LaneSpec(str(lake), "t", 0)
+    end = _append(spec, [(i * 50, 50) for i in range(10)])
+    conv = _converter(_settings(lake, flush_rows=120), spec, end)
+    (faults / "lake").touch()
+    while conv.retry_at is None:  # reads until the first flush, which the disk refuses
+        conv.step(end)
+    assert conv.status[FLUSH_ERRNO] == errno.ENOSPC and conv.status[FLUSH_FAILURES] == 1
+    assert conv.retry_at is not None and conv.buffered_rows == 150
+    read = conv.position
+    assert read < end and conv.checkpoint == 0 and lake_span_ids(lake) == {}
+    assert not list(conv.storage.tmp_dir.iterdir())
+    assert not conv.flush()  # still full: still buffered, nothing read further
+    (faults / "lake").unlink()
+    _drain(conv)
+    assert conv.status[FLUSH_ERRNO] == 0 and conv.retry_at is None
+    assert lake_span_ids(lake) == {n: 1 for n in range(500)}
+
+
+def test_a_flush_refused_halfway_through_publishing_is_withdrawn_then_published_once(
+    lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(convert, "FLUSH_RETRY", 0.0)
+    spec = LaneSpec(str(lake), "t", 0)
+    end = _append(spec, [(i * 50, 50) for i in range(4)])  # three day partitions: three files
+    conv = _converter(_settings(lake), spec, end)
+    _read_all(conv, end)
+    publish = conv.storage.publish
+    calls = [0]
+
+    def second_fails(table: str, partition: str, files: Sequence[DataFile]) -> None:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        publish(table, partition, files)
+
+    monkeypatch.setattr(conv.storage, "publish", second_fails)
+    assert not conv.flush()
+    assert lake_span_ids(lake) == {}  # the first file of the flush was withdrawn
+    assert not (spec.wal_dir / PENDING).exists() and read_checkpoint(spec.wal_dir) == 0
+    assert conv.flush()
+    assert lake_span_ids(lake) == {n: 1 for n in range(200)}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest import diskfaults, wal
 from ingest.wal import (
     HEADER_SIZE,
     KIND_TRACES,
@@ -192,3 +193,52 @@ def test_segment_creation_is_visible_to_new_readers(tmp_path: Path) -> None:
     names = sorted(os.listdir(tmp_path))
     assert names == [p.name for _, p in list_segments(tmp_path)]
     assert all(name.endswith(".wal") for name in names)
+
+
+def test_a_full_disk_refuses_appends_until_it_takes_writes_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    monkeypatch.setattr(diskfaults, "_DIRECTORY", str(faults))
+    monkeypatch.setattr(wal, "PROBE_INTERVAL", 0.05)
+    log_dir = tmp_path / "wal"
+    writer = WalWriter(log_dir, segment_bytes=1 << 20)
+    try:
+        good = writer.append(KIND_TRACES, b"before", 1).result(timeout=10)
+        (faults / "wal").touch()  # the disk fills
+        with pytest.raises(WalError, match="No space left"):
+            writer.append(KIND_TRACES, b"refused", 2).result(timeout=10)
+        assert writer.failed is not None and "No space left" in writer.failed
+        with pytest.raises(WalError):  # refused at once while full: nothing is queued
+            writer.append(KIND_TRACES, b"refused too", 3)
+        assert writer.position == good and writer.queued_bytes == 0
+        assert sum(p.stat().st_size for _, p in list_segments(log_dir)) == good
+        (faults / "wal").unlink()  # space comes back: the writer notices by itself
+        for _ in range(200):
+            if writer.failed is None:
+                break
+            threading.Event().wait(0.02)
+        assert writer.failed is None and writer.recoveries == 1
+        writer.append(KIND_TRACES, b"after", 4).result(timeout=10)
+        assert not (log_dir / wal.PROBE_NAME).exists()
+    finally:
+        writer.close()
+    assert [p for _, _, p in _replay(log_dir)] == [b"before", b"after"]
+
+
+def test_segments_roll_early_once_the_converter_has_caught_up(tmp_path: Path) -> None:
+    converted = [0]
+    writer = WalWriter(
+        tmp_path, segment_bytes=1 << 30, converted=lambda: converted[0], reclaim_bytes=1000
+    )
+    try:
+        for i in range(20):  # the converter lags: one segment grows past reclaim_bytes
+            writer.append(KIND_TRACES, b"x" * 200, i).result(timeout=10)
+        assert len(list_segments(tmp_path)) == 1
+        converted[0] = writer.position  # it catches up: the next group starts a new segment
+        writer.append(KIND_TRACES, b"y", 99).result(timeout=10)
+        bases = [base for base, _ in list_segments(tmp_path)]
+        assert bases == [0, converted[0]]
+    finally:
+        writer.close()
