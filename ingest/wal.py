@@ -31,8 +31,10 @@ works the log accepts appends again.
 
 Space is reclaimed without needing a whole segment's worth per lane: besides rolling past
 ``segment_bytes``, the writer rolls as soon as the current segment holds ``reclaim_bytes`` and
-the converter has checkpointed past half of it, so the converter can delete it (segments below
-its checkpoint) moments later. A lane that keeps up thus holds a few MiB of log, not 64.
+the converter has checkpointed into it, so the converter deletes it (segments wholly below its
+checkpoint) once it has converted the rest. A lane that keeps up thus holds a few MiB of log,
+not 64; one that lags holds its backlog (which the disk must hold anyway) plus at most the
+converted part of the segment it is in.
 """
 
 from __future__ import annotations
@@ -507,7 +509,7 @@ class WalWriter:
             return True
         if size < self.reclaim_bytes or self._converted is None:
             return False
-        return self._converted() >= self._base + size // 2
+        return self._converted() > self._base  # the converter has checkpointed into it
 
     def _fail_group(self, group: list[_Append], message: str) -> None:
         """Refuse appends from now on (until ``_try_recover``), cut the group's bytes off and
