@@ -447,7 +447,8 @@ class WalWriter:
             return
         try:
             if self._should_roll():
-                os.close(self._fd)
+                if self._fd >= 0:
+                    os.close(self._fd)
                 self._fd = -1
                 self._base = self.position
                 self._fd = self._create_segment(self.position)

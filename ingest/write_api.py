@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from ingest.admission import JSON_WEIGHT, Admission
+from ingest.admission import ITEMS_WEIGHT, Admission
 from ingest.auth import check_bearer
 from ingest.errors import BadRequest, IngestError, MethodNotAllowed, UnsupportedMediaType
 from ingest.export import RowSink
@@ -133,7 +133,7 @@ class _ItemsEndpoint:
             check_bearer(request.headers.get("authorization"), self.settings.auth_tokens)
             media = _check_content_type(request.headers.get("content-type"))
             with self.admission.ticket() as ticket:
-                body = await read_body(request, self.settings, ticket, JSON_WEIGHT)
+                body = await read_body(request, self.settings, ticket, ITEMS_WEIGHT)
                 parsed = await self._store(body, media)
         except Exception as exc:
             err = as_ingest_error(exc)

@@ -59,9 +59,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "max_inflight_bytes",
         "bytes",
-        "Memory the requests in flight may take, weighed by what decoding costs (protobuf"
-        " ~4x its size, JSON ~10x); beyond it 503 + Retry-After. A larger request is served"
-        " alone.",
+        "Memory the requests in flight may take, counting what decoding builds (~4x a body's"
+        " size); beyond it 503 + Retry-After. A larger request is served alone.",
     ),
     Setting("auth_tokens", "list", "Bearer tokens accepted on every route; empty: no auth."),
     Setting("lanes", "int", "Parallel WAL lanes, each with a converter process; 0: one per CPU."),
