@@ -13,6 +13,7 @@ BENCHES = (
     ("bench.normalize_bench", "normalization + pricing, one core, in process"),
     ("bench.storage_bench", "WAL acknowledgements, converter, compaction, bytes at rest"),
     ("bench.ingest_bench", "real server: burst / sustained spans/s, latency, bytes/span, RSS"),
+    ("bench.admission_bench", "real server: 8 concurrent 64 MiB requests, process tree memory"),
     ("bench.economics_bench", "10M-span lake: cost-per-task and task drill-down over HTTP"),
 )
 

@@ -29,10 +29,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from threading import Event, Thread
 
 from bench.workload import request_bodies
 from tests.e2e.harness import Server, query
+from tests.e2e.proctree import PeakSampler
 
 SPANS_PER_REQUEST = 512
 HEADERS = {"Content-Type": "application/x-protobuf"}
@@ -125,53 +125,6 @@ def _drive(loads: list[Load]) -> tuple[int, int, list[float]]:
     return acked, refused, latencies
 
 
-def _rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                kids = [int(p) for p in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            found.extend(kids)
-            todo.extend(kids)
-    return found
-
-
-class _RssSampler:
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.main_peak = 0
-        self.total_peak = 0
-        self._stop = Event()
-        self._thread = Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.2):
-            main = _rss_kib(self.pid)
-            total = main + sum(_rss_kib(c) for c in _descendants(self.pid))
-            self.main_peak = max(self.main_peak, main)
-            self.total_peak = max(self.total_peak, total)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def _visible(lake: Path) -> int:
     count: int = query(lake, "SELECT count(*) FROM spans")[0][0]
     return count
@@ -196,7 +149,7 @@ def _one_run(cache: Path, clients: int, seconds: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="tasklake-bench-") as tmp:
         server = _server(tmp)
         assert server.proc is not None
-        sampler = _RssSampler(server.proc.pid)
+        sampler = PeakSampler(server.proc.pid, every=0.2)
         try:
             start = time.time() + 3.0  # clients load their requests meanwhile
             burst = [
@@ -226,8 +179,9 @@ def _one_run(cache: Path, clients: int, seconds: float) -> dict[str, float]:
         "refused_requests": float(refused),
         "p50_ms_at_half_burst_rate": latencies[len(latencies) // 2] * 1000,
         "p99_ms_at_half_burst_rate": latencies[int(len(latencies) * 0.99)] * 1000,
-        "server_rss_mib_peak": sampler.main_peak / 1024,
-        "server_and_converters_rss_mib_peak": sampler.total_peak / 1024,
+        "server_rss_mib_peak": sampler.main_peak_rss,
+        "server_and_converters_rss_mib_peak": sampler.peak.rss,
+        "server_and_converters_pss_mib_peak": sampler.peak.pss,
     }
 
 

@@ -296,3 +296,42 @@ def request_bodies(
     """``n_requests`` protobuf bodies of ``spans_per_request`` spans (unique ids throughout)."""
     workload = Workload(spans_per_request=spans_per_request, seed=seed, start_ns=start_ns)
     return request_bytes(workload, n_requests)
+
+
+#: The trace id every span of ``large_request_body``'s template carries, replaced per copy.
+_TEMPLATE_TRACE = b"\xab" * 16
+
+
+def large_request_body(target_bytes: int, tag: int, *, as_json: bool = False) -> bytes:
+    """An OTLP traces body (protobuf, or OTLP/JSON) of at most ``target_bytes``: copies of one
+    1000-span request, each copy with its own trace id (``large_request_trace_id(tag, i)``), so
+    every span is distinct; cheap to build at 64 MiB."""
+    from ingest.otlp_json import to_otlp_json
+
+    template = make_request(Workload(spans_per_request=1000, services_per_request=1, seed=tag))
+    for rs in template.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                span.trace_id = _TEMPLATE_TRACE
+    if as_json:
+        text = to_otlp_json(template)
+        prefix, suffix = b'{"resourceSpans":[', b"]}"
+        assert text.startswith(prefix) and text.endswith(suffix)
+        one = text[len(prefix) : -len(suffix)]
+        marker = _TEMPLATE_TRACE.hex().encode()
+        copies = (target_bytes - len(prefix) - len(suffix)) // (len(one) + 1)
+        parts = [
+            one.replace(marker, large_request_trace_id(tag, i).encode()) for i in range(copies)
+        ]
+        return prefix + b",".join(parts) + suffix
+    wire = template.SerializeToString()  # one resource_spans field: copies concatenate
+    copies = target_bytes // len(wire)
+    return b"".join(
+        wire.replace(_TEMPLATE_TRACE, bytes.fromhex(large_request_trace_id(tag, i)))
+        for i in range(copies)
+    )
+
+
+def large_request_trace_id(tag: int, copy: int) -> str:
+    """The trace id (hex) of copy ``copy`` in ``large_request_body(..., tag)``."""
+    return f"{tag:016x}{copy + 1:016x}"

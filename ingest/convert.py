@@ -10,6 +10,12 @@ to the Delta tables exactly once and then advances the lane's checkpoint; files 
 manifest names are never committed, so a crash mid-flush leaves nothing visible, and on
 start-up the converter resumes after the newest manifest (or the checkpoint).
 
+A flush the disk refuses (ENOSPC, EDQUOT, EIO: a full lake) is undone the same way at once,
+without a restart: its files leave the lake, the rows stay buffered, the converter stops
+reading the WAL (the WAL holds the rest) and tries again every ``FLUSH_RETRY`` seconds;
+``FLUSH_ERRNO`` tells the runtime why meanwhile (readiness, metrics). An undo that fails too
+ends the process, and the restarted converter recovers as after a crash.
+
 A record *kind* maps to a handler producing rows for one table (``HANDLERS``: spans, signals,
 cost entries; ``register_kind`` adds more). Handlers are named by import path because
 the process is spawned: the registry is handed to the child explicitly.
@@ -33,7 +39,9 @@ from typing import Any, Protocol, cast
 
 import pyarrow as pa
 
-from ingest.lake.files import FileWriter
+from ingest import diskfaults
+from ingest.heap import release_free_memory
+from ingest.lake.files import FileWriter, NewFile
 from ingest.lake.manifest import Manifest, last_end, write_manifest
 from ingest.parquet import FLUSH_LEVEL, conform
 from ingest.wal import KIND_COSTS, KIND_SIGNALS, KIND_TRACES, WalReader, list_segments
@@ -52,7 +60,12 @@ FLUSH_SLEEP_ENV = "TASKLAKE_TEST_FLUSH_SLEEP"
 
 DAY_NS = 86_400 * 10**9
 _IDLE_SLEEP = 0.01
+#: Seconds between attempts at a flush the disk refused.
+FLUSH_RETRY = 1.0
 _READ_BYTES = 16 * 1024 * 1024
+#: Once idle after a flush of at least this many bytes, freed memory goes back to the OS
+#: (else a converter stays at the peak of its largest flush).
+_RELEASE_AFTER_BYTES = 1024 * 1024
 
 # Slots of a lane's shared status array (multiprocessing.RawArray('q')): one writer each.
 COMMITTED = 0  # main process: durable end of the WAL
@@ -65,8 +78,10 @@ PID = 6  # converter: its pid
 QUARANTINED = 7  # converter: records it could not convert (kept in _quarantine)
 READ_POS = 8  # converter: WAL position read so far
 STOP = 9  # main process: 1 = convert everything committed, flush, exit
-PUBLISHED_POS = 10  # converter: WAL position whose rows are in files named by a manifest
-STATUS_SLOTS = 11
+FLUSH_ERRNO = 10  # converter: errno of the last flush if it failed (-1: no errno), else 0
+FLUSH_FAILURES = 11  # converter: flushes the disk refused
+PUBLISHED_POS = 12  # converter: WAL position whose rows are in files named by a manifest
+STATUS_SLOTS = 13
 
 
 class RecordHandler(Protocol):
@@ -230,6 +245,8 @@ class Converter:
         self.buffered_rows = 0
         self.buffered_bytes = 0
         self.first_buffered_at: float | None = None
+        self.release_due = False
+        self.retry_at: float | None = None  # a refused flush waits for this monotonic time
         self.published = 0
         self.position = 0
         self.flush_sleep = float(os.environ.get(FLUSH_SLEEP_ENV, "0") or 0)
@@ -251,7 +268,7 @@ class Converter:
                 self._check_parent()
                 committed = int(self.status[COMMITTED])
                 progressed = False
-                if self.position < committed:
+                if self.position < committed and self.retry_at is None:
                     progressed = self.step(committed)
                 if self._should_flush():
                     self.flush()
@@ -259,6 +276,9 @@ class Converter:
                     if self.status[STOP] and self.position >= int(self.status[COMMITTED]):
                         self.flush()
                         return
+                    if self.release_due and not self.buffers:
+                        self.release_due = False
+                        release_free_memory()
                     time.sleep(_IDLE_SLEEP)
         finally:
             self.reader.close()
@@ -277,6 +297,7 @@ class Converter:
                 f"lane {self.spec.name}: WAL position {self.position} is in no segment"
             )
         records, next_pos = chunk
+        moved = next_pos != self.position or bool(records)
         for rec in records:
             self._check_parent()
             self._convert(rec.kind, rec.payload, rec.time_ms, rec.start)
@@ -284,10 +305,10 @@ class Converter:
             if (
                 self.buffered_rows >= self.settings.flush_rows
                 or self.buffered_bytes >= self.settings.flush_bytes
-            ):
-                self.flush()
-        moved = next_pos != self.position or bool(records)
-        self.position = next_pos
+            ) and not self.flush():
+                break  # the disk refused it: read no further until it is published
+        else:
+            self.position = next_pos
         self.status[READ_POS] = self.position
         return moved
 
@@ -320,6 +341,8 @@ class Converter:
         self.status[QUARANTINED] += 1
 
     def _should_flush(self) -> bool:
+        if self.retry_at is not None:
+            return time.monotonic() >= self.retry_at
         if self.first_buffered_at is not None:
             waited = time.monotonic() - self.first_buffered_at
             return waited >= self.settings.flush_interval
@@ -328,16 +351,46 @@ class Converter:
 
     # -------------------------------------------------------------- flushing
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
         """Write everything buffered as data files and one manifest; the committer commits.
 
         Once the manifest is durable the flush is safe: the files are committed exactly once
-        (``ingest.lake.committer``) even if this process dies now.
+        (``ingest.lake.committer``) even if this process dies now. False when the lake's
+        storage refused (the files written are deleted, the rows stay buffered, retried in
+        ``FLUSH_RETRY``); files a crash leaves behind are never committed (a vacuum removes
+        them).
         """
+        written: list[NewFile] = []
+        try:
+            self._write(written)
+        except OSError as exc:
+            self._refused(exc, written)
+            return False
+        if self.retry_at is not None:
+            log.warning("lane %s: the lake takes files again; flushed", self.spec.name)
+            self.retry_at = None
+        self.status[FLUSH_ERRNO] = 0
+        return True
+
+    def _refused(self, exc: OSError, written: list[NewFile]) -> None:
+        log.error(
+            "lane %s: could not write to the lake (%s); retrying in %.0f s",
+            self.spec.name,
+            exc,
+            FLUSH_RETRY,
+        )
+        self.status[FLUSH_ERRNO] = exc.errno or -1
+        self.status[FLUSH_FAILURES] += 1
+        self.retry_at = time.monotonic() + FLUSH_RETRY
+        for f in written:  # no manifest names them: nobody would commit them
+            with contextlib.suppress(OSError):
+                self.writer.delete(f.table, f.path)
+
+    def _write(self, files: list[NewFile]) -> None:
         end = self.position
         if end <= self.published and not self.buffers:
             return
-        files = []
+        diskfaults.check("lake")
         for table_name, parts in self.buffers.items():
             spec = TABLES[table_name]
             tables = [p if isinstance(p, pa.Table) else pa.Table.from_batches([p]) for p in parts]
@@ -366,6 +419,7 @@ class Converter:
         write_manifest(self.wal_dir, Manifest(self.spec.name, self.published, end, tuple(files)))
         self.published = end
         self.buffers.clear()
+        self.release_due |= self.buffered_bytes >= _RELEASE_AFTER_BYTES
         self.buffered_rows = 0
         self.buffered_bytes = 0
         self.first_buffered_at = None

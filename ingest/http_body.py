@@ -8,16 +8,23 @@ limit in memory before it is refused.
 
 Encodings: identity, gzip (several members allowed), deflate (zlib-wrapped as the Python
 exporter sends it, or raw), zstd. Anything else is 400, as the OTLP spec says.
+
+Memory is admitted before it is used (``ingest.admission``): the request's ticket takes the
+declared length (and what decoding that many bytes will build) before a byte is read, grows
+chunk by chunk for a body without Content-Length, and grows step by step (``_STEP`` of output)
+while a body inflates, so eight compressed bodies cannot all inflate to 64 MiB at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Callable
 
 import zstandard
 from starlette.requests import Request
 
+from ingest.admission import Ticket
 from ingest.errors import BadRequest, PayloadTooLarge, UnsupportedEncoding
 from schemas.settings import Settings
 
@@ -31,6 +38,15 @@ SUPPORTED = (IDENTITY, GZIP, DEFLATE, ZSTD)
 #: Compressed bodies above this are inflated in a worker thread, off the event loop.
 THREAD_THRESHOLD = 1 << 20
 _ZSTD_READ = 1 << 20
+#: Inflate in steps of this much output, admitting each step before the next.
+_STEP = 4 << 20
+
+#: Told the size of each piece of output as decompression produces it (may raise to stop).
+OnOutput = Callable[[int], None]
+
+
+def _ignore(_: int) -> None:
+    return None
 
 
 def content_encoding(header: str | None) -> str:
@@ -49,8 +65,12 @@ def content_encoding(header: str | None) -> str:
     return name
 
 
-async def read_body(request: Request, settings: Settings) -> bytes:
-    """The decompressed body of ``request``, or an ``IngestError`` (400 / 413)."""
+async def read_body(request: Request, settings: Settings, ticket: Ticket, weight: float) -> bytes:
+    """The decompressed body of ``request``, or an ``IngestError`` (400 / 413 / 503).
+
+    ``ticket`` is made to hold the body and ``weight`` times its decompressed size (what
+    decoding it will build) before the bytes are read or inflated.
+    """
     encoding = content_encoding(request.headers.get("content-encoding"))
     limit = settings.max_request_bytes
     declared = request.headers.get("content-length")
@@ -61,6 +81,9 @@ async def read_body(request: Request, settings: Settings) -> bytes:
             raise PayloadTooLarge(
                 f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes"
             )
+    # a wire byte costs itself, plus what decoding it builds when nothing inflates it first
+    per_wire_byte = 1 + weight if encoding == IDENTITY else 1.0
+    await ticket.take(int(int(declared or 0) * per_wire_byte))
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -69,16 +92,29 @@ async def read_body(request: Request, settings: Settings) -> bytes:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        if declared is None:
+            ticket.grow(int(len(chunk) * per_wire_byte))
         chunks.append(chunk)
     # one chunk (the common case for small bodies) is used as is, without a copy
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    if encoding != IDENTITY and len(body) > THREAD_THRESHOLD:
-        return await asyncio.to_thread(decompress, body, encoding, settings.max_decompressed_bytes)
-    return decompress(body, encoding, settings.max_decompressed_bytes)
+    del chunks
+    if encoding == IDENTITY:
+        return decompress(body, encoding, settings.max_decompressed_bytes)
+
+    def admit(nbytes: int) -> None:
+        ticket.grow(int(nbytes * (1 + weight)))
+
+    if len(body) > THREAD_THRESHOLD:
+        return await asyncio.to_thread(
+            decompress, body, encoding, settings.max_decompressed_bytes, admit
+        )
+    return decompress(body, encoding, settings.max_decompressed_bytes, admit)
 
 
-def decompress(body: bytes, encoding: str, limit: int) -> bytes:
-    """``body`` decoded from ``encoding``; 413 as soon as the output would exceed ``limit``."""
+def decompress(body: bytes, encoding: str, limit: int, on_output: OnOutput = _ignore) -> bytes:
+    """``body`` decoded from ``encoding``; 413 as soon as the output would exceed ``limit``.
+
+    ``on_output`` hears of every piece of output before the next is made (admission)."""
     if not body:
         return body
     if encoding == IDENTITY:
@@ -86,19 +122,19 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
             raise _too_large(limit)
         return body
     if encoding == GZIP:
-        return _inflate(body, 16 + zlib.MAX_WBITS, limit, "gzip", several_members=True)
+        return _inflate(body, 16 + zlib.MAX_WBITS, limit, "gzip", on_output, several_members=True)
     if encoding == DEFLATE:
         if not _looks_like_zlib(body):
-            return _inflate(body, -zlib.MAX_WBITS, limit, "deflate")
+            return _inflate(body, -zlib.MAX_WBITS, limit, "deflate", on_output)
         try:
-            return _inflate(body, zlib.MAX_WBITS, limit, "deflate")
+            return _inflate(body, zlib.MAX_WBITS, limit, "deflate", on_output)
         except BadRequest as zlib_error:
             try:  # a raw deflate stream can start like a zlib header by chance
-                return _inflate(body, -zlib.MAX_WBITS, limit, "deflate")
+                return _inflate(body, -zlib.MAX_WBITS, limit, "deflate", on_output)
             except BadRequest:
                 raise zlib_error from None
     if encoding == ZSTD:
-        return _unzstd(body, limit)
+        return _unzstd(body, limit, on_output)
     raise UnsupportedEncoding(f"unsupported Content-Encoding {encoding!r}")
 
 
@@ -117,22 +153,35 @@ def _looks_like_zlib(data: bytes) -> bool:
 
 
 def _inflate(
-    data: bytes, wbits: int, limit: int, what: str, *, several_members: bool = False
+    data: bytes,
+    wbits: int,
+    limit: int,
+    what: str,
+    on_output: OnOutput,
+    *,
+    several_members: bool = False,
 ) -> bytes:
     parts: list[bytes] = []
     total = 0
     while True:
         inflater = zlib.decompressobj(wbits)
-        try:
-            part = inflater.decompress(data, limit - total + 1)
-        except zlib.error as exc:
-            raise BadRequest(f"{what} body cannot be decompressed: {exc}") from None
-        total += len(part)
-        if total > limit or inflater.unconsumed_tail:
-            raise _too_large(limit)
+        pending: bytes = data
+        while True:  # one member, ``_STEP`` of output at a time
+            try:
+                part = inflater.decompress(pending, min(_STEP, limit - total + 1))
+            except zlib.error as exc:
+                raise BadRequest(f"{what} body cannot be decompressed: {exc}") from None
+            total += len(part)
+            if total > limit:
+                raise _too_large(limit)
+            if part:
+                on_output(len(part))
+                parts.append(part)
+            pending = inflater.unconsumed_tail
+            if inflater.eof or (not pending and not part):
+                break
         if not inflater.eof:
             raise BadRequest(f"{what} body is truncated")
-        parts.append(part)
         data = inflater.unused_data
         if not data:
             break
@@ -141,7 +190,7 @@ def _inflate(
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _unzstd(data: bytes, limit: int) -> bytes:
+def _unzstd(data: bytes, limit: int, on_output: OnOutput) -> bytes:
     # max_window_size bounds what a frame header can make the decoder allocate
     dctx = zstandard.ZstdDecompressor(max_window_size=max(8 << 20, min(limit, 128 << 20)))
     try:
@@ -152,6 +201,7 @@ def _unzstd(data: bytes, limit: int) -> bytes:
                 total += len(chunk)
                 if total > limit:
                     raise _too_large(limit)
+                on_output(len(chunk))
         # pass 2: the output is now known to fit; decode frame by frame to catch truncation
         parts: list[bytes] = []
         while data:

@@ -6,6 +6,10 @@ it decodes them itself (undecodable -> INVALID_ARGUMENT with a message, rather t
 opaque INTERNAL) and passes them on as ``raw=`` so the durable write never re-serializes.
 gzip is handled by grpcio; ``grpc.max_receive_message_length`` (checked after decompression)
 makes oversized requests RESOURCE_EXHAUSTED. Errors map through ``status.grpc_error``.
+
+Admission (``ingest.admission``) weighs the message as it arrives here, decompressed by grpcio
+and whole: gRPC gives no earlier hook, so up to one message per concurrent stream is held
+before it can be refused (UNAVAILABLE + RetryInfo), but never decoded.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from ingest.admission import PROTOBUF_WEIGHT, Admission
 from ingest.auth import check_bearer
 from ingest.errors import BadRequest
 from ingest.export import Exporter
@@ -46,9 +51,13 @@ T = TypeVar("T")
 M = TypeVar("M", ExportTraceServiceRequest, ExportLogsServiceRequest)
 
 
-async def start_grpc_server(exporter: Exporter, settings: Settings) -> grpc.aio.Server:
+async def start_grpc_server(
+    exporter: Exporter, settings: Settings, admission: Admission | None = None
+) -> grpc.aio.Server:
     """Start the OTLP/gRPC receiver on ``settings.host:settings.grpc_port`` (0: a free port,
-    see ``bound_port``). The caller stops it with ``await server.stop(grace)``."""
+    see ``bound_port``), within ``admission`` (the process's budget; one of its own when not
+    given). The caller stops it with ``await server.stop(grace)``."""
+    admission = admission or Admission(settings.max_inflight_bytes)
     limit = settings.max_decompressed_bytes
     server = grpc.aio.server(
         options=[
@@ -59,13 +68,13 @@ async def start_grpc_server(exporter: Exporter, settings: Settings) -> grpc.aio.
     _register(
         server,
         TRACE_SERVICE,
-        TraceReceiver(exporter, settings).Export,
+        TraceReceiver(exporter, settings, admission).Export,
         ExportTraceServiceResponse.SerializeToString,
     )
     _register(
         server,
         LOGS_SERVICE,
-        LogsReceiver(exporter, settings).Export,
+        LogsReceiver(exporter, settings, admission).Export,
         ExportLogsServiceResponse.SerializeToString,
     )
     address = _address(settings.host, settings.grpc_port)
@@ -87,9 +96,10 @@ def bound_port(server: grpc.aio.Server) -> int:
 
 
 class TraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, exporter: Exporter, settings: Settings) -> None:
+    def __init__(self, exporter: Exporter, settings: Settings, admission: Admission) -> None:
         self.exporter = exporter
         self.settings = settings
+        self.admission = admission
 
     async def Export(  # noqa: N802  (the gRPC method name)
         self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
@@ -106,13 +116,14 @@ class TraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
                 )
             return ExportTraceServiceResponse(partial_success=partial)
 
-        return await _serve(context, self.settings, export)
+        return await _serve(context, self.settings, self.admission, len(raw), export)
 
 
 class LogsReceiver(logs_service_pb2_grpc.LogsServiceServicer):
-    def __init__(self, exporter: Exporter, settings: Settings) -> None:
+    def __init__(self, exporter: Exporter, settings: Settings, admission: Admission) -> None:
         self.exporter = exporter
         self.settings = settings
+        self.admission = admission
 
     async def Export(  # noqa: N802
         self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
@@ -129,18 +140,23 @@ class LogsReceiver(logs_service_pb2_grpc.LogsServiceServicer):
                 )
             return ExportLogsServiceResponse(partial_success=partial)
 
-        return await _serve(context, self.settings, export)
+        return await _serve(context, self.settings, self.admission, len(raw), export)
 
 
 async def _serve(
     context: grpc.aio.ServicerContext[Any, Any],
     settings: Settings,
+    admission: Admission,
+    size: int,
     export: Callable[[], Awaitable[T]],
 ) -> T:
-    """Auth, then ``export``; any failure becomes the mapped status with its trailers."""
+    """Auth, admission of a ``size``-byte message, then ``export``; any failure becomes the
+    mapped status with its trailers."""
     try:
         check_bearer(_metadata(context, "authorization"), settings.auth_tokens)
-        return await export()
+        with admission.ticket() as ticket:
+            await ticket.take(int(size * (1 + PROTOBUF_WEIGHT)))
+            return await export()
     except Exception as exc:
         err = as_ingest_error(exc)
         if err is not exc:

@@ -7,11 +7,13 @@ its raw protobuf bytes to the one ``Exporter``. Every refusal goes through
 encoding (JSON when the request was not protobuf).
 
 Order of checks: method (405), auth (401/403), Content-Type (415), Content-Encoding (400),
-size (413), decoding (400), then the exporter (partial success, or 503 when overloaded).
+size (413), admission (503: ``ingest.admission``, held until the answer is ready), decoding
+(400), then the exporter (partial success, or 503 when overloaded).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -32,28 +34,36 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from ingest.admission import Admission, decode_weight
 from ingest.auth import check_bearer
 from ingest.errors import BadRequest, IngestError, MethodNotAllowed, NotFound, UnsupportedMediaType
 from ingest.export import Exporter, ExportResult
 from ingest.http_body import read_body
-from ingest.otlp_json import parse_logs_json, parse_traces_json, to_otlp_json
+from ingest.otlp_json import to_otlp_json
+from ingest.otlp_json_stream import decode_logs_json, decode_traces_json
 from ingest.status import JSON, PROTOBUF, as_ingest_error, http_error
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TRACES_PATH = "/v1/traces"
+#: OTLP/JSON bodies above this are decoded in a worker thread, off the event loop.
+JSON_THREAD_THRESHOLD = 256 * 1024
 LOGS_PATH = "/v1/logs"
 
 Req = TypeVar("Req", ExportTraceServiceRequest, ExportLogsServiceRequest)
 
 
-def otlp_routes(exporter: Exporter, settings: Settings) -> list[BaseRoute]:
+def otlp_routes(
+    exporter: Exporter, settings: Settings, admission: Admission | None = None
+) -> list[BaseRoute]:
     """The OTLP/HTTP routes; mount them before any other ``/v1/`` route.
 
     The last route answers every other ``/v1/...`` path with 404 and a Status body, so an
     exporter pointed at a signal we do not serve (``/v1/metrics``) gets a clear refusal.
+    ``admission`` is the process's budget (one of its own when not given).
     """
+    admission = admission or Admission(settings.max_inflight_bytes)
 
     async def export_traces(request: ExportTraceServiceRequest, raw: bytes | None) -> Message:
         if not request.resource_spans:
@@ -68,8 +78,12 @@ def otlp_routes(exporter: Exporter, settings: Settings) -> list[BaseRoute]:
         return ExportLogsServiceResponse(partial_success=_logs_partial(result))
 
     # ASGI class endpoints: starlette then routes every method here, and we answer 405 ourselves
-    traces = _OTLPEndpoint(settings, ExportTraceServiceRequest, parse_traces_json, export_traces)
-    logs = _OTLPEndpoint(settings, ExportLogsServiceRequest, parse_logs_json, export_logs)
+    traces = _OTLPEndpoint(
+        settings, admission, ExportTraceServiceRequest, decode_traces_json, export_traces
+    )
+    logs = _OTLPEndpoint(
+        settings, admission, ExportLogsServiceRequest, decode_logs_json, export_logs
+    )
     return [
         Route(TRACES_PATH, traces, name="otlp_traces"),
         Route(LOGS_PATH, logs, name="otlp_logs"),
@@ -81,11 +95,13 @@ class _OTLPEndpoint(Generic[Req]):
     def __init__(
         self,
         settings: Settings,
+        admission: Admission,
         request_type: type[Req],
         parse_json: Callable[[bytes], Req],
         export: Callable[[Req, bytes | None], Awaitable[Message]],
     ) -> None:
         self.settings = settings
+        self.admission = admission
         self.request_type: type[Req] = request_type
         self.parse_json: Callable[[bytes], Req] = parse_json
         self.export: Callable[[Req, bytes | None], Awaitable[Message]] = export
@@ -101,15 +117,9 @@ class _OTLPEndpoint(Generic[Req]):
                 raise MethodNotAllowed(f"{request.method} is not allowed; OTLP/HTTP uses POST")
             check_bearer(request.headers.get("authorization"), self.settings.auth_tokens)
             as_json = _media_type_is_json(request.headers.get("content-type"))
-            body = await read_body(request, self.settings)
-            if as_json:
-                answer = await self.export(self.parse_json(body), None)
-            else:
-                try:
-                    message = self.request_type.FromString(body)
-                except DecodeError as exc:
-                    raise BadRequest(f"protobuf body cannot be decoded: {exc}") from None
-                answer = await self.export(message, body)
+            with self.admission.ticket() as ticket:
+                body = await read_body(request, self.settings, ticket, decode_weight(as_json))
+                answer = await self._export(body, as_json)
         except Exception as exc:
             err = as_ingest_error(exc)
             if err is not exc:
@@ -118,6 +128,18 @@ class _OTLPEndpoint(Generic[Req]):
         if as_json:
             return Response(to_otlp_json(answer), 200, media_type=JSON)
         return Response(answer.SerializeToString(), 200, media_type=PROTOBUF)
+
+    async def _export(self, body: bytes, as_json: bool) -> Message:
+        if as_json:
+            # seconds of Python for a large body: in a thread, so the loop keeps answering
+            if len(body) > JSON_THREAD_THRESHOLD:
+                return await self.export(await asyncio.to_thread(self.parse_json, body), None)
+            return await self.export(self.parse_json(body), None)
+        try:
+            message = self.request_type.FromString(body)
+        except DecodeError as exc:
+            raise BadRequest(f"protobuf body cannot be decoded: {exc}") from None
+        return await self.export(message, body)
 
 
 class _UnknownPath:

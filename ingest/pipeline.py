@@ -8,7 +8,11 @@ batch of waiting requests, not per request).
 
 Signals (``POST /api/v1/signals`` and OTLP log records carrying ``task.outcome``) and cost
 entries (``POST /api/v1/costs``) take the same path: ``write_rows`` appends their validated rows
-as one record of their own kind (``ingest.records``), acknowledged only once fsynced.
+as records of their own kind (``ingest.records``), acknowledged only once fsynced.
+
+A request larger than ``FRAGMENT_BYTES`` is appended as a chain of smaller records
+(``ingest.fragments``), durable all or none, so a converter never has to hold a whole 64 MiB
+request at once.
 
 Back-pressure: when even the least-loaded lane holds more than ``wal_max_backlog_bytes`` of
 unconverted log, or the runtime is stopping, the request is refused with 503 + Retry-After
@@ -31,10 +35,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from ingest.convert import CHECKPOINT_POS, COMMITTED
 from ingest.errors import Overloaded
 from ingest.export import ExportResult
+from ingest.fragments import split_rows, split_traces
 from ingest.log_signals import signals_from_logs
 from ingest.records import encode_rows
 from ingest.validate import validate_traces
-from ingest.wal import KIND_COSTS, KIND_SIGNALS, KIND_TRACES, WalError, WalWriter
+from ingest.wal import KIND_COSTS, KIND_SIGNALS, KIND_TRACES, Pieces, WalError, WalWriter
 from schemas.settings import Settings
 from schemas.signals import signals_table
 
@@ -109,7 +114,7 @@ class LakeExporter:
         if accepted == 0:
             return ExportResult(rejected, message)
         payload = raw if raw is not None and rejected == 0 else request.SerializeToString()
-        lane = await self._append(KIND_TRACES, payload)
+        lane = await self._append(KIND_TRACES, split_traces(payload))
         c = self.counters
         c.requests += 1
         c.spans += accepted
@@ -137,11 +142,11 @@ class LakeExporter:
         self._check_open()
         if rows.num_rows == 0:
             return
-        payload = encode_rows(rows)
-        await self._append(kind, payload)
+        payloads = [encode_rows(part) for part in split_rows(rows)]
+        await self._append(kind, [[payload] for payload in payloads])
         c = self.counters
         c.requests += 1
-        c.bytes += len(payload)
+        c.bytes += sum(len(payload) for payload in payloads)
         if kind == KIND_SIGNALS:
             c.signals += rows.num_rows
         elif kind == KIND_COSTS:
@@ -152,11 +157,11 @@ class LakeExporter:
             self.counters.refused_requests += 1
             raise Overloaded("tasklake is shutting down; retry later", retry_after=5)
 
-    async def _append(self, kind: int, payload: bytes) -> Lane:
-        """One WAL record on the least-loaded lane, awaited until durable."""
+    async def _append(self, kind: int, records: Sequence[Pieces]) -> Lane:
+        """One chain of WAL records on the least-loaded lane, awaited until durable."""
         lane = self.pick_lane()
         try:
-            future = lane.writer.append(kind, payload, int(time.time() * 1000))
+            future = lane.writer.append_chain(kind, records, int(time.time() * 1000))
             await asyncio.wrap_future(future)
         except WalError as exc:
             self.counters.refused_requests += 1

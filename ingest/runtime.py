@@ -26,10 +26,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ingest.admission import Admission
 from ingest.convert import (
     CHECKPOINT_POS,
     COMMITTED,
     FILES,
+    FLUSH_ERRNO,
+    FLUSH_FAILURES,
     HANDLERS,
     LAST_FLUSH_MS,
     PID,
@@ -56,6 +59,13 @@ log = logging.getLogger(__name__)
 
 WRITER_LOCK = "writer.lock"
 _RESTART_DELAY = 1.0
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    reasons: tuple[str, ...] = ()  # why data is refused now
+    warnings: tuple[str, ...] = ()  # trouble that does not refuse data (yet)
 
 
 class LakeLocked(RuntimeError):
@@ -94,6 +104,8 @@ class IngestRuntime:
         self._stopped = False
         self._compactor: BackgroundCompactor | None = None
         self._committer: Committer | None = None
+        #: the memory budget every receiver of this process admits its requests within
+        self.admission = Admission(settings.max_inflight_bytes)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -172,11 +184,15 @@ class IngestRuntime:
                 def on_commit(position: int, _status: Any = status) -> None:
                     _status[COMMITTED] = position
 
+                def converted(_status: Any = status) -> int:
+                    return int(_status[CHECKPOINT_POS])
+
                 writer = WalWriter(
                     spec.wal_dir,
                     segment_bytes=self.settings.wal_segment_bytes,
                     fsync=self.settings.wal_fsync,
                     on_commit=on_commit,
+                    converted=converted,
                 )
         except BaseException:
             os.close(fd)
@@ -275,13 +291,39 @@ class IngestRuntime:
 
     @property
     def ready(self) -> bool:
-        """Recovery done: every converter undid any unfinished flush and follows its WAL."""
-        return (
-            self._started
-            and not self._stopped
-            and all(lane.status[RECOVERED] == 1 for lane in self._lanes)
-            and all(lane.writer is None or lane.writer.failed is None for lane in self._lanes)
-        )
+        """Accepting data: recovery is done (every converter undid any unfinished flush and
+        follows its WAL) and every WAL lane takes writes."""
+        return self.readiness().ready
+
+    def readiness(self) -> Readiness:
+        """Whether data is accepted now and, if not, why; problems that do not refuse data
+        (a converter that cannot publish to the lake yet) as warnings."""
+        reasons: list[str] = []
+        warnings: list[str] = []
+        if not self._started:
+            reasons.append("not started")
+        if self._stopped:
+            reasons.append("shutting down")
+        for lane in self._lanes:
+            name = lane.spec.name
+            if lane.status[RECOVERED] != 1:
+                reasons.append(f"lane {name}: recovering the write-ahead log")
+            if lane.writer is not None and lane.writer.failed is not None:
+                reasons.append(f"lane {name}: write-ahead log refuses writes: {lane.writer.failed}")
+            error = int(lane.status[FLUSH_ERRNO])
+            if error:
+                why = os.strerror(error) if error > 0 else "I/O error"
+                warnings.append(
+                    f"lane {name}: converter cannot write to the lake ({why}); retrying, the "
+                    "write-ahead log keeps the data meanwhile"
+                )
+        committer = self._committer
+        if committer is not None and committer.failing:
+            warnings.append(
+                f"cannot commit to the lake ({committer.stats.last_error}); retrying, the"
+                " write-ahead log keeps the data meanwhile"
+            )
+        return Readiness(not reasons, tuple(reasons), tuple(warnings))
 
     def caught_up(self) -> bool:
         """Everything acknowledged so far is published (no backlog, nothing queued)."""
@@ -329,9 +371,13 @@ class IngestRuntime:
                     "converter_restarts": lane.restarts,
                     "wal_fsyncs": lane.writer.fsyncs if lane.writer else 0,
                     "wal_failed": lane.writer.failed if lane.writer else None,
+                    "wal_failures": lane.writer.failures if lane.writer else 0,
+                    "flush_errno": int(s[FLUSH_ERRNO]),
+                    "flush_failures": int(s[FLUSH_FAILURES]),
                 }
             )
         counters = self._exporter.counters if self._exporter else None
+        admitted = self.admission.stats()
         last_flush = max((lane["last_flush_ms"] for lane in lanes), default=0)
         return {
             "ready": self.ready,
@@ -345,6 +391,16 @@ class IngestRuntime:
             "cost_entries_acknowledged": counters.cost_entries if counters else 0,
             "log_records_rejected": counters.rejected_log_records if counters else 0,
             "requests_refused": counters.refused_requests if counters else 0,
+            "wal_refusing_lanes": sum(1 for lane in lanes if lane["wal_failed"]),
+            "wal_write_failures": sum(lane["wal_failures"] for lane in lanes),
+            "wal_disk_free_bytes": _free_bytes(self.wal_root),
+            "lake_publish_failing_lanes": sum(1 for lane in lanes if lane["flush_errno"]),
+            "lake_publish_failures": sum(lane["flush_failures"] for lane in lanes),
+            "inflight_bytes": admitted.inflight_bytes,
+            "inflight_bytes_peak": admitted.peak_bytes,
+            "inflight_budget_bytes": admitted.budget_bytes,
+            "requests_waiting_admission": admitted.waiting,
+            "requests_refused_admission": admitted.refused,
             "files_published": sum(lane["files_published"] for lane in lanes),
             "rows_published": sum(lane["rows_published"] for lane in lanes),
             "last_flush_time": last_flush / 1000 if last_flush else None,
@@ -380,4 +436,13 @@ class IngestRuntime:
                 self._spawn(lane)
 
 
-__all__ = ["IngestRuntime", "LakeLocked", "compact_once"]
+def _free_bytes(path: Path) -> int:
+    """Bytes an unprivileged writer may still put on ``path``'s filesystem (-1: unknown)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return -1
+    return st.f_bavail * st.f_frsize
+
+
+__all__ = ["IngestRuntime", "LakeLocked", "Readiness", "compact_once"]

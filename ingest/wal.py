@@ -9,25 +9,49 @@ one integer says how far a reader got, across segments. A record is::
 The crc covers kind, time and payload. ``time_ms`` is when the record was accepted: replay
 stamps rows with the original acknowledgement time, not the time of the replay.
 
+A large request is appended as a *chain* of records (``append_chain``): every record but the
+last has the ``MORE`` bit set in its kind. A chain is written in one group and never crosses a
+segment, and recovery cuts a chain that lacks its last record, so a request is in the log
+whole or not at all; a reader converts (and checkpoints) a chain record by record, which
+bounds the memory a converter needs to the size of one record, not of one request.
+
 One writer thread per lane does **group commit**: it drains every waiting append, writes them
 with one ``writev``, calls ``fdatasync`` once and only then resolves their futures and
 publishes the new *committed* position (a converter never reads past it). A torn tail (a
 partial record or a bad crc at the end of the last segment, left by a crash mid-write) is
 truncated on open; corruption anywhere else is logged and skipped by readers.
+
+When the disk refuses a write or an fsync (ENOSPC, EDQUOT, EIO), the group's records are cut
+off again (``ftruncate`` to the last durable position: nothing half-written is ever
+acknowledged, and after a failed fsync nothing unacknowledged is trusted either), their
+requests fail, and the writer *refuses* further appends (``failed`` says why; ingest answers
+503 and ``/readyz`` not ready). Every ``PROBE_INTERVAL`` it tries to recover by itself: cut
+the segment back, fsync it, and write and fsync ``PROBE_BYTES`` to a scratch file. Once that
+works the log accepts appends again.
+
+Space is reclaimed without needing a whole segment's worth per lane: besides rolling past
+``segment_bytes``, the writer rolls as soon as the current segment holds ``reclaim_bytes`` and
+the converter has checkpointed into it, so the converter deletes it (segments wholly below its
+checkpoint) once it has converted the rest. A lane that keeps up thus holds a few MiB of log,
+not 64; one that lags holds its backlog (which the disk must hold anyway) plus at most the
+converted part of the segment it is in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import struct
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+
+from ingest import diskfaults
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +65,20 @@ KIND_TRACES = 1  # an ExportTraceServiceRequest, as received
 KIND_SIGNALS = 2  # validated completion signals, Arrow IPC (``ingest.records``)
 KIND_COSTS = 3  # validated cost entries, Arrow IPC (``ingest.records``)
 
+#: Kind bit: another record of the same chain follows (see the module docstring).
+MORE = 0x80
+
+#: A record's payload, whole or as pieces written back to back.
+Buffer = bytes | memoryview
+Pieces = Sequence[Buffer]
+
+#: How often a writer that refuses appends tries the disk again, and how much it writes then.
+PROBE_INTERVAL = 1.0
+PROBE_BYTES = 1024 * 1024
+PROBE_NAME = "probe.tmp"
+#: Roll early (see the module docstring) once the current segment holds this much.
+RECLAIM_BYTES = 4 * 1024 * 1024
+
 _IOV_MAX = 512
 _MAX_GROUP_BYTES = 32 * 1024 * 1024
 
@@ -51,11 +89,12 @@ class WalError(Exception):
 
 @dataclass(frozen=True)
 class Record:
-    kind: int
+    kind: int  # without the MORE bit
     time_ms: int
     payload: memoryview
     start: int  # position of the record's first byte
     end: int  # position just past it
+    more: bool = False  # another record of its chain follows
 
 
 def segment_name(base: int) -> str:
@@ -77,11 +116,16 @@ def list_segments(directory: Path) -> list[tuple[int, Path]]:
     return out
 
 
-def encode_record(kind: int, time_ms: int, payload: bytes | memoryview) -> tuple[bytes, int]:
-    """Header bytes for ``payload`` and the record's total size."""
+def encode_record(kind: int, time_ms: int, payload: Buffer | Pieces) -> tuple[bytes, int]:
+    """Header bytes for ``payload`` (whole or in pieces) and the record's total size."""
+    pieces = [payload] if isinstance(payload, bytes | memoryview) else payload
     head = struct.pack("<BQ", kind, time_ms)
-    crc = zlib.crc32(payload, zlib.crc32(head))
-    return HEADER.pack(MAGIC, len(payload), crc, kind, time_ms), HEADER_SIZE + len(payload)
+    crc = zlib.crc32(head)
+    length = 0
+    for piece in pieces:
+        crc = zlib.crc32(piece, crc)
+        length += len(piece)
+    return HEADER.pack(MAGIC, length, crc, kind, time_ms), HEADER_SIZE + length
 
 
 def parse_records(buf: memoryview, base: int) -> tuple[list[Record], int, str | None]:
@@ -104,9 +148,20 @@ def parse_records(buf: memoryview, base: int) -> tuple[list[Record], int, str | 
         payload = buf[off + HEADER_SIZE : end]
         if zlib.crc32(payload, zlib.crc32(buf[off + 12 : off + HEADER_SIZE])) != crc:
             return records, off, f"bad crc at position {base + off}"
-        records.append(Record(kind, time_ms, payload, base + off, base + end))
+        records.append(
+            Record(kind & ~MORE, time_ms, payload, base + off, base + end, bool(kind & MORE))
+        )
         off = end
     return records, off, None
+
+
+def _chains_end(records: list[Record], base: int) -> int:
+    """Position just past the last record that ends a chain (``base`` if none does)."""
+    end = base
+    for record in records:
+        if not record.more:
+            end = record.end
+    return end
 
 
 def _fsync_dir(path: Path) -> None:
@@ -121,7 +176,7 @@ def recover(directory: Path) -> int:
     """Truncate a torn tail of the last segment; return the end position of the log.
 
     Only the last segment can be torn by a crash (a segment is complete and fsynced before the
-    next one is created), so only it is scanned.
+    next one is created), so only it is scanned. A chain missing its last record is torn too.
     """
     directory.mkdir(parents=True, exist_ok=True)
     segments = list_segments(directory)
@@ -129,7 +184,9 @@ def recover(directory: Path) -> int:
         return 0
     base, path = segments[-1]
     data = path.read_bytes()
-    _, good, why = parse_records(memoryview(data), base)
+    records, _, why = parse_records(memoryview(data), base)
+    good = _chains_end(records, base) - base
+    del records
     if good < len(data):
         log.warning(
             "WAL %s: torn tail, dropping %d bytes after position %d (%s)",
@@ -242,9 +299,12 @@ class WalReader:
 
 @dataclass
 class _Append:
+    """One chain of records (often of one), durable all or none."""
+
     kind: int
     time_ms: int
-    payload: bytes | memoryview
+    records: Sequence[Pieces]
+    size: int  # bytes on disk, headers included
     future: Future[int]
 
 
@@ -256,7 +316,8 @@ class WalWriter:
 
     ``on_commit(position)`` is called from the writer thread after every durable write (after
     ``fdatasync`` in durable mode, after ``write`` otherwise): the runtime publishes it to
-    the lane's converter through shared memory.
+    the lane's converter through shared memory. ``converted()`` tells how far the converter
+    has checkpointed (for the early roll that lets it reclaim space).
     """
 
     def __init__(
@@ -266,17 +327,24 @@ class WalWriter:
         segment_bytes: int,
         fsync: bool = True,
         on_commit: Callable[[int], None] | None = None,
+        converted: Callable[[], int] | None = None,
+        reclaim_bytes: int = RECLAIM_BYTES,
     ) -> None:
         self.directory = directory
         self.segment_bytes = segment_bytes
+        self.reclaim_bytes = reclaim_bytes
         self.durable = fsync
         self._on_commit = on_commit
+        self._converted = converted
         self.position = recover(directory)
         self.fsyncs = 0
         self.groups = 0
         self.records = 0
         self.queued_bytes = 0
+        self.failures = 0  # times the disk refused a write or an fsync
+        self.recoveries = 0  # times the writer found it writable again
         self._failed: str | None = None
+        self._failure = ""  # what first made it refuse appends
         self._closed = False
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[_Append | object] = queue.SimpleQueue()
@@ -300,18 +368,28 @@ class WalWriter:
 
     @property
     def failed(self) -> str | None:
+        """Why appends are refused right now (None: they are accepted)."""
         return self._failed
 
-    def append(self, kind: int, payload: bytes | memoryview, time_ms: int) -> Future[int]:
+    def append(self, kind: int, payload: Buffer, time_ms: int) -> Future[int]:
         """Queue a record; the future resolves to its end position once it is durable."""
+        return self.append_chain(kind, [[payload]], time_ms)
+
+    def append_chain(self, kind: int, records: Sequence[Pieces], time_ms: int) -> Future[int]:
+        """Queue records of one kind that become durable, and survive a crash, all or none
+        (each given as pieces written back to back); the future resolves to the end position
+        of the last once they are durable."""
+        if not records:
+            raise ValueError("a chain has at least one record")
+        size = sum(HEADER_SIZE + sum(len(p) for p in pieces) for pieces in records)
         fut: Future[int] = Future()
         with self._lock:
             if self._closed:
                 raise WalError("the write-ahead log is closed")
             if self._failed is not None:
                 raise WalError(self._failed)
-            self.queued_bytes += HEADER_SIZE + len(payload)
-            self._queue.put(_Append(kind, time_ms, payload, fut))
+            self.queued_bytes += size
+            self._queue.put(_Append(kind, time_ms, records, size, fut))
         return fut
 
     def close(self, timeout: float | None = None) -> None:
@@ -337,7 +415,11 @@ class WalWriter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=PROBE_INTERVAL if self._failed else None)
+            except queue.Empty:
+                self._try_recover()
+                continue
             group: list[_Append] = []
             size = 0
             while True:
@@ -346,7 +428,7 @@ class WalWriter:
                     break
                 assert isinstance(item, _Append)
                 group.append(item)
-                size += HEADER_SIZE + len(item.payload)
+                size += item.size
                 if size >= _MAX_GROUP_BYTES:
                     break
                 try:
@@ -355,38 +437,44 @@ class WalWriter:
                     break
             if group:
                 self._write_group(group, size)
+            # drop the written payloads now, not when the next append arrives (a 64 MiB
+            # request would otherwise stay in memory for as long as its lane is idle)
+            del group, item
 
     def _write_group(self, group: list[_Append], size: int) -> None:
         if self._failed is not None:
-            for a in group:
-                a.future.set_exception(WalError(self._failed))
+            self._refuse_group(group, self._failed)
             return
         try:
-            if self.position - self._base >= self.segment_bytes:
-                os.close(self._fd)
+            if self._should_roll():
+                if self._fd >= 0:
+                    os.close(self._fd)
                 self._fd = -1
                 self._base = self.position
                 self._fd = self._create_segment(self.position)
+            diskfaults.check("wal")
             buffers: list[bytes | memoryview] = []
             ends: list[int] = []
             pos = self.position
             for a in group:
-                head, total = encode_record(a.kind, a.time_ms, a.payload)
-                buffers.append(head)
-                buffers.append(a.payload)
-                pos += total
+                last = len(a.records) - 1
+                for i, pieces in enumerate(a.records):
+                    kind = a.kind | MORE if i < last else a.kind
+                    head, total = encode_record(kind, a.time_ms, pieces)
+                    buffers.append(head)
+                    buffers.extend(pieces)
+                    pos += total
                 ends.append(pos)
             self._write_all(buffers, size)
         except OSError as exc:
-            self._fail_group(group, f"write-ahead log write failed: {exc}", truncate=True)
+            self._fail_group(group, f"write-ahead log write failed: {exc}")
             return
         if self.durable:
             try:
                 os.fdatasync(self._fd)
             except OSError as exc:
-                # after a failed fsync the page cache state is unknown: stop this lane
-                self._failed = f"write-ahead log fsync failed: {exc}"
-                self._fail_group(group, self._failed, truncate=False)
+                # the page cache state of these records is unknown: cut them off too
+                self._fail_group(group, f"write-ahead log fsync failed: {exc}")
                 return
             self.fsyncs += 1
         self.position = pos
@@ -416,17 +504,68 @@ class WalWriter:
             i += _IOV_MAX
         assert written == size
 
-    def _fail_group(self, group: list[_Append], message: str, *, truncate: bool) -> None:
-        log.error("WAL %s: %s", self.directory, message)
-        if truncate and self._fd >= 0:
+    def _should_roll(self) -> bool:
+        size = self.position - self._base
+        if size >= self.segment_bytes or self._fd < 0:
+            return True
+        if size < self.reclaim_bytes or self._converted is None:
+            return False
+        return self._converted() > self._base  # the converter has checkpointed into it
+
+    def _fail_group(self, group: list[_Append], message: str) -> None:
+        """Refuse appends from now on (until ``_try_recover``), cut the group's bytes off and
+        fail its requests: none of it was acknowledged."""
+        log.error(
+            "WAL %s: %s; refusing writes until the disk takes them again", self.directory, message
+        )
+        self.failures += 1
+        self._failed = self._failure = message
+        if self._fd >= 0:
             try:
                 os.ftruncate(self._fd, self.position - self._base)
             except OSError as exc:
                 self._failed = f"{message}; could not truncate back: {exc}"
+        self._refuse_group(group, message)
+
+    def _refuse_group(self, group: list[_Append], message: str) -> None:
         with self._lock:
-            self.queued_bytes -= sum(HEADER_SIZE + len(a.payload) for a in group)
+            self.queued_bytes -= sum(a.size for a in group)
         for a in group:
             a.future.set_exception(WalError(message))
+
+    def _try_recover(self) -> None:
+        """Writable again? Cut the segment back to the last durable record, fsync it, and
+        write and fsync a scratch file; only when all of that works are appends accepted."""
+        probe = self.directory / PROBE_NAME
+        try:
+            diskfaults.check("wal")
+            if self._fd < 0:
+                self._base = self.position
+                self._fd = self._create_segment(self.position)
+            os.ftruncate(self._fd, self.position - self._base)
+            os.fdatasync(self._fd)
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                self._probe_write(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._failed = f"{self._failure} (tried again: {exc})"
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink()
+        log.warning("WAL %s: the disk takes writes again; accepting appends", self.directory)
+        self.recoveries += 1
+        self._failed = None
+
+    @staticmethod
+    def _probe_write(fd: int) -> None:
+        block = bytes(64 * 1024)
+        written = 0
+        while written < PROBE_BYTES:
+            written += os.write(fd, block)
+        os.fdatasync(fd)
 
 
 def fsync_dir(path: Path) -> None:

@@ -29,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from ingest.admission import ITEMS_WEIGHT, Admission
 from ingest.auth import check_bearer
 from ingest.errors import BadRequest, IngestError, MethodNotAllowed, UnsupportedMediaType
 from ingest.export import RowSink
@@ -53,11 +54,16 @@ Parse = Callable[[bytes, str | None, int], Parsed[Any]]
 Rows = Callable[[list[Any], int], pa.Table]
 
 
-def write_routes(sink: RowSink, settings: Settings) -> list[BaseRoute]:
-    """The routes that write signals and cost entries through ``sink`` (the lake exporter)."""
+def write_routes(
+    sink: RowSink, settings: Settings, admission: Admission | None = None
+) -> list[BaseRoute]:
+    """The routes that write signals and cost entries through ``sink`` (the lake exporter),
+    within ``admission`` (the process's budget; one of its own when not given)."""
+    admission = admission or Admission(settings.max_inflight_bytes)
     signals = _ItemsEndpoint(
         settings,
         sink,
+        admission,
         kind=KIND_SIGNALS,
         noun="signal",
         parse=lambda body, ctype, now: parse_signals(body, ctype, now=now),
@@ -66,6 +72,7 @@ def write_routes(sink: RowSink, settings: Settings) -> list[BaseRoute]:
     costs = _ItemsEndpoint(
         settings,
         sink,
+        admission,
         kind=KIND_COSTS,
         noun="cost entry",
         parse=lambda body, ctype, now: parse_costs(body, ctype),
@@ -104,6 +111,7 @@ class _ItemsEndpoint:
         self,
         settings: Settings,
         sink: RowSink,
+        admission: Admission,
         *,
         kind: int,
         noun: str,
@@ -111,6 +119,7 @@ class _ItemsEndpoint:
         rows: Rows,
     ) -> None:
         self.settings, self.sink, self.kind, self.noun = settings, sink, kind, noun
+        self.admission = admission
         self.parse, self.rows = parse, rows
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -123,17 +132,9 @@ class _ItemsEndpoint:
                 raise MethodNotAllowed(f"{request.method} is not allowed here; use POST")
             check_bearer(request.headers.get("authorization"), self.settings.auth_tokens)
             media = _check_content_type(request.headers.get("content-type"))
-            body = await read_body(request, self.settings)
-            now = now_ns()
-            try:
-                if len(body) > THREAD_THRESHOLD:
-                    parsed = await asyncio.to_thread(self.parse, body, media, now)
-                else:
-                    parsed = self.parse(body, media, now)
-            except BodyError as exc:
-                raise BadRequest(str(exc)) from None
-            if parsed.items:
-                await self.sink.write_rows(self.kind, self.rows(parsed.items, now // 1_000_000))
+            with self.admission.ticket() as ticket:
+                body = await read_body(request, self.settings, ticket, ITEMS_WEIGHT)
+                parsed = await self._store(body, media)
         except Exception as exc:
             err = as_ingest_error(exc)
             if err is not exc:
@@ -145,6 +146,20 @@ class _ItemsEndpoint:
             message = f"no valid {self.noun} in the body; item {first['index']}: {first['error']}"
             return _json(400, error_body(400, message, accepted=0, rejected=parsed.rejected))
         return _json(200, json.dumps({"accepted": accepted, "rejected": parsed.rejected}).encode())
+
+    async def _store(self, body: bytes, media: str | None) -> Parsed[Any]:
+        """Parse the items of ``body`` and write the good ones; what was parsed."""
+        now = now_ns()
+        try:
+            if len(body) > THREAD_THRESHOLD:
+                parsed = await asyncio.to_thread(self.parse, body, media, now)
+            else:
+                parsed = self.parse(body, media, now)
+        except BodyError as exc:
+            raise BadRequest(str(exc)) from None
+        if parsed.items:
+            await self.sink.write_rows(self.kind, self.rows(parsed.items, now // 1_000_000))
+        return parsed
 
 
 def _error(err: IngestError) -> Response:

@@ -73,6 +73,12 @@ SETTINGS: tuple[Setting, ...] = (
         "bytes",
         "Largest request body after decompression (413 above; stops gzip bombs).",
     ),
+    Setting(
+        "max_inflight_bytes",
+        "bytes",
+        "Memory the requests in flight may take, counting what decoding builds (~4x a body's"
+        " size); beyond it 503 + Retry-After. A larger request is served alone.",
+    ),
     Setting("auth_tokens", "list", "Bearer tokens accepted on every route; empty: no auth."),
     Setting("lanes", "int", "Parallel WAL lanes, each with a converter process; 0: one per CPU."),
     Setting("wal_fsync", "bool", "fsync the WAL before acknowledging (durable mode)."),
@@ -207,6 +213,7 @@ class Settings:
     writer_id: str = ""
     max_request_bytes: int = 64 * MiB
     max_decompressed_bytes: int = 64 * MiB
+    max_inflight_bytes: int = 256 * MiB
     auth_tokens: tuple[str, ...] = ()
     lanes: int = 0
     wal_fsync: bool = True
@@ -554,6 +561,7 @@ def _validate(s: Settings) -> None:
     for name in (
         "max_request_bytes",
         "max_decompressed_bytes",
+        "max_inflight_bytes",
         "wal_segment_bytes",
         "flush_bytes",
         "query_memory_limit",

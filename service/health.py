@@ -1,14 +1,17 @@
 """Liveness, readiness and Prometheus self-metrics.
 
 ``/healthz`` answers 200 whenever the process serves HTTP (the server only starts listening
-once recovery is done); ``/readyz`` asks the ingest side whether it accepts data right now;
-``/metrics`` exposes the ingest counters and gauges in the Prometheus text format.
+once recovery is done); ``/readyz`` asks the ingest side whether it accepts data right now:
+503 with the reasons while it refuses writes (recovering, a full write-ahead log disk,
+shutting down), else 200, with warnings for trouble that does not refuse data yet (a
+converter that cannot publish to a full lake); ``/metrics`` exposes the ingest counters and
+gauges in the Prometheus text format.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
 from fastapi import APIRouter
@@ -20,11 +23,21 @@ from prometheus_client.registry import Collector
 Stat = float | int | Mapping[str, float | int]
 
 
+class Readiness(Protocol):
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def reasons(self) -> Sequence[str]: ...
+
+    @property
+    def warnings(self) -> Sequence[str]: ...
+
+
 class StatusSource(Protocol):
     """What the ingest runtime tells the read side about itself."""
 
-    @property
-    def ready(self) -> bool: ...
+    def readiness(self) -> Readiness: ...
 
     def stats(self) -> Mapping[str, Stat]: ...
 
@@ -60,10 +73,17 @@ def health_router(source: StatusSource) -> APIRouter:
 
     @router.get("/readyz", include_in_schema=False)
     def readyz() -> JSONResponse:
-        if source.ready:
-            return JSONResponse({"status": "ready"})
+        state = source.readiness()
+        warnings = list(state.warnings)
+        if state.ready:
+            return JSONResponse({"status": "ready", "warnings": warnings})
+        reasons = list(state.reasons)
         return JSONResponse(
-            {"error": {"status": 503, "message": "not ready"}},
+            {
+                "error": {"status": 503, "message": "not ready: " + "; ".join(reasons)},
+                "reasons": reasons,
+                "warnings": warnings,
+            },
             status_code=503,
             headers={"Retry-After": "1"},
         )

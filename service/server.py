@@ -35,7 +35,7 @@ async def serve(settings: Settings) -> None:
     db: Database | None = None
     try:
         if settings.grpc_port:
-            grpc_server = await start_grpc_server(runtime.exporter, settings)
+            grpc_server = await start_grpc_server(runtime.exporter, settings, runtime.admission)
         db = Database(settings)
         # the task store takes seconds to build on a large lake: not on the start-up path
         threading.Thread(target=db.warm, name="store-warm", daemon=True).start()
@@ -44,8 +44,9 @@ async def serve(settings: Settings) -> None:
             status=runtime,
             db=db,
             ingest_routes=[
-                *otlp_routes(runtime.exporter, settings),
-                *write_routes(runtime.exporter, settings),
+                # one memory budget for every receiver of the process
+                *otlp_routes(runtime.exporter, settings, runtime.admission),
+                *write_routes(runtime.exporter, settings, runtime.admission),
             ],
         )
         config = uvicorn.Config(

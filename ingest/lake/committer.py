@@ -85,6 +85,12 @@ class Committer:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._sleep = float(os.environ.get(COMMIT_SLEEP_ENV, "0") or 0)
+        self._failing = False
+
+    @property
+    def failing(self) -> bool:
+        """The last round failed (the lake's store refused or could not be reached)."""
+        return self._failing
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -115,7 +121,9 @@ class Committer:
             try:
                 self.commit_round()
                 backoff = self.interval
+                self._failing = False
             except Exception as exc:  # the store is unreachable, say: keep the manifests
+                self._failing = True
                 self.stats.failures += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 log.error("committing to the lake failed (will retry): %s", exc)

@@ -176,3 +176,24 @@ class NumberedPoster(threading.Thread):
                     self.acked.append(first)
         except (OSError, http.client.HTTPException):
             return  # the server died under us
+
+
+def post_until_acknowledged(
+    port: int, body: bytes, content_type: str, deadline: float, path: str = "/v1/traces"
+) -> list[int]:
+    """POST ``body`` until it is answered 200, sleeping Retry-After after each 503, like an
+    exporter; every status seen, in order (anything but 200 or 503 ends it)."""
+    statuses: list[int] = []
+    while time.monotonic() < deadline:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        try:
+            conn.request("POST", path, body=body, headers={"Content-Type": content_type})
+            response = conn.getresponse()
+            response.read()
+        finally:
+            conn.close()
+        statuses.append(response.status)
+        if response.status != 503:
+            return statuses
+        time.sleep(int(response.headers.get("Retry-After") or 1))
+    return statuses

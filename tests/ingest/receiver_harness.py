@@ -21,6 +21,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ingest.admission import Admission
 from ingest.export import ExportResult
 from ingest.otlp_grpc import bound_port, start_grpc_server
 from ingest.otlp_http import otlp_routes
@@ -43,6 +44,8 @@ class SinkExporter:
     error: BaseException | None = None
     result: ExportResult = field(default_factory=ExportResult)
     validate: bool = False
+    #: while set and not yet released, every export waits for it (a request kept in flight)
+    hold: threading.Event | None = None
 
     def reset(self) -> None:
         self.traces.clear()
@@ -51,10 +54,16 @@ class SinkExporter:
         self.error = None
         self.result = ExportResult()
         self.validate = False
+        self.hold = None
+
+    async def _wait_for_hold(self) -> None:
+        if self.hold is not None:
+            await asyncio.to_thread(self.hold.wait)
 
     async def export_traces(
         self, request: ExportTraceServiceRequest, raw: bytes | None = None
     ) -> ExportResult:
+        await self._wait_for_hold()
         if self.error is not None:
             raise self.error
         result = self.result
@@ -67,12 +76,14 @@ class SinkExporter:
     async def export_logs(
         self, request: ExportLogsServiceRequest, raw: bytes | None = None
     ) -> ExportResult:
+        await self._wait_for_hold()
         if self.error is not None:
             raise self.error
         self.logs.append((request, raw))
         return self.result
 
     async def write_rows(self, kind: int, rows: pa.Table) -> None:
+        await self._wait_for_hold()
         if self.error is not None:
             raise self.error
         self.rows.append((kind, rows))
@@ -115,14 +126,20 @@ class RequestLog:
 class ReceiverServer:
     """Both receivers over ``sink`` on free ports, in one event loop on a thread."""
 
-    def __init__(self, settings: Settings = TEST_SETTINGS, sink: SinkExporter | None = None):
+    def __init__(
+        self,
+        settings: Settings = TEST_SETTINGS,
+        sink: SinkExporter | None = None,
+        admission: Admission | None = None,
+    ):
         self.settings = replace(settings, host="127.0.0.1", grpc_port=0)
         self.sink = sink if sink is not None else SinkExporter()
+        self.admission = admission or Admission(self.settings.max_inflight_bytes)
         self.http_port = 0
         self.grpc_port = 0
         routes = [
-            *otlp_routes(self.sink, self.settings),
-            *write_routes(self.sink, self.settings),
+            *otlp_routes(self.sink, self.settings, self.admission),
+            *write_routes(self.sink, self.settings, self.admission),
         ]
         self.requests = RequestLog(Starlette(routes=routes))
         self._uvicorn: uvicorn.Server | None = None
@@ -165,7 +182,7 @@ class ReceiverServer:
         assert self._uvicorn is not None
         grpc_server: grpc.aio.Server | None = None
         try:
-            grpc_server = await start_grpc_server(self.sink, self.settings)
+            grpc_server = await start_grpc_server(self.sink, self.settings, self.admission)
             self.grpc_port = bound_port(grpc_server)
             http = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
             while not self._uvicorn.started and not http.done():

@@ -3,15 +3,19 @@ commit each, exactly once across crashes at every step."""
 
 from __future__ import annotations
 
+import errno
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ingest import convert, diskfaults
 from ingest.convert import (
     CHECKPOINT_POS,
     COMMITTED,
+    FLUSH_ERRNO,
+    FLUSH_FAILURES,
     PUBLISHED_POS,
     QUARANTINE_DIR,
     QUARANTINED,
@@ -256,3 +260,55 @@ def test_a_record_that_cannot_be_converted_is_quarantined_not_lost(lake: Path) -
         len(kept) == 4
         and (lake / "_wal" / QUARANTINE_DIR / kept[0]).read_bytes() == b"\xff\xff not protobuf"
     )
+
+
+def test_a_flush_the_full_lake_refuses_waits_and_writes_once_it_has_room(
+    lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    monkeypatch.setattr(diskfaults, "_DIRECTORY", str(faults))
+    monkeypatch.setattr(convert, "FLUSH_RETRY", 0.0)
+    spec = _spec(lake)
+    end = _append(spec, [(i * 50, 50) for i in range(10)])
+    conv = _converter(_settings(lake, flush_rows=120), spec, end)
+    (faults / "lake").touch()
+    while conv.retry_at is None:  # reads until the first flush, which the disk refuses
+        conv.step(end)
+    assert conv.status[FLUSH_ERRNO] == errno.ENOSPC and conv.status[FLUSH_FAILURES] == 1
+    assert conv.retry_at is not None and conv.buffered_rows == 150
+    assert conv.position < end and conv.published == 0
+    assert read_manifests(spec.wal_dir) == []
+    assert not conv.flush()  # still full: still buffered, nothing read further
+    (faults / "lake").unlink()
+    _drain(conv)
+    assert conv.status[FLUSH_ERRNO] == 0 and conv.retry_at is None
+    _committer(lake, spec).commit_round()
+    assert lake_span_ids(lake) == {n: 1 for n in range(500)}
+
+
+def test_a_flush_refused_halfway_leaves_no_file_and_is_written_once(
+    lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(convert, "FLUSH_RETRY", 0.0)
+    spec = _spec(lake)
+    end = _append(spec, [(i * 50, 50) for i in range(4)])  # three day partitions: three files
+    conv = _converter(_settings(lake), spec, end)
+    _read_all(conv, end)
+    write = conv.writer.write
+    calls = [0]
+
+    def second_fails(*args: Any, **kw: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        return write(*args, **kw)
+
+    monkeypatch.setattr(conv.writer, "write", second_fails)
+    assert not conv.flush()
+    assert read_manifests(spec.wal_dir) == []
+    left = [p for p in (lake / SPANS).rglob("*.parquet")]
+    assert left == []  # the file written before the refusal was deleted
+    assert conv.flush()
+    _committer(lake, spec).commit_round()
+    assert lake_span_ids(lake) == {n: 1 for n in range(200)}

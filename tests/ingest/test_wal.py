@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest import diskfaults, wal
 from ingest.wal import (
     HEADER_SIZE,
     KIND_TRACES,
@@ -78,6 +79,37 @@ def test_torn_tail_is_cut_at_last_good_record(tmp_path: Path, damage: str) -> No
     writer.append(KIND_TRACES, b"after", 7).result(timeout=10)
     writer.close()
     assert _replay(tmp_path) == [*good[:-1], (KIND_TRACES, 7, b"after")]
+
+
+def test_a_chain_is_read_record_by_record_in_one_segment(tmp_path: Path) -> None:
+    writer = WalWriter(tmp_path, segment_bytes=64)  # rolls before a group past 64 bytes
+    writer.append(KIND_TRACES, b"before" * 10, 1).result(timeout=10)
+    chain: list[list[bytes | memoryview]] = [[b"one"], [b"tw", memoryview(b"o")], [b"three"]]
+    end = writer.append_chain(KIND_TRACES, chain, 2).result(timeout=10)
+    writer.close()
+    assert end == writer.position
+    records = list(read_records(tmp_path, 0, end))
+    assert [(bytes(r.payload), r.more) for r in records] == [
+        (b"before" * 10, False),
+        (b"one", True),
+        (b"two", True),
+        (b"three", False),
+    ]
+    # the chain is longer than a segment, yet in one: segments roll between groups only
+    assert [base for base, _ in list_segments(tmp_path)] == [0, records[1].start]
+
+
+@pytest.mark.parametrize("keep", [1, 2])
+def test_a_chain_cut_short_by_a_crash_is_dropped_whole(tmp_path: Path, keep: int) -> None:
+    writer = WalWriter(tmp_path, segment_bytes=1 << 20)
+    before = writer.append(KIND_TRACES, b"acknowledged", 1).result(timeout=10)
+    writer.append_chain(KIND_TRACES, [[b"a" * 100], [b"b" * 100], [b"c" * 100]], 2).result(10)
+    writer.close()
+    (_, segment) = list_segments(tmp_path)[-1]
+    data = segment.read_bytes()
+    segment.write_bytes(data[: before + keep * (HEADER_SIZE + 100)])  # whole records, not all
+    assert recover(tmp_path) == before
+    assert _replay(tmp_path) == [(KIND_TRACES, 1, b"acknowledged")]
 
 
 def test_corrupt_record_inside_an_older_segment_skips_to_next_segment(tmp_path: Path) -> None:
@@ -161,3 +193,52 @@ def test_segment_creation_is_visible_to_new_readers(tmp_path: Path) -> None:
     names = sorted(os.listdir(tmp_path))
     assert names == [p.name for _, p in list_segments(tmp_path)]
     assert all(name.endswith(".wal") for name in names)
+
+
+def test_a_full_disk_refuses_appends_until_it_takes_writes_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    monkeypatch.setattr(diskfaults, "_DIRECTORY", str(faults))
+    monkeypatch.setattr(wal, "PROBE_INTERVAL", 0.05)
+    log_dir = tmp_path / "wal"
+    writer = WalWriter(log_dir, segment_bytes=1 << 20)
+    try:
+        good = writer.append(KIND_TRACES, b"before", 1).result(timeout=10)
+        (faults / "wal").touch()  # the disk fills
+        with pytest.raises(WalError, match="No space left"):
+            writer.append(KIND_TRACES, b"refused", 2).result(timeout=10)
+        assert writer.failed is not None and "No space left" in writer.failed
+        with pytest.raises(WalError):  # refused at once while full: nothing is queued
+            writer.append(KIND_TRACES, b"refused too", 3)
+        assert writer.position == good and writer.queued_bytes == 0
+        assert sum(p.stat().st_size for _, p in list_segments(log_dir)) == good
+        (faults / "wal").unlink()  # space comes back: the writer notices by itself
+        for _ in range(200):
+            if writer.failed is None:
+                break
+            threading.Event().wait(0.02)
+        assert writer.failed is None and writer.recoveries == 1
+        writer.append(KIND_TRACES, b"after", 4).result(timeout=10)
+        assert not (log_dir / wal.PROBE_NAME).exists()
+    finally:
+        writer.close()
+    assert [p for _, _, p in _replay(log_dir)] == [b"before", b"after"]
+
+
+def test_segments_roll_early_once_the_converter_has_caught_up(tmp_path: Path) -> None:
+    converted = [0]
+    writer = WalWriter(
+        tmp_path, segment_bytes=1 << 30, converted=lambda: converted[0], reclaim_bytes=1000
+    )
+    try:
+        for i in range(20):  # the converter lags: one segment grows past reclaim_bytes
+            writer.append(KIND_TRACES, b"x" * 200, i).result(timeout=10)
+        assert len(list_segments(tmp_path)) == 1
+        converted[0] = 1  # it checkpoints into the segment: the next group starts a new one
+        writer.append(KIND_TRACES, b"y", 99).result(timeout=10)
+        bases = [base for base, _ in list_segments(tmp_path)]
+        assert len(bases) == 2 and bases[1] == 20 * (HEADER_SIZE + 200)
+    finally:
+        writer.close()
