@@ -40,12 +40,12 @@ import pyarrow.parquet as pq
 import requests
 import uvicorn
 from fastapi import FastAPI
+from schemas.snapshot import pin
 
 from bench.lakegen import LakeShape, as_of, generate_lake, write_rollups
 from schemas.costs import costs_table, parse_costs
 from schemas.lake import COSTS
 from schemas.settings import Settings
-from schemas.snapshot import pin
 from schemas.views import load_views
 from service.api import install_read_api
 from service.api.cost_per_task import cost_per_task_query

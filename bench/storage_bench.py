@@ -57,14 +57,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from ingest.compact import compact_once
+from ingest.storage import Storage
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bench.ingest_bench import _read_cache, _write_cache
-from ingest.compact import compact_once
 from ingest.convert import COMMITTED, STATUS_SLOTS, STOP, Converter, LaneSpec, build_handlers
 from ingest.parquet import FLUSH_LEVEL, column_bytes, footer_bytes, write_parquet
 from ingest.pipeline import LakeExporter, Lane
-from ingest.storage import Storage
 from ingest.wal import WalWriter
 from schemas.lake import SPANS, ensure_lake
 from schemas.settings import Settings

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ingest.admission import Admission
@@ -314,7 +315,7 @@ class IngestRuntime:
             if error:
                 why = os.strerror(error) if error > 0 else "I/O error"
                 warnings.append(
-                    f"lane {name}: converter cannot write to the lake ({why}); retrying, the "
+                    f"lane {name}: converter cannot publish to the lake ({why}); retrying, the "
                     "write-ahead log keeps the data meanwhile"
                 )
         committer = self._committer

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -89,7 +90,9 @@ def variable(table: str) -> str:
 class Tables:
     """The Delta tables of one lake, opened once and followed incrementally."""
 
-    def __init__(self, location: LakeLocation | str, *, seed_dir: Path | None = None) -> None:
+    def __init__(
+        self, location: LakeLocation | str | os.PathLike[str], *, seed_dir: Path | None = None
+    ) -> None:
         self.location = (
             location if isinstance(location, LakeLocation) else LakeLocation.parse(location)
         )

@@ -66,9 +66,10 @@ def lake_type(typ: pa.DataType) -> pa.DataType:
 
 def lake_name(f: pa.Field) -> str:
     """``start_time`` (ns) -> ``start_time_unix_nano``; other names stay."""
+    name = str(f.name)
     if pa.types.is_timestamp(f.type) and f.type.unit == "ns":
-        return f.name + NANOS_SUFFIX
-    return f.name
+        return name + NANOS_SUFFIX
+    return name
 
 
 def lake_field(f: pa.Field) -> pa.Field:

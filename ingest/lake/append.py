@@ -30,7 +30,12 @@ def append_rows(
     writer = FileWriter(tables.location)
     files = [
         writer.write(
-            spec, day, part, prefix=prefix, row_group_rows=row_group_rows, level=level,
+            spec,
+            day,
+            part,
+            prefix=prefix,
+            row_group_rows=row_group_rows,
+            level=level,
             metadata=metadata,
         )
         for day, part in spec.split_by_day(spec.to_lake(rows))

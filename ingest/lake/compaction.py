@@ -232,7 +232,7 @@ def _batches(
                 yield part
 
 
-def compact_partition(
+def compact_partition(  # noqa: PLR0917 (the merge's whole context, named at the call)
     tables: Tables,
     writer: FileWriter,
     settings: Settings,

@@ -195,9 +195,8 @@ class BackgroundCompactor:
         if not self.rounds:
             return None
         values = dict(zip(_STAT_NAMES, self._status[:_ROUNDS], strict=True))
-        return CompactionStats(
-            **{
-                name: (values[name] if name in ("seconds", "cpu_seconds") else int(values[name]))
-                for name in _STAT_NAMES
-            }
-        )
+        stats = CompactionStats()
+        for name in _STAT_NAMES:
+            value = values[name]
+            setattr(stats, name, value if name in ("seconds", "cpu_seconds") else int(value))
+        return stats

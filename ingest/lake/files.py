@@ -263,7 +263,7 @@ class FileWriter:
 
     def exists(self, table: str, rel: str) -> bool:
         info = self._fs.get_file_info(f"{self._base}/{table}/{rel}")
-        return info.type != pafs.FileType.NotFound
+        return bool(info.type != pafs.FileType.NotFound)
 
     def delete(self, table: str, rel: str) -> None:
         with contextlib.suppress(FileNotFoundError):

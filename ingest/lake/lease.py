@@ -13,6 +13,7 @@ that lets two compact for a moment costs a retried merge, never a wrong answer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -100,7 +101,7 @@ class Lease:
         table = self._open()
         if self.state().holder != self.holder:
             return
-        try:
+        with contextlib.suppress(CommitFailedError):  # someone took it meanwhile: fine
             table.create_write_transaction(
                 [],
                 mode="append",
@@ -111,5 +112,3 @@ class Lease:
                     max_commit_retries=0,
                 ),
             )
-        except CommitFailedError:
-            pass

@@ -24,10 +24,11 @@ from pathlib import Path
 import pytest
 
 from ingest.diskfaults import ENV
-WAL_DIR = "_wal"  # where a local lake keeps its write-ahead log by default
 from tests.e2e.harness import Server
 from tests.ingest.crash_driver import lake_span_ids, numbered_request
 from tests.waiting import eventually
+
+WAL_DIR = "_wal"  # where a local lake keeps its write-ahead log by default
 
 SPANS = 500  # per request: ~80 KiB, more than a tmpfs page
 

@@ -3,7 +3,6 @@ deliver spans through a real ``tasklake serve`` into the lake with every field i
 
 from __future__ import annotations
 
-import glob
 import os
 import random
 from collections.abc import Iterator
@@ -26,8 +25,8 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.trace.status import Status, StatusCode
 
 from schemas.attributes import decode_attributes, encode_attributes
-from tests.lakes import tables
 from tests.e2e.harness import Server, query, wait_for
+from tests.lakes import tables
 
 CASES = [
     ("http", "OTEL_EXPORTER_OTLP_ENDPOINT"),

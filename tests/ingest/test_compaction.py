@@ -131,7 +131,7 @@ def test_ingest_commits_during_a_merge_are_kept(
     """A receiver commits to the partition while it is being merged: the compaction commit
     removes only its inputs, and the receiver's file stays."""
     _flush_files(lake, _rows(2_000), 500)
-    import ingest.lake.compaction as compaction
+    from ingest.lake import compaction
 
     real = compaction.span_copies
 
