@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -102,12 +103,18 @@ def span_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=SPAN_SCHEMA)
 
 
-def tables(lake: Path) -> Tables:
-    """The lake's tables, with the seed files under the default store directory."""
+def tables(lake: Path | str) -> Tables:
+    """The lake's tables, with the seed files under the default store directory (for an
+    object-store lake: a local directory of this machine)."""
+    if str(lake).startswith("s3://"):
+        seeds = Path(tempfile.gettempdir()) / "tasklake-test-seeds"
+        return Tables(str(lake), seed_dir=seeds)
     return Tables(lake, seed_dir=Path(lake) / "_store" / "seeds")
 
 
-def load(con: duckdb.DuckDBPyConnection, lake: Path, settings: Settings | None = None) -> None:
+def load(
+    con: duckdb.DuckDBPyConnection, lake: Path | str, settings: Settings | None = None
+) -> None:
     """Load the views on ``con`` and pin them to the lake's newest versions."""
     t = tables(lake)
     t.ensure()
@@ -118,7 +125,7 @@ def load(con: duckdb.DuckDBPyConnection, lake: Path, settings: Settings | None =
     t.pin(con)
 
 
-def connect(lake: Path, settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
+def connect(lake: Path | str, settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views loaded, pinned to the tables' newest versions."""
     con = duckdb.connect()
     load(con, lake, settings)

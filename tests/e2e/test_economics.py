@@ -32,6 +32,7 @@ from tests.e2e.agents import (
     tracing,
 )
 from tests.e2e.harness import Server
+from tests.s3 import S3
 
 T = TypeVar("T")
 
@@ -64,15 +65,21 @@ V2_CALLS = (Call("drafter", "acme-small", 400_000, 74_300),)
 ATTEMPTS = 10_000
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=["local", "s3"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The server over a local lake, and over an S3-compatible one (moto): the same suite."""
     base = tmp_path_factory.mktemp("economics")
     config = base / "tasklake.toml"
     config.write_text(CONFIG)
+    store: S3 | None = request.getfixturevalue("s3") if request.param == "s3" else None
     srv = Server(
         lake=base / "lake",
         log=base / "server.log",
         args=("--config", str(config), "--flush-interval", "0.2"),
+        env=store.env if store else {},
+        uri=store.lake("economics") if store else None,
     ).start()
     try:
         yield srv

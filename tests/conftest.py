@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from tests.s3 import S3, moto_s3
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3]:
+    """One moto S3 server for the whole run (each test takes its own lake prefix)."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
+    with moto_s3() as store:
+        yield store
