@@ -24,6 +24,7 @@ from starlette.requests import Request
 from schemas.delta import Snapshot, Tables, is_vanished_file_error
 from schemas.settings import Settings
 from schemas.views import load_views
+from service.follow import Follower, StoreUnavailable
 from service.store import Store
 
 #: How often a query is tried when compaction keeps replacing the files it listed.
@@ -41,6 +42,12 @@ class QueryError(Exception):
 
 
 class QueryTimeout(QueryError):
+    status = 503
+
+
+class StoreNotReady(QueryError):
+    """The task store is being built or cannot follow the lake: retry later."""
+
     status = 503
 
 
@@ -84,25 +91,29 @@ class Database:
             if store
             else None
         )
+        # the store follows the lake from its own thread; it builds itself at start-up
+        self.follower = Follower(self.store, self.tables).start() if self.store else None
 
     def store_for(self, as_of: datetime | None = None) -> Store | None:
-        """The store, brought up to date (it answers for any ``as_of``); None when this
-        database reads the views alone. The first call builds it (seconds on a large lake;
-        ``warm`` does it early)."""
+        """The store at the versions newest now (it answers for any ``as_of``); None when
+        this database reads the views alone. Waits for the store's build, or for it to
+        follow a commit, at most ``query_timeout``."""
         del as_of  # the store decides tasks at any moment (tasks_at.sql)
-        if self.store is None:
+        if self.follower is None:
             return None
         try:
-            self.store.refresh()
-        except duckdb.Error as exc:
-            raise QueryError(f"refreshing the task store failed: {exc}") from exc
-        return self.store
+            return self.follower.current(self.timeout)
+        except StoreUnavailable as exc:
+            raise StoreNotReady(str(exc)) from exc
 
-    def warm(self) -> None:
-        """Build the store now (call from a background thread at start-up)."""
-        self.store_for(None)
+    def warm(self, timeout: float = 3600.0) -> None:
+        """Wait until the store is built and at the newest versions (tools, benchmarks)."""
+        if self.follower is not None:
+            self.follower.current(timeout)
 
     def close(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
         if self.store is not None:
             self.store.close()
         self._con.close()

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import signal
 import sys
-import threading
 from types import FrameType
 
 import grpc
@@ -36,9 +35,7 @@ async def serve(settings: Settings) -> None:
     try:
         if settings.grpc_port:
             grpc_server = await start_grpc_server(runtime.exporter, settings, runtime.admission)
-        db = Database(settings)
-        # the task store takes seconds to build on a large lake: not on the start-up path
-        threading.Thread(target=db.warm, name="store-warm", daemon=True).start()
+        db = Database(settings)  # its store builds and follows the lake in the background
         app = create_app(
             settings,
             status=runtime,
