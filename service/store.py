@@ -664,11 +664,17 @@ class Store:
             )
             self._run(
                 cur,
+                "CREATE OR REPLACE TEMP TABLE breakdown_attempts AS SELECT * FROM"
+                f" {s}.attempts WHERE task_key IN (SELECT task_key FROM span_task_keys)",
+            )
+            self._run(
+                cur,
                 f"INSERT INTO {s}.breakdown "
                 + self._breakdown_sql(
-                    f"{s}.breakdown_parts",
-                    f"(SELECT * FROM {s}.attempts WHERE task_key IN (SELECT task_key FROM"
-                    " span_task_keys))",
+                    # the parts of those attempts only: a point lookup on the sorted table
+                    f"(SELECT * FROM {s}.breakdown_parts WHERE attempt_id IN"
+                    " (SELECT attempt_id FROM breakdown_attempts))",
+                    "breakdown_attempts",
                 ),
             )
             self._write_meta(cur, snap)

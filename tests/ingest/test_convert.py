@@ -312,3 +312,33 @@ def test_a_flush_refused_halfway_leaves_no_file_and_is_written_once(
     assert conv.flush()
     _committer(lake, spec).commit_round()
     assert lake_span_ids(lake) == {n: 1 for n in range(200)}
+
+
+@pytest.mark.parametrize("dies", ["in_the_checkpoint", "removing_the_manifests"])
+def test_a_restart_never_converts_again_what_a_table_holds(
+    lake: Path, monkeypatch: pytest.MonkeyPatch, dies: str
+) -> None:
+    """The committer dies after a commit, at either step after it; the restarted converter
+    flushes at other boundaries (a flush could straddle what was committed): still once."""
+    settings = _settings(lake)
+    spec = _spec(lake)
+    end = _append(spec, [(i * 50, 50) for i in range(6)])
+    _drain(_converter(settings, spec, end))
+    committer = _committer(lake, spec)
+
+    def die(*args: Any) -> None:
+        raise _Crash
+
+    if dies == "in_the_checkpoint":
+        monkeypatch.setattr(committer, "on_committed", die)
+    else:
+        monkeypatch.setattr("ingest.lake.committer.remove_manifests", die)
+    with pytest.raises(_Crash):
+        committer.commit_round()
+    monkeypatch.undo()
+    more = _append(spec, [(300 + i * 50, 50) for i in range(4)])
+    again = _converter(_settings(lake, flush_rows=70), spec, more)
+    assert again.position >= end  # after the manifest, or after the checkpoint: not below
+    _drain(again)
+    _committer(lake, spec).recover()
+    assert lake_span_ids(lake) == {n: 1 for n in range(500)}
