@@ -68,8 +68,9 @@ SCRATCH = "tl_build"
 STORE_VERSION = 3
 #: Compress the store (a checkpoint) after a rebuild and after this many refreshes.
 CHECKPOINT_EVERY = 200
-#: Spans per pass of a rebuild (whole traces per pass, by hash of the trace id).
-BUILD_PASS_SPANS = 1_000_000
+#: Spans per pass of a rebuild: whole days, and each trace whole with the day it starts on
+#: (the bound of what one pass holds in memory: ~1 KB a span under query_memory_limit).
+BUILD_PASS_SPANS = 150_000
 #: Attempts, signals or tasks per pass of the larger aggregations.
 BUILD_PASS_ROWS = 250_000
 #: Store files attached by this process: a second store on the same file stays in memory.
@@ -351,10 +352,24 @@ class Store:
                 f"{_sql_list(uris or [self._seed() or ''])}, filename = true) r"
                 " JOIN listing l ON l.uri = r.filename",
             )
-            total = sum(f.rows for f in files)
-            passes = max(1, -(-total // BUILD_PASS_SPANS))
-            for i in range(passes):
-                where = f"WHERE hash(trace_id) % {passes} = {i}" if passes > 1 else ""
+            for i, days in enumerate(self._day_passes(files)):
+                # the traces whose first day is in this pass, from every file holding them
+                self._run(
+                    cur,
+                    "CREATE OR REPLACE TEMP TABLE pass_traces AS SELECT t.trace_id FROM"
+                    f" {b}._trace_files t JOIN listing l USING (file_no) GROUP BY t.trace_id"
+                    " HAVING list_contains(?::VARCHAR[], min(l.day))",
+                    [days],
+                )
+                uris = [
+                    r[0]
+                    for r in self._run(
+                        cur,
+                        f"SELECT DISTINCT l.uri FROM {b}._trace_files t JOIN listing l USING"
+                        " (file_no) WHERE t.trace_id IN (SELECT trace_id FROM pass_traces)",
+                    ).fetchall()
+                ]
+                where = "WHERE trace_id IN (SELECT trace_id FROM pass_traces)"
                 self._parts_of(cur, span_read(uris, self._seed(), where), f"{b}._pass")
                 verb = "CREATE OR REPLACE TABLE" if i == 0 else "INSERT INTO"
                 for table, template in (
@@ -425,6 +440,23 @@ class Store:
         self._signal_files = {f.path for f in snap[SIGNALS].files}
         count = cur.execute(f"SELECT count(*) FROM {s}.tasks").fetchone()
         return RefreshStats(kind="rebuild", tasks=count[0] if count else 0)
+
+    @staticmethod
+    def _day_passes(files: Sequence[DataFile]) -> list[list[str]]:
+        """The partitions in consecutive groups of about ``BUILD_PASS_SPANS`` spans (at least
+        one pass, so an empty lake builds empty tables)."""
+        rows: dict[str, int] = {}
+        for f in files:
+            rows[f.day] = rows.get(f.day, 0) + f.rows
+        passes: list[list[str]] = [[]]
+        held = 0
+        for day in sorted(rows):
+            if passes[-1] and held + rows[day] > BUILD_PASS_SPANS:
+                passes.append([])
+                held = 0
+            passes[-1].append(day)
+            held += rows[day]
+        return passes
 
     def _parts_of(self, cur: duckdb.DuckDBPyConnection, spans: str, into: str) -> None:
         """``into``: the columns of trace_spans the parts need, over span rows ``spans``."""
