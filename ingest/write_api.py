@@ -60,7 +60,9 @@ def write_routes(sink: RowSink, settings: Settings) -> list[BaseRoute]:
         sink,
         kind=KIND_SIGNALS,
         noun="signal",
-        parse=lambda body, ctype, now: parse_signals(body, ctype, now=now),
+        parse=lambda body, ctype, now: parse_signals(
+            body, ctype, now=now, max_clock_skew=settings.max_clock_skew
+        ),
         rows=lambda items, received: signals_table(items, received_at_ms=received, source="api"),
     )
     costs = _ItemsEndpoint(

@@ -132,3 +132,20 @@ def test_a_retried_batch_yields_the_same_signal_ids() -> None:
     first = signals_from_logs(request, Settings(), now=NOW).signals
     again = signals_from_logs(request, Settings(), now=NOW + 10**9).signals
     assert [s.signal_id for s in first] == [s.signal_id for s in again]
+
+
+def test_records_outside_the_time_and_money_ranges_are_rejected() -> None:
+    """The REST API's bounds: a record dated at the end of int64 nanoseconds is in the future,
+    and task.rework_cost_usd shares the one money range."""
+    found = signals_from_logs(
+        _request(
+            _record({"task.outcome": "completed", "task.id": "T-1"}, 2**63 - 1),
+            _record({"task.outcome": "rework", "task.id": "T-2", "task.rework_cost_usd": 1e16}),
+            _record({"task.outcome": "rework", "task.id": "T-3", "task.rework_cost_usd": 1e15}),
+        ),
+        Settings(),
+        now=NOW,
+    )
+    assert [(s.task_id, s.rework_cost_usd) for s in found.signals] == [("T-3", Decimal(10**15))]
+    assert found.rejected == 2
+    assert "in the future" in found.error_message and "largest amount" in found.error_message

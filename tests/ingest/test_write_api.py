@@ -113,6 +113,35 @@ def test_cost_entries(receiver: ReceiverServer, sink: SinkExporter) -> None:
     assert rows.column("amount_usd").to_pylist() == [Decimal("1200.5")]
 
 
+def test_amounts_and_times_out_of_range_are_refused_per_item_never_503(
+    receiver: ReceiverServer, sink: SinkExporter
+) -> None:
+    """A value no retry can fix is the item's error (400 when no item is valid), never a 503
+    that a sender would retry forever while the valid items wait."""
+    signals = [
+        {"task_id": "T-1", "outcome": "rework", "rework_cost_usd": 1000000},
+        {"task_id": "T-2", "outcome": "rework", "rework_cost_usd": 1e16},
+        {"task_id": "T-3", "outcome": "completed", "occurred_at": "2262-04-11T23:47:16.854775807Z"},
+    ]
+    resp = post(receiver, SIGNALS, json.dumps(signals))
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["accepted"] == 1
+    assert [r["index"] for r in resp.json()["rejected"]] == [1, 2]
+    ((_, rows),) = sink.rows
+    assert rows.column("rework_cost_usd").to_pylist() == [Decimal(1000000)]
+    costs = [
+        {
+            "component": "labor",
+            "amount_usd": a,
+            "period_start": "2026-01-01",
+            "period_end": "2026-02-01",
+        }
+        for a in ("1e16", "1e17")
+    ]
+    doc = assert_error_shape(post(receiver, COSTS, json.dumps(costs)), 400, "largest amount")
+    assert [r["index"] for r in doc["rejected"]] == [0, 1]
+
+
 def test_nothing_valid_is_400_with_the_items_errors(
     receiver: ReceiverServer, sink: SinkExporter
 ) -> None:
