@@ -79,9 +79,18 @@ def write_routes(sink: RowSink, settings: Settings) -> list[BaseRoute]:
     ]
 
 
-def error_body(status: int, message: str, **extra: Any) -> bytes:
+def error_body(status: int, message: str, rid: str | None = None, **extra: Any) -> bytes:
     """The REST API's one error shape (``service.errors``), plus any ``extra`` keys."""
-    return json.dumps({"error": {"status": status, "message": message}, **extra}).encode()
+    body: dict[str, Any] = {"error": {"status": status, "message": message}, **extra}
+    if rid is not None:
+        body["request_id"] = rid
+    return json.dumps(body).encode()
+
+
+def _request_id(request: Request) -> str | None:
+    """The id the server's request-id middleware gave this request (None without one)."""
+    state = request.scope.get("state")
+    return state.get("request_id") if isinstance(state, dict) else None
 
 
 def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
@@ -120,6 +129,7 @@ class _ItemsEndpoint:
         await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
+        rid = _request_id(request)
         try:
             if request.method != "POST":
                 raise MethodNotAllowed(f"{request.method} is not allowed here; use POST")
@@ -139,15 +149,20 @@ class _ItemsEndpoint:
         except Exception as exc:
             err = as_ingest_error(exc)
             if err is not exc:
-                log.exception("%s %s failed unexpectedly", request.method, request.url.path)
-            return _error(err)
+                if rid is None:
+                    log.exception("%s %s failed unexpectedly", request.method, request.url.path)
+                else:  # the request-id middleware logs it, with the id
+                    request.scope["state"]["error"] = exc
+            return _error(err, rid)
         accepted = len(parsed.items)
         if not accepted and parsed.rejected:
             first = parsed.rejected[0]
             message = f"no valid {self.noun} in the body; item {first['index']}: {first['error']}"
-            return _json(400, error_body(400, message, accepted=0, rejected=parsed.rejected))
+            body = error_body(400, message, rid, accepted=0, rejected=parsed.rejected)
+            return _json(400, body)
         return _json(200, json.dumps({"accepted": accepted, "rejected": parsed.rejected}).encode())
 
 
-def _error(err: IngestError) -> Response:
-    return _json(err.http_status, error_body(err.http_status, err.message), error_headers(err))
+def _error(err: IngestError, rid: str | None) -> Response:
+    body = error_body(err.http_status, err.message, rid)
+    return _json(err.http_status, body, error_headers(err))

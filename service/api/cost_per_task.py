@@ -14,12 +14,25 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from schemas.views import COMPONENT_COLUMNS
-from service.api.params import FORMATS, check_known, choices, moment, names, one_of
+from service.api.openapi import CSV, errors
+from service.api.params import (
+    FORMATS,
+    TIME_PATTERN,
+    AsOf,
+    Format,
+    check_known,
+    choices,
+    declared,
+    moment,
+    names,
+    one_of,
+)
 from service.api.render import csv_response, json_response, plain
-from service.db import Database, QueryError, get_db
+from service.db import Database, get_db
 from service.errors import ApiError
 
 router = APIRouter()
@@ -162,55 +175,94 @@ def unallocated_rows(
     return db.rows(sql, args, as_of=as_of)
 
 
-@router.get("/api/v1/cost-per-task")
-def cost_per_task(request: Request, db: Annotated[Database, Depends(get_db)]) -> Response:
+GroupBy = Annotated[
+    str | None,
+    declared(
+        f"Comma list of {', '.join(GROUP_KEYS)} (default: workflow)",
+        pattern=f"^({'|'.join(GROUP_KEYS)})(,({'|'.join(GROUP_KEYS)}))*$",
+    ),
+]
+Names = Annotated[str | None, declared("Comma list of names to keep")]
+Start = Annotated[
+    str | None, declared("Tasks started at or after (RFC 3339 or a date)", pattern=TIME_PATTERN)
+]
+End = Annotated[
+    str | None, declared("Tasks started before (RFC 3339 or a date)", pattern=TIME_PATTERN)
+]
+Cost = Annotated[
+    str | None, declared("inference (default) or full: every cost component", enum=list(COSTS))
+]
+
+
+class CostPerTaskAnswer(BaseModel):
+    """The JSON answer (``unallocated`` and ``unallocated_usd`` with ``cost=full`` only)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rows: list[dict[str, Any]]
+    currency: str
+    cost: str
+    group_by: list[str]
+    filters: dict[str, Any]
+    as_of: str | None
+
+
+@router.get(
+    "/api/v1/cost-per-task",
+    response_model=None,
+    responses={
+        200: {"model": CostPerTaskAnswer, "content": CSV, "description": "JSON, or CSV rows"},
+        **errors(400, 401, 403, 503),
+    },
+)
+def cost_per_task(
+    request: Request,
+    db: Annotated[Database, Depends(get_db)],
+    *,
+    group_by: GroupBy = None,
+    start: Start = None,
+    end: End = None,
+    workflow: Names = None,
+    team: Names = None,
+    cost: Cost = None,
+    format: Format = None,
+    as_of: AsOf = None,
+) -> Response:
     """Cost per completed task, grouped by ``group_by`` (default: workflow)."""
     q = request.query_params
     check_known(q, PARAMS)
-    group_by = choices(q, "group_by", GROUP_KEYS, "workflow")
-    start, end = moment(q, "start"), moment(q, "end")
-    if start is not None and end is not None and end <= start:
+    keys = choices(q, "group_by", GROUP_KEYS, "workflow")
+    since, until = moment(q, "start"), moment(q, "end")
+    if since is not None and until is not None and until <= since:
         raise ApiError(400, "end: must be after start (the period is [start, end))")
     workflows, teams = names(q, "workflow"), names(q, "team")
-    cost = one_of(q, "cost", COSTS, "inference")
+    kind = one_of(q, "cost", COSTS, "inference")
     fmt = one_of(q, "format", FORMATS, "json")
-    as_of = moment(q, "as_of")
-    full = cost == "full"
-    unallocated: list[dict[str, Any]] = []
-    try:
-        rows = cost_per_task_rows(
-            db,
-            group_by,
-            start=start,
-            end=end,
-            workflows=workflows,
-            teams=teams,
-            as_of=as_of,
-            full=full,
-        )
-        if full:
-            unallocated = unallocated_rows(
-                db, start=start, end=end, workflows=workflows, teams=teams, as_of=as_of
-            )
-    except QueryError as exc:
-        raise ApiError(exc.status, exc.message) from exc
+    at = moment(q, "as_of")
+    full = kind == "full"
+    rows = cost_per_task_rows(
+        db, keys, start=since, end=until, workflows=workflows, teams=teams, as_of=at, full=full
+    )
     if fmt == "csv":
-        columns = [*group_by, *METRICS, *(COMPONENT_COLUMNS if full else ())]
+        columns = [*keys, *METRICS, *(COMPONENT_COLUMNS if full else ())]
         return csv_response(rows, columns, "cost-per-task")
     doc: dict[str, Any] = {
         "rows": rows,
         "currency": "USD",
-        "cost": cost,
-        "group_by": group_by,
+        "cost": kind,
+        "group_by": keys,
         "filters": {
-            "start": plain(start),
-            "end": plain(end),
+            "start": plain(since),
+            "end": plain(until),
             "workflow": workflows,
             "team": teams,
         },
-        "as_of": plain(as_of),
+        "as_of": plain(at),
     }
     if full:
+        unallocated = unallocated_rows(
+            db, start=since, end=until, workflows=workflows, teams=teams, as_of=at
+        )
         doc["unallocated"] = unallocated
         doc["unallocated_usd"] = sum((u["amount_usd"] for u in unallocated), Decimal(0))
     return json_response(doc)

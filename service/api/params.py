@@ -5,13 +5,35 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
+from typing import Annotated, Any
 
+from fastapi import Query
 from starlette.datastructures import QueryParams
 
 from schemas.jsonitems import rfc3339_ns
 from service.errors import ApiError
 
 FORMATS = ("json", "csv")
+#: What the OpenAPI document says a time parameter looks like (the parser is ``moment``).
+TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2}))?$"
+
+
+def declared(description: str, **schema: Any) -> Any:
+    """A query parameter as the OpenAPI document describes it. Values arrive as text and are
+    checked by the functions below (whose 400s name the parameter), so ``schema`` only
+    documents them: ``enum``, ``pattern``."""
+    return Query(description=description, json_schema_extra=schema or None)
+
+
+#: The declared parameters every table route shares.
+Format = Annotated[str | None, declared("json (default) or csv", enum=list(FORMATS))]
+AsOf = Annotated[
+    str | None,
+    declared(
+        "Outcomes as they stood at this time (RFC 3339 or a date; default: now)",
+        pattern=TIME_PATTERN,
+    ),
+]
 
 
 def check_known(params: QueryParams, known: Collection[str]) -> None:

@@ -220,7 +220,8 @@ def test_a_signal_dated_in_the_future_sends_now_to_the_views(
 ) -> None:
     tricky_lake(tmp_path)
     future = datetime(2200, 1, 1, tzinfo=UTC)
-    write_signals(tmp_path, [signal("T1", "completed", future, signal_id="f")], "s")
+    # written before signals from the future were refused (max_clock_skew)
+    write_signals(tmp_path, [signal("T1", "completed", future, signal_id="f")], "s", now=future)
     store = _open(con, tmp_path)
     store.refresh()
     assert not store.covers(None) and store.covers(future)
