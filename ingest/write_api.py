@@ -8,6 +8,13 @@ once that record is fsynced. A bad item never drops the good ones::
 
     200 {"accepted": 2, "rejected": [{"index": 1, "error": "outcome: expected one of ..."}]}
 
+A signal whose task or attempt is not known (yet: it may arrive before its spans), or that
+names another workflow than its task's, is stored all the same; the answer lists it under
+``"warnings": [{"index": i, "warning": "..."}]``. The write side cannot read the lake's tasks
+itself: the composition root hands it a ``SignalLookup`` that asks the read side, and a lookup
+that fails or takes longer than ``LOOKUP_TIMEOUT`` only means no warnings — never a failed
+write.
+
 When no item is valid the answer is 400 with the same ``accepted`` / ``rejected`` keys beside
 the API's error shape ``{"error": {"status": 400, "message": "..."}}``, which is also what every
 other refusal looks like: 400 for a body that is not JSON or NDJSON at all, 401/403 without a
@@ -20,8 +27,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import pyarrow as pa
 from starlette.requests import Request
@@ -38,7 +45,7 @@ from ingest.wal import KIND_COSTS, KIND_SIGNALS
 from schemas.costs import costs_table, parse_costs
 from schemas.jsonitems import NDJSON_TYPES, BodyError, Parsed, now_ns
 from schemas.settings import Settings
-from schemas.signals import parse_signals, signals_table
+from schemas.signals import Signal, parse_signals, signals_table
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +54,69 @@ COSTS_PATH = "/api/v1/costs"
 JSON_TYPE = "application/json"
 #: Bodies above this are parsed in a worker thread, off the event loop.
 THREAD_THRESHOLD = 256 * 1024
+#: Longest the answer to a signal write waits for its warnings (then it goes without).
+LOOKUP_TIMEOUT = 2.0
 
 #: (body, content type, now in ns) -> the parsed items, and items -> the rows to store.
 Parse = Callable[[bytes, str | None, int], Parsed[Any]]
 Rows = Callable[[list[Any], int], pa.Table]
+#: (stored items, their indexes in the body) -> warnings about them.
+Warn = Callable[[list[Any], list[int]], Awaitable[list[dict[str, Any]]]]
 
 
-def write_routes(sink: RowSink, settings: Settings) -> list[BaseRoute]:
-    """The routes that write signals and cost entries through ``sink`` (the lake exporter)."""
+class SignalLookup(Protocol):
+    """The read side's answer to "which of these signals count for no task (yet)?"."""
+
+    def unmatched(self, signals: Sequence[Signal]) -> Mapping[str, tuple[str, str | None]]:
+        """``signal_id`` -> (reason, the task's workflow) for each signal naming a task or
+        attempt not known (``"unknown task"``) or another workflow (``"workflow mismatch"``).
+        Called in a worker thread; may block, fail or be abandoned after a timeout."""
+        ...
+
+
+def signal_warning(signal: Signal, reason: str, task_workflow: str | None) -> str:
+    """What the sender is told about a stored signal that counts for no task."""
+    if reason == "workflow mismatch":
+        return (
+            f"workflow {signal.workflow!r} is not its task's ({task_workflow!r}): stored, but"
+            " it counts for no task and its rework is listed as unallocated"
+        )
+    named = (
+        f"task {signal.task_id!r}"
+        if signal.task_id is not None
+        else f"attempt {signal.correlation_id!r}"
+    )
+    return (
+        f"{named} is not known (yet): stored, and it counts once the task's spans arrive;"
+        " until then its rework is listed as unallocated"
+    )
+
+
+async def signal_warnings(
+    lookup: SignalLookup | None, signals: Sequence[Signal], indexes: Sequence[int]
+) -> list[dict[str, Any]]:
+    """``{"index", "warning"}`` for each signal that counts for no task; none when the lookup
+    fails or is slow (a warning is advice: it must never fail or hold up the write)."""
+    if lookup is None or not signals:
+        return []
+    try:
+        found = await asyncio.wait_for(asyncio.to_thread(lookup.unmatched, signals), LOOKUP_TIMEOUT)
+    except Exception as exc:
+        log.warning("signal lookup failed, answering without warnings: %r", exc)
+        return []
+    out = []
+    for index, signal in zip(indexes, signals, strict=True):
+        hit = found.get(signal.signal_id)
+        if hit is not None:
+            out.append({"index": index, "warning": signal_warning(signal, *hit)})
+    return out
+
+
+def write_routes(
+    sink: RowSink, settings: Settings, lookup: SignalLookup | None = None
+) -> list[BaseRoute]:
+    """The routes that write signals and cost entries through ``sink`` (the lake exporter);
+    ``lookup`` (the read side) tells which stored signals count for no task yet."""
     signals = _ItemsEndpoint(
         settings,
         sink,
@@ -64,6 +126,7 @@ def write_routes(sink: RowSink, settings: Settings) -> list[BaseRoute]:
             body, ctype, now=now, max_clock_skew=settings.max_clock_skew
         ),
         rows=lambda items, received: signals_table(items, received_at_ms=received, source="api"),
+        warn=lambda items, indexes: signal_warnings(lookup, items, indexes),
     )
     costs = _ItemsEndpoint(
         settings,
@@ -120,9 +183,10 @@ class _ItemsEndpoint:
         noun: str,
         parse: Parse,
         rows: Rows,
+        warn: Warn | None = None,
     ) -> None:
         self.settings, self.sink, self.kind, self.noun = settings, sink, kind, noun
-        self.parse, self.rows = parse, rows
+        self.parse, self.rows, self.warn = parse, rows, warn
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.handle(Request(scope, receive))
@@ -160,7 +224,10 @@ class _ItemsEndpoint:
             message = f"no valid {self.noun} in the body; item {first['index']}: {first['error']}"
             body = error_body(400, message, rid, accepted=0, rejected=parsed.rejected)
             return _json(400, body)
-        return _json(200, json.dumps({"accepted": accepted, "rejected": parsed.rejected}).encode())
+        answer: dict[str, Any] = {"accepted": accepted, "rejected": parsed.rejected}
+        if self.warn is not None:
+            answer["warnings"] = await self.warn(parsed.items, parsed.indexes)
+        return _json(200, json.dumps(answer).encode())
 
 
 def _error(err: IngestError, rid: str | None) -> Response:

@@ -23,6 +23,7 @@ from schemas.lake import ensure_lake
 from schemas.rollup import build_rollups
 from schemas.settings import Settings
 from schemas.views import write_views_file
+from service.api.signal_lookup import StoreSignalLookup
 from service.app import create_app
 from service.db import Database
 
@@ -52,7 +53,7 @@ async def serve(settings: Settings) -> None:
             db=db,
             ingest_routes=[
                 *otlp_routes(runtime.exporter, settings),
-                *write_routes(runtime.exporter, settings),
+                *write_routes(runtime.exporter, settings, StoreSignalLookup(db)),
             ],
         )
         config = uvicorn.Config(

@@ -3,8 +3,10 @@
 Every figure comes from the ``cost_per_task_by`` macro (``schemas/cost_rows.sql``; with
 ``cost=full`` the cost entries allocated by ``schemas/allocation.sql``); this module only checks
 the parameters, picks the columns and renders them. With ``cost=full`` the answer also lists
-the cost entries that could not be allocated (no inference spend in their scope) under
-``unallocated``: they are in no row, and never silently dropped.
+under ``unallocated`` (``schemas/unallocated.sql``) the cost entries that could not be
+allocated (no inference spend in their scope, ``kind: "entry"``) and the rework money of
+signals that count for no task (unknown task, or another workflow named: ``kind: "signal"``):
+they are in no row, never silently dropped, and ``unallocated_usd`` adds them up.
 """
 
 from __future__ import annotations
@@ -64,16 +66,6 @@ METRICS: tuple[str, ...] = (
     "unpriced_spans",
 )
 COSTS = ("inference", "full")
-UNALLOCATED_COLUMNS = (
-    "entry_id",
-    "component",
-    "amount_usd",
-    "period_start",
-    "period_end",
-    "workflow",
-    "team",
-    "note",
-)
 PARAMS = ("group_by", "start", "end", "workflow", "team", "cost", "format", "as_of")
 
 
@@ -115,19 +107,15 @@ def unallocated_query(
     end: datetime | None = None,
     workflows: list[str] | None = None,
     teams: list[str] | None = None,
-    view: str = "cost_allocations",
+    macro: str = "unallocated_costs_in",
 ) -> tuple[str, list[Any]]:
-    """The cost entries of ``view`` that were not allocated, whose period overlaps
-    ``[start, end)`` and which name one of ``workflows`` / ``teams`` (or none)."""
+    """What ``cost=full`` puts in no row (``schemas/unallocated.sql``): entries without spend
+    in their scope, and the rework of signals that count for no task, within the filters."""
     sql = (
-        f"SELECT {', '.join(UNALLOCATED_COLUMNS)} FROM {view} WHERE NOT allocated"
-        " AND (?::TIMESTAMPTZ IS NULL OR period_end > ?::TIMESTAMPTZ)"
-        " AND (?::TIMESTAMPTZ IS NULL OR period_start < ?::TIMESTAMPTZ)"
-        " AND (workflow IS NULL OR ?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], workflow))"
-        " AND (team IS NULL OR ?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], team))"
-        " ORDER BY period_start, entry_id"
+        f"SELECT * FROM {macro}(start_at := ?::TIMESTAMPTZ, end_at := ?::TIMESTAMPTZ,"
+        " workflows := ?::VARCHAR[], teams := ?::VARCHAR[])"
     )
-    return sql, [start, start, end, end, workflows, workflows, teams, teams]
+    return sql, [start, end, workflows, teams]
 
 
 def cost_per_task_rows(
@@ -163,14 +151,14 @@ def unallocated_rows(
     teams: list[str] | None = None,
     as_of: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The cost entries ``cost=full`` could not allocate (see ``unallocated_query``)."""
+    """What ``cost=full`` could put in no row (see ``unallocated_query``)."""
     store = db.store_for(as_of)
     sql, args = unallocated_query(
         start=start,
         end=end,
         workflows=workflows,
         teams=teams,
-        view="store_cost_allocations" if store is not None else "cost_allocations",
+        macro="store_unallocated_costs_in" if store is not None else "unallocated_costs_in",
     )
     return db.rows(sql, args, as_of=as_of)
 
