@@ -217,16 +217,15 @@ def cost_per_task(
     as_of: AsOf = None,
 ) -> Response:
     """Cost per completed task, grouped by ``group_by`` (default: workflow)."""
-    q = request.query_params
-    check_known(q, PARAMS)
-    keys = choices(q, "group_by", GROUP_KEYS, "workflow")
-    since, until = moment(q, "start"), moment(q, "end")
+    check_known(request.query_params, PARAMS)
+    keys = choices("group_by", group_by, GROUP_KEYS, "workflow")
+    since, until = moment("start", start), moment("end", end)
     if since is not None and until is not None and until <= since:
         raise ApiError(400, "end: must be after start (the period is [start, end))")
-    workflows, teams = names(q, "workflow"), names(q, "team")
-    kind = one_of(q, "cost", COSTS, "inference")
-    fmt = one_of(q, "format", FORMATS, "json")
-    at = moment(q, "as_of")
+    workflows, teams = names("workflow", workflow), names("team", team)
+    kind = one_of("cost", cost, COSTS, "inference")
+    fmt = one_of("format", format, FORMATS, "json")
+    at = moment("as_of", as_of)
     full = kind == "full"
     rows = cost_per_task_rows(
         db, keys, start=since, end=until, workflows=workflows, teams=teams, as_of=at, full=full

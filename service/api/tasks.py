@@ -269,10 +269,9 @@ def get_task(
 ) -> Response:
     """A task (``task.id``) or attempt (correlation id): attempts, span tree, signals, outcome.
     The id is the rest of the path, so ids holding ``/`` work sent as is or percent-encoded."""
-    q = request.query_params
-    check_known(q, ("format", "as_of"))
-    fmt = one_of(q, "format", FORMATS, "json")
-    doc = task_detail(db, task_id, as_of=moment(q, "as_of"))
+    check_known(request.query_params, ("format", "as_of"))
+    fmt = one_of("format", format, FORMATS, "json")
+    doc = task_detail(db, task_id, as_of=moment("as_of", as_of))
     rows = doc.pop("span_rows")
     if fmt == "csv":
         return csv_response(

@@ -17,7 +17,6 @@ import json
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -322,7 +321,7 @@ def test_every_read_answers_after_the_extremes_are_written(server: Server) -> No
     assert "workflow mismatch" in unmatched.values() and "unknown task" in unmatched.values()
 
 
-def test_and_after_a_restart(server: Server, tmp_path: Path) -> None:
+def test_and_after_a_restart(server: Server) -> None:
     server.stop()
     server.start()
     _every_read(server, ("",))

@@ -7,26 +7,30 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-import tests.fuzzing  # noqa: F401  (the hypothesis profile)
 from schemas.costs import COMPONENTS, costs_table, parse_costs
-from schemas.jsonitems import BodyError, Parsed, ns_to_iso, rfc3339_ns
+from schemas.jsonitems import TIME_END_NS, BodyError, Parsed, ns_to_iso, rfc3339_ns
 from schemas.lake import COSTS, SIGNALS, ensure_lake
 from schemas.signals import OUTCOMES, parse_signals, signals_table
 from schemas.views import load_views
+from tests.fuzzing import examples
 
 pytestmark = pytest.mark.fuzz
 
 NOW = rfc3339_ns("2026-06-01T00:00:00Z")
+#: Cases of the properties that read every item back through the views (~0.2 s each).
+READING_EXAMPLES = examples(20, 500)
 _files = itertools.count()
 
 json_leaf = (
@@ -104,6 +108,39 @@ cost_items = st.fixed_dictionaries(
 )
 
 
+# Items a well-behaved sender writes, with every value anywhere in its valid range: most
+# of these are accepted, so the "stored and read back" half of each property is exercised.
+good_ids = st.text(min_size=1, max_size=12).filter(str.strip) | st.sampled_from(
+    ["a/b", 'q"', "x\r\ny", "🎉", "y" * 512]
+)
+good_money = st.decimals(0, 10**15, places=12, allow_nan=False, allow_infinity=False).map(str)
+good_signals = st.fixed_dictionaries(
+    {"task_id": good_ids, "outcome": st.sampled_from(OUTCOMES)},
+    optional={
+        "occurred_at": st.integers(0, NOW).map(ns_to_iso),
+        "rework_cost_usd": good_money | good_money.map(lambda t: ("num", t)),
+        "rework_minutes": st.floats(0, 1e300) | st.integers(0, 2**70),
+        "workflow": good_ids,
+        "reason": good_ids,
+        "signal_id": good_ids,
+        "attributes": st.dictionaries(st.text(max_size=8), json_value, max_size=4),
+    },
+)
+good_costs = st.builds(
+    lambda component, amount, bounds, workflow: {
+        "component": component,
+        "amount_usd": amount,
+        "period_start": ns_to_iso(min(bounds)),
+        "period_end": ns_to_iso(max(bounds)),
+        **({"workflow": workflow} if workflow else {}),
+    },
+    st.sampled_from(COMPONENTS),
+    good_money | good_money.map(lambda t: ("num", t)),
+    st.sets(st.integers(0, TIME_END_NS), min_size=2, max_size=2),
+    st.none() | good_ids,
+)
+
+
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any]]:
     root = ensure_lake(tmp_path_factory.mktemp("fuzz") / "lake")
@@ -113,51 +150,63 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any]]
     con.close()
 
 
+@contextmanager
+def _stored(table: Path, rows: pa.Table) -> Iterator[None]:
+    """``rows`` as one file of ``table`` while the block runs (each case reads its own)."""
+    part = table / "date=2026-01-01"
+    part.mkdir(parents=True, exist_ok=True)
+    path = part / f"{next(_files)}.parquet"
+    pq.write_table(rows, path)
+    try:
+        yield
+    finally:
+        path.unlink()
+
+
 def _check_rejections(parsed: Parsed[Any], count: int) -> None:
     assert len(parsed.items) + len(parsed.rejected) == count
     assert sorted(parsed.indexes + [r["index"] for r in parsed.rejected]) == list(range(count))
     assert all(isinstance(r["error"], str) and r["error"] for r in parsed.rejected)
 
 
-@given(st.lists(signal_items | json_value, min_size=1, max_size=6))
+@given(st.lists(good_signals | signal_items | json_value, min_size=1, max_size=6))
+@settings(max_examples=READING_EXAMPLES)
 def test_signals_accepted_are_stored_and_read_back(
     lake: tuple[Path, Any], items: list[Any]
 ) -> None:
     root, con = lake
     parsed = parse_signals(_body(items), "application/json", now=NOW)
     _check_rejections(parsed, len(items))
+    event("some accepted" if parsed.items else "none accepted")
     if not parsed.items:
         return
-    part = root / SIGNALS / "date=2026-01-01"
-    part.mkdir(parents=True, exist_ok=True)
-    pq.write_table(signals_table(parsed.items, received_at_ms=0), part / f"{next(_files)}.parquet")
-    for s in parsed.items:
-        row = con.execute(
-            "SELECT rework_cost_usd FROM signals WHERE signal_id = ?", [s.signal_id]
-        ).fetchone()
-        assert row is not None
-    con.execute("SELECT count(*) FROM tasks").fetchall()
-    con.execute("SELECT * FROM unallocated_costs_in()").fetchall()
+    with _stored(root / SIGNALS, signals_table(parsed.items, received_at_ms=0)):
+        for s in parsed.items:
+            row = con.execute(
+                "SELECT rework_cost_usd FROM signals WHERE signal_id = ?", [s.signal_id]
+            ).fetchone()
+            assert row is not None
+        con.execute("SELECT * FROM unallocated_costs_in()").fetchall()  # tasks, rework
 
 
-@given(st.lists(cost_items | json_value, min_size=1, max_size=6))
+@given(st.lists(good_costs | cost_items | json_value, min_size=1, max_size=6))
+@settings(max_examples=READING_EXAMPLES)
 def test_cost_entries_accepted_are_stored_and_every_read_still_answers(
     lake: tuple[Path, Any], items: list[Any]
 ) -> None:
     root, con = lake
     parsed = parse_costs(_body(items), "application/json")
     _check_rejections(parsed, len(items))
+    event("some accepted" if parsed.items else "none accepted")
     for entry in parsed.items:
         assert 0 <= entry.amount_usd <= Decimal(10**15)
         assert 0 <= entry.period_start_ns < entry.period_end_ns
     if not parsed.items:
         return
-    part = root / COSTS / "date=2026-01-01"
-    part.mkdir(parents=True, exist_ok=True)
-    pq.write_table(costs_table(parsed.items, received_at_ms=0), part / f"{next(_files)}.parquet")
-    con.execute("SELECT * FROM cost_allocations").fetchall()
-    con.execute("SELECT * FROM cost_per_task_by(by_workflow := true, full_cost := true)").fetchall()
-    con.execute("SELECT * FROM unallocated_costs_in()").fetchall()
+    with _stored(root / COSTS, costs_table(parsed.items, received_at_ms=0)):
+        full = "SELECT * FROM cost_per_task_by(by_workflow := true, full_cost := true)"
+        con.execute(full).fetchall()
+        con.execute("SELECT * FROM unallocated_costs_in()").fetchall()  # every allocation
 
 
 @given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
