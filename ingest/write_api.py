@@ -6,17 +6,21 @@ Like ``/v1/traces`` they are ingest routes: the body is read within the size lim
 appended to the write-ahead log as one record (``RowSink.write_rows``); the answer is sent only
 once that record is fsynced. A bad item never drops the good ones::
 
-    200 {"accepted": 2, "rejected": [{"index": 1, "error": "outcome: expected one of ..."}]}
+    200 {"accepted": 2, "rejected": [{"index": 1, "error": "outcome: expected one of ..."}],
+         "warnings": []}
 
-A signal whose task or attempt is not known (yet: it may arrive before its spans), or that
-names another workflow than its task's, is stored all the same; the answer lists it under
-``"warnings": [{"index": i, "warning": "..."}]``. The write side cannot read the lake's tasks
-itself: the composition root hands it a ``SignalLookup`` that asks the read side, and a lookup
-that fails or takes longer than ``LOOKUP_TIMEOUT`` only means no warnings — never a failed
-write.
+(``warnings`` on signal answers only.) A value outside the one money range or time bounds
+(``schemas.money``, ``schemas.jsonitems.check_time``) is the item's error, never a 503: no
+retry could fix it. A signal whose task or attempt is not known (yet: it may arrive before
+its spans), or that names another workflow than its task's, is stored all the same; the
+answer lists it under ``"warnings": [{"index": i, "warning": "..."}]``. The write side cannot
+read the lake's tasks itself: the composition root hands it a ``SignalLookup`` that asks the
+read side, and a lookup that fails or takes longer than ``LOOKUP_TIMEOUT`` only means no
+warnings — never a failed write.
 
 When no item is valid the answer is 400 with the same ``accepted`` / ``rejected`` keys beside
-the API's error shape ``{"error": {"status": 400, "message": "..."}}``, which is also what every
+the API's error shape ``{"error": {"status": 400, "message": "..."}, "request_id": "..."}``
+(the id the server's request-id middleware gave the request), which is also what every
 other refusal looks like: 400 for a body that is not JSON or NDJSON at all, 401/403 without a
 valid bearer token, 405 for another method, 413 when too large, 415 for another Content-Type,
 503 with ``Retry-After`` when ingest is overloaded (nothing of the request was stored).

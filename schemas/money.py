@@ -5,8 +5,8 @@ A signal's ``rework_cost_usd``, a cost entry's ``amount_usd`` and an OTLP log re
 year's infrastructure bill fits a thousand times over) with at most 12 decimal places, and
 stored as ``DECIMAL(38, 12)`` (``USD_TOTAL``). The range is what keeps every read whole:
 the SQL works in integer units of 1e-12 USD (``schemas/money.sql``), where one amount is at
-most 10^27 units and a sum of 10^11 of them still fits a 128-bit integer, so no accepted
-amount can make a query overflow.
+most 10^27 units and a sum of 10^11 of them still fits a ``DECIMAL(38, 12)`` and a 128-bit
+integer, so no accepted amount can make a query overflow.
 """
 
 from __future__ import annotations

@@ -48,7 +48,9 @@ CREATE OR REPLACE MACRO share_units(amount, weight, total) AS
 
 -- amount / n for money: exact to 1e-12 USD (rounded half up; amount >= 0), so per-unit figures
 -- stay decimals ($0.21 over 3 attempts is 0.07, not 0.06999999999999999). NULL when n = 0.
+-- Quotient and remainder, never 2 x amount: any sum a DECIMAL(38, 12) holds divides.
 CREATE OR REPLACE MACRO usd_per(amount, n) AS
     CASE WHEN n > 0 THEN
-        units_usd((usd_units(amount) * 2 + n) // (2 * n))
+        units_usd(usd_units(amount) // n
+                  + CASE WHEN 2 * (usd_units(amount) % n) >= n THEN 1 ELSE 0 END)
     END;

@@ -199,3 +199,18 @@ def test_cost_full_with_the_largest_amounts_everywhere(tmp_path: Path) -> None:
         total = sum(r[0] for r in answer)
         assert total == 5 * MAX_USD + 12 * MAX_USD + 36 * Decimal(top)
     con.close()
+
+
+@pytest.mark.fuzz
+@given(
+    amount=st.decimals(0, 10**25, places=12, allow_nan=False, allow_infinity=False),
+    n=st.integers(1, 10**12),
+)
+def test_usd_per_rounds_half_up_for_any_sum(
+    money: duckdb.DuckDBPyConnection, amount: Decimal, n: int
+) -> None:
+    (got,) = money.execute(
+        "SELECT usd_per(?::DECIMAL(38, 12), ?::BIGINT)", [amount, n]
+    ).fetchone() or (None,)
+    units = int(amount * UNIT)
+    assert got * UNIT == units // n + (2 * (units % n) >= n)
