@@ -4,7 +4,7 @@ it can overflow (``schemas/money.sql``, ``allocation.sql``, ``cost_rows.sql``)."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import duckdb
@@ -22,6 +22,12 @@ UNIT = 10**12
 MAX_UNITS = int(MAX_USD) * UNIT
 #: share_units is exact for totals below this (a scope's spend below ~$9.6 trillion).
 EXACT_TOTAL = 2**83
+
+
+def units(amount: Decimal) -> int:
+    """``amount`` in units of 1e-12 USD, exactly (the default context rounds to 28 digits)."""
+    with localcontext(prec=60):
+        return int(amount * UNIT)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +102,7 @@ def test_usd_units_round_trips_every_amount(
         "SELECT usd_units(?::DECIMAL(38, 12)), units_usd(usd_units(?::DECIMAL(38, 12)))",
         [amount, amount],
     ).fetchone()
-    assert row == (int(amount * UNIT), amount)
+    assert row == (units(amount), amount)
 
 
 def test_a_quadrillion_over_a_trillion_dollar_scope_reaches_its_tasks_exactly() -> None:
@@ -129,12 +135,12 @@ def test_a_quadrillion_over_a_trillion_dollar_scope_reaches_its_tasks_exactly() 
     con.execute(view_sql("money"))
     shares = allocation(tasks, costs, "task_allocations")
     rows = dict(con.execute(f"SELECT task_key, infrastructure_usd FROM ({shares})").fetchall())
-    units = {k: int(v * UNIT) for k, v in spends.items()}
-    scope = sum(units.values())
+    weights = {k: units(v) for k, v in spends.items()}
+    scope = sum(weights.values())
     assert scope > 10**12 * UNIT
-    want = {k: MAX_UNITS * u // scope for k, u in units.items()}
+    want = {k: MAX_UNITS * u // scope for k, u in weights.items()}
     want["big"] += MAX_UNITS - sum(want.values())
-    assert {k: int(v * UNIT) for k, v in rows.items()} == want
+    assert {k: units(v) for k, v in rows.items()} == want
     assert sum(rows.values()) == MAX_USD
     con.close()
 
@@ -212,5 +218,5 @@ def test_usd_per_rounds_half_up_for_any_sum(
     (got,) = money.execute(
         "SELECT usd_per(?::DECIMAL(38, 12), ?::BIGINT)", [amount, n]
     ).fetchone() or (None,)
-    units = int(amount * UNIT)
-    assert got * UNIT == units // n + (2 * (units % n) >= n)
+    whole = units(amount)
+    assert units(got) == whole // n + (2 * (whole % n) >= n)
