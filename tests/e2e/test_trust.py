@@ -222,6 +222,7 @@ def _post(server: Server, path: str, body: bytes) -> requests.Response:
         server.url + path, data=body, headers={"Content-Type": "application/json"}, timeout=60
     )
     assert resp.status_code == 200, resp.text
+    assert resp.headers["x-request-id"]  # ingest routes carry one too
     return resp
 
 
@@ -264,6 +265,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def _get(server: Server, path: str, **params: str) -> requests.Response:
     resp = requests.get(server.url + path, params=params, timeout=120)
     assert resp.status_code < 500, (path, params, resp.status_code, resp.text[:2000])
+    assert resp.headers["x-request-id"]
     return resp
 
 
