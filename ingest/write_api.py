@@ -59,7 +59,7 @@ JSON_TYPE = "application/json"
 #: Bodies above this are parsed in a worker thread, off the event loop.
 THREAD_THRESHOLD = 256 * 1024
 #: Longest the answer to a signal write waits for its warnings (then it goes without).
-LOOKUP_TIMEOUT = 2.0
+LOOKUP_TIMEOUT = 1.0
 
 #: (body, content type, now in ns) -> the parsed items, and items -> the rows to store.
 Parse = Callable[[bytes, str | None, int], Parsed[Any]]

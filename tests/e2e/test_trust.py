@@ -240,6 +240,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         assert wait_for(lake, "SELECT count(*) FROM spans", 2 * len(ODD), timeout=60) == 2 * len(
             ODD
         )
+        # a read brings the task store up to date: the signals' warnings are judged by it
+        assert _get(srv, "/api/v1/cost-per-task").status_code == 200
         signals = _post(srv, "/api/v1/signals", json.dumps(_signals()).encode()).json()
         # a signal names a task in at most 512 characters (spans may use longer ids)
         long_id = ODD.index("x" * 3000)
