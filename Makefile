@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench docs clean
+.PHONY: run test lint fuzz bench docs clean
 
 $(STAMP): pyproject.toml ingest/native/_fastpath.c
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q
+
+# The property-based tests (pytest -m fuzz: hypothesis, schemathesis) with many more cases
+# than `make test` runs (tests/fuzzing.py: TASKLAKE_FUZZ=1 selects the long profile).
+fuzz: $(STAMP)
+	TASKLAKE_FUZZ=1 $(BIN)/pytest -q -m fuzz
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH)

@@ -48,6 +48,7 @@ VIEW_ORDER: tuple[str, ...] = (
     "breakdown",
     "costs",
     "allocations",
+    "unmatched",
     "cost_per_task",
     "lookup",
 )
@@ -96,6 +97,7 @@ PUBLIC_VIEWS: tuple[str, ...] = (
     "costs",
     "cost_allocations",
     "task_allocations",
+    "unmatched_signals",
 )
 
 
@@ -128,6 +130,18 @@ def allocation(tasks: str, costs: str, output: str) -> str:
     """``allocation.sql`` over ``tasks`` and ``costs``: ``output`` is ``task_allocations``
     (each task's share of every component) or ``entry_allocations`` (per entry)."""
     return template("allocation", tasks=tasks, costs=costs, output=output)
+
+
+def unmatched_signals(signals: str, attempts: str, tasks: str) -> str:
+    """``unmatched_signals.sql``: the signals of ``signals`` that count for no task."""
+    return template("unmatched_signals", signals=signals, attempts=attempts, tasks=tasks)
+
+
+def unallocated_macro(name: str, entry_allocations: str, unmatched: str) -> str:
+    """The macro ``name(start_at, end_at, workflows, teams)`` over ``unallocated.sql``."""
+    body = template("unallocated", entry_allocations=entry_allocations, unmatched_signals=unmatched)
+    params = "start_at := NULL, end_at := NULL, workflows := NULL, teams := NULL"
+    return f"CREATE OR REPLACE MACRO {name}({params}) AS TABLE\n{body};"
 
 
 def cost_macro(name: str, tasks: str, breakdown: str, allocations: str) -> str:
@@ -165,6 +179,14 @@ _COMPOSED: dict[str, str] = {
         "SELECT * EXCLUDE (team, role, version, model, provider, day, week, month,\n"
         "    inference_usd, rework_usd, labor_usd, infrastructure_usd, licence_usd, other_usd)\n"
         "FROM cost_per_task_by(by_workflow := true);"
+    ),
+    "unmatched": (
+        "-- unmatched_signals: the signals in force at as_of() that count for no task (a task\n"
+        "-- or attempt not known, or another workflow named), with their reason.\n"
+        "CREATE OR REPLACE VIEW unmatched_signals AS\n{unmatched_signals};\n\n"
+        "-- unallocated_costs_in(start_at, end_at, workflows, teams): what cost=full puts in no\n"
+        "-- row: entries without spend in their scope, rework of unmatched signals.\n"
+        "{unallocated_macro}"
     ),
     "allocations": (
         "-- cost_allocations: every cost entry with the inference spend of its scope and whether\n"
@@ -219,6 +241,19 @@ def _composed(name: str) -> str:
             _COMPOSED[name]
             .replace("{entry_allocations}", allocation(tasks, "costs", "entry_allocations"))
             .replace("{task_allocations}", allocation(tasks, "costs", "task_allocations"))
+        )
+    if name == "unmatched":
+        signals = "(SELECT * FROM signals WHERE occurred_at <= as_of())"
+        unmatched = unmatched_signals(
+            signals, "attempts", "(SELECT * FROM task_facts_in(NULL, NULL))"
+        )
+        return (
+            _COMPOSED[name]
+            .replace("{unmatched_signals}", unmatched)
+            .replace(
+                "{unallocated_macro}",
+                unallocated_macro("unallocated_costs_in", "cost_allocations", "unmatched_signals"),
+            )
         )
     if name == "breakdown":
         rows = template(

@@ -23,6 +23,7 @@ from schemas.lake import ensure_lake
 from schemas.rollup import build_rollups
 from schemas.settings import Settings
 from schemas.views import write_views_file
+from service.api.signal_lookup import StoreSignalLookup
 from service.app import create_app
 from service.db import Database
 
@@ -53,7 +54,9 @@ async def serve(settings: Settings) -> None:
             ingest_routes=[
                 # one memory budget for every receiver of the process
                 *otlp_routes(runtime.exporter, settings, runtime.admission),
-                *write_routes(runtime.exporter, settings, runtime.admission),
+                *write_routes(
+                    runtime.exporter, settings, runtime.admission, StoreSignalLookup(db)
+                ),
             ],
         )
         config = uvicorn.Config(

@@ -53,7 +53,15 @@ from schemas.lake import SIGNALS, SPANS, is_vanished_file_error, seed_file
 from schemas.rollup import ATTEMPTS_DIR, BREAKDOWN_DIR, rollup_select
 from schemas.settings import Settings
 from schemas.snapshot import partitions
-from schemas.views import allocation, cost_macro, template, with_outcome, workflow_rules_sql
+from schemas.views import (
+    allocation,
+    cost_macro,
+    template,
+    unallocated_macro,
+    unmatched_signals,
+    with_outcome,
+    workflow_rules_sql,
+)
 
 log = logging.getLogger(__name__)
 
@@ -853,6 +861,16 @@ JOIN {attempts} a USING (attempt_id)"""
         self._con.execute(
             "CREATE OR REPLACE VIEW store_cost_allocations AS "
             + allocation(f"{s}.tasks", "costs", "entry_allocations")
+        )
+        signals = f"(SELECT * FROM {s}.signals WHERE occurred_at <= as_of())"
+        self._con.execute(
+            "CREATE OR REPLACE VIEW store_unmatched_signals AS "
+            + unmatched_signals(signals, f"{s}.attempts", f"{s}.tasks")
+        )
+        self._con.execute(
+            unallocated_macro(
+                "store_unallocated_costs_in", "store_cost_allocations", "store_unmatched_signals"
+            )
         )
 
     # ------------------------------------------------------------------ lookups

@@ -126,13 +126,17 @@ def build_companions(lake: Path, only: Iterable[str] | None = None) -> list[Path
     return done
 
 
-def write_signals(lake: Path, items: Sequence[Mapping[str, Any]], file: str) -> Path:
-    """Signals as the API would store them (JSON items through ``parse_signals``)."""
+def write_signals(
+    lake: Path, items: Sequence[Mapping[str, Any]], file: str, *, now: datetime | None = None
+) -> Path:
+    """Signals as the API would store them (JSON items through ``parse_signals``), received
+    ``now`` (default: the clock; a later one lets a lake hold signals from the future, as a
+    lake written before max_clock_skew existed may)."""
     import json
 
     ensure_lake(lake)
     body = json.dumps([_jsonable(i) for i in items]).encode()
-    parsed = parse_signals(body)
+    parsed = parse_signals(body, now=None if now is None else ns(now))
     assert not parsed.rejected, parsed.rejected
     part = lake / SIGNALS / "date=2026-01-01"
     part.mkdir(parents=True, exist_ok=True)

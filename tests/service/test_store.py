@@ -65,9 +65,11 @@ def assert_store_matches_views(con: duckdb.DuckDBPyConnection, *, full: bool = F
         (f"({FACTS})", "tl_store.tasks"),
         ("signals", "tl_store.signals"),
         (f"({BREAKDOWN})", "tl_store.breakdown"),
+        ("unmatched_signals", "store_unmatched_signals"),
     ]
     if full:
         pairs.append(("cost_allocations", "store_cost_allocations"))
+        pairs.append(("unallocated_costs_in()", "store_unallocated_costs_in()"))
         pairs.extend(
             (
                 f"cost_per_task_by({g}, full_cost := true)",
@@ -147,13 +149,18 @@ def test_every_kind_of_change(
             signal("task2", "failed", at(70), signal_id="x2"),
             signal("c1", "completed", at(71), signal_id="x3", by="correlation_id"),
             signal("task1", "reopened", at(80), signal_id="x4"),
-            signal("nobody", "completed", at(70), signal_id="x5"),
+            signal("nobody", "completed", at(70), signal_id="x5", rework_cost_usd="2.5"),
+            signal("task2", "rework", at(72), signal_id="x6", workflow="elsewhere"),
         ],
         "sig-1",
     )
     write_signals(lake, [signal("task1", "completed", at(70), signal_id="x1")], "sig-2")
     assert store.refresh().kind == "incremental"
     assert_store_matches_views(con, full=True)
+    unmatched = dict(
+        con.execute("SELECT signal_id, reason FROM store_unmatched_signals").fetchall()
+    )
+    assert unmatched["x5"] == "unknown task" and "x6" in unmatched
 
     write_spans(  # a late root that now names the correlation id of a whole trace
         lake,
@@ -172,7 +179,11 @@ def test_every_kind_of_change(
         day="2026-01-02",
     )
     assert store.refresh().kind == "incremental"
-    assert_store_matches_views(con)
+    assert_store_matches_views(con, full=True)
+    unmatched = dict(
+        con.execute("SELECT signal_id, reason FROM store_unmatched_signals").fetchall()
+    )
+    assert "x5" not in unmatched and "x6" in unmatched  # its task's spans arrived
 
     build_companions(lake, only=["f1", "late"])  # companions appear for existing files
     assert store.refresh().kind == "incremental"
@@ -220,7 +231,8 @@ def test_a_signal_dated_in_the_future_sends_now_to_the_views(
 ) -> None:
     tricky_lake(tmp_path)
     future = datetime(2200, 1, 1, tzinfo=UTC)
-    write_signals(tmp_path, [signal("T1", "completed", future, signal_id="f")], "s")
+    # written before signals from the future were refused (max_clock_skew)
+    write_signals(tmp_path, [signal("T1", "completed", future, signal_id="f")], "s", now=future)
     store = _open(con, tmp_path)
     store.refresh()
     assert not store.covers(None) and store.covers(future)
