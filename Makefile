@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench docs clean
+.PHONY: run test fuzz lint bench docs clean
 
 $(STAMP): pyproject.toml ingest/native/_fastpath.c
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q
 
+# The fuzz properties (tests/ingest/test_fuzz_*.py) with many more examples than `make test`
+# runs: FUZZ_EXAMPLES per property (default 5000), a fresh random seed each run.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q --timeout 0 \
+		--hypothesis-show-statistics tests/ingest/test_fuzz_otlp.py tests/ingest/test_fuzz_http.py
+
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH)
 
@@ -32,4 +38,4 @@ docs: $(STAMP)
 	$(BIN)/python -m service.docs README.md
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
