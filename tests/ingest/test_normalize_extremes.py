@@ -3,6 +3,7 @@ row, adjusted and flagged where the lake cannot hold it as sent (both normalizer
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -31,7 +32,7 @@ PATHS = [
 ]
 MODEL_CALL = [kv("gen_ai.operation.name", "chat"), kv("gen_ai.request.model", "acme-large-1")]
 #: USD 1,000,000 per million tokens: 2^53 tokens cost far beyond decimal128(18, 12).
-DEAR = PriceOverride(model="acme-large*", input=1_000_000, output=1_000_000)
+DEAR = PriceOverride(model="acme-large*", input=Decimal(1_000_000), output=Decimal(1_000_000))
 
 
 @pytest.fixture(params=PATHS)
