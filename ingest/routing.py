@@ -468,6 +468,8 @@ def _from_langfuse(
             best.pop(column, None)
         else:
             best[column] = (column, 1000, n, False, key, None, None, pair(column, key))
+    if usage.invalid:  # flagged like a usage attribute that is not a count: not priced
+        return {"usage_basis": INVALID_USAGE + key}, (None, None, None, None, None)
     derived: dict[str, Any] = {"usage_basis": usage.basis}
     if usage.total is None:
         derived["total_tokens"] = (usage.input or 0) + (usage.output or 0)

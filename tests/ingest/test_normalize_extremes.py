@@ -158,6 +158,20 @@ def test_a_usage_value_that_is_not_a_count_is_flagged_not_dropped(
     assert bad in dict(row["attributes"])
 
 
+@pytest.mark.parametrize(
+    "usage",
+    ['{"input": -5, "output": 10}', '{"prompt_tokens": 10, "completion_tokens": "many"}'],
+    ids=["langfuse-buckets", "openai-shaped"],
+)
+def test_langfuse_usage_json_that_is_not_counts_is_flagged(
+    normalizer: Normalizer, usage: str
+) -> None:
+    key = "langfuse.observation.usage_details"
+    row = _row(normalizer, _span(*MODEL_CALL, kv(key, usage)))
+    assert row["usage_basis"] == f"invalid:{key}" and row["cost_source"] == UNPRICED
+    assert dict(row["attributes"])[key] == usage
+
+
 def test_a_request_model_with_only_invalid_usage_is_still_a_model_call(
     normalizer: Normalizer,
 ) -> None:
