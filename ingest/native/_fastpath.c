@@ -2168,7 +2168,8 @@ process_span(FastState *s, const uint8_t *p, Py_ssize_t n, int openlit)
         const Attr *a = &attrs[j];
         if (a->dup || (a->ki->drop_stamp == serial && a->ki->keep_stamp != serial))
             continue;
-        if (noted && a->ki->h.klen == END_NOTE_LEN && memcmp(a->ki->h.key, END_NOTE, END_NOTE_LEN) == 0) {
+        if (noted && a->ki->h.klen == END_NOTE_LEN &&
+            memcmp(a->ki->h.key, END_NOTE, END_NOTE_LEN) == 0) {
             dups++; /* gives way to the note, counted as dropped */
             continue;
         }
@@ -2404,9 +2405,9 @@ walk_request(FastState *s, const uint8_t *p, Py_ssize_t n)
 /* ------------------------------------------------------------------------------------------
  * The receiver's check (ingest.validate): every span of a request has a 16-byte non-zero trace
  * id, an 8-byte non-zero span id, an empty or 8-byte parent, 0 < start <= MAX_SPAN_TIME_NS and
- * end <= MAX_SPAN_TIME_NS. Over the raw bytes of a request upb already parsed, so only the framing of
- * the fields read matters; anything unexpected (a wrong wire type, which upb reads as an
- * unknown field) leaves the decision to the Python check.
+ * end <= MAX_SPAN_TIME_NS. Over the raw bytes of a request upb already parsed, so only the
+ * framing of the fields read matters; anything unexpected (a wrong wire type, which upb reads
+ * as an unknown field) leaves the decision to the Python check.
  */
 static int
 check_span(const uint8_t *p, Py_ssize_t n)

@@ -329,10 +329,12 @@ def test_an_end_before_the_start_is_stored_with_duration_zero_and_flagged(
 def test_an_event_time_past_the_range_is_kept_without_a_time(server: Server) -> None:
     trace = 0x310
     late = Span.Event(time_unix_nano=2**64 - 1, name="late", attributes=[kv("k", "v")])
-    (row,) = acknowledged(server, trace, span(trace, "s", events=[late]))
+    (row,) = acknowledged(server, trace, span(trace, "s", kv("task.id", "T-LATE"), events=[late]))
     (event,) = row["events"]
     assert event["time"] is None and event["name"] == "late"
     assert event["attributes"] == {"k": "v", EVENT_TIME_KEY: str(2**64 - 1)}
+    status, task = api(server, "/api/v1/tasks/T-LATE")
+    assert status == 200, task
 
 
 # ----------------------------------------------------------------------------- usage and cost
