@@ -20,8 +20,9 @@ kept losslessly:
 * Ids are lowercase hex; empty parent, trace state and status message are null; flags 0 are
   null; ``duration_ns`` is end - start.
 * Never refuse: whatever ``ingest.validate`` accepted becomes a row. An end before the start
-  (or 0) gives ``duration_ns`` 0, an event time past ``MAX_SPAN_TIME_NS`` a null event time;
-  what was sent is kept under a ``tasklake.`` key (``ingest.notes``). A usage attribute that
+  (or 0) gives ``duration_ns`` 0, an event time past ``MAX_SPAN_TIME_NS`` a null event time,
+  a kind or status code beyond int8 a null column; what was sent is kept under a
+  ``tasklake.`` key (``ingest.notes``). A usage attribute that
   is not a count leaves its column null and the call unpriced (``usage_basis``
   ``invalid:<key>``, ``ingest.routing``); a price beyond ``cost_usd`` leaves it unpriced
   (``price_ref`` ``overflow:<price>``, ``ingest.price``).
@@ -67,7 +68,7 @@ from ingest.columns import (
     uint32_array,
     usd_array,
 )
-from ingest.notes import END_TIME_KEY, EVENT_TIME_KEY, time_note, with_note
+from ingest.notes import EVENT_TIME_KEY, fits_int8, span_notes, time_note, with_notes
 from ingest.price import Pricer
 from ingest.routing import Entry, Router
 from ingest.validate import MAX_SPAN_TIME_NS
@@ -290,7 +291,7 @@ class Normalizer:
         their type codes and the entries dropped (duplicates, or given way to the note)."""
         ents, dups = _dedupe(self._attribute_entries(raws))
         if note is not None:
-            ents, gave_way = with_note(ents, note)
+            ents, gave_way = with_notes(ents, [note])
             dups += gave_way
         keys.extend(map(_KEY, ents))
         texts.extend(map(_TEXT, ents))
@@ -371,7 +372,8 @@ class Normalizer:
                     trace_state.append(sp.trace_state or None)
                     flags.append(sp.flags)
                     name.append(sp.name)
-                    kind.append(sp.kind)
+                    kd = sp.kind
+                    kind.append(kd)
                     st = sp.start_time_unix_nano
                     start.append(st)
                     en = sp.end_time_unix_nano
@@ -413,8 +415,8 @@ class Normalizer:
                             sparse["price_ref"][i] = ref
                         if drop:
                             ents = [e for e in ents if e[0] not in drop]
-                    if en < st:  # kept with duration 0; the end as sent noted
-                        ents, gave_way = with_note(ents, time_note(END_TIME_KEY, en))
+                    if en < st or not fits_int8(kd) or not fits_int8(sc):  # noted as sent
+                        ents, gave_way = with_notes(ents, span_notes(st, en, kd, sc))
                         dups += gave_way
                     if sc == 2 and sparse["error_type"][i] is None and events:
                         error = self._exception_type(events)

@@ -48,8 +48,10 @@
 #define MAX_TOKENS (1LL << 53) /* ingest.usage.MAX_TOKENS */
 #define NS_PER_DAY 86400000000000ULL
 #define MAX_SPAN_TIME_NS 9214646400000000000ULL /* ingest.validate: 2262-01-01T00:00:00Z */
-#define END_NOTE "tasklake.end_time_unix_nano"      /* ingest.notes.END_TIME_KEY */
-#define END_NOTE_LEN ((Py_ssize_t)(sizeof(END_NOTE) - 1))
+/* ingest.notes: END_TIME_KEY, KIND_KEY, STATUS_CODE_KEY */
+#define END_NOTE "tasklake.end_time_unix_nano"
+#define KIND_NOTE "tasklake.kind"
+#define STATUS_NOTE "tasklake.status_code"
 #define MAX_PICO 1000000000000000000LL /* ingest.price.MAX_PICO */
 #define COEF_LIMIT (1LL << 62)
 
@@ -1994,6 +1996,24 @@ append_val(FastState *s, int col, const Val *v)
     }
 }
 
+/* A value kept adjusted and noted as sent, as an int attribute (ingest.notes). */
+typedef struct {
+    const char *key;
+    Py_ssize_t klen;
+    int64_t value;
+} Note;
+
+/* Whether an attribute named `key` gives way to one of the span's notes. */
+static int
+gives_way(const Note *notes, int nnotes, const uint8_t *key, Py_ssize_t klen)
+{
+    for (int j = 0; j < nnotes; j++) {
+        if (notes[j].klen == klen && memcmp(notes[j].key, key, (size_t)klen) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static int
 process_span(FastState *s, const uint8_t *p, Py_ssize_t n, int openlit)
 {
@@ -2016,10 +2036,15 @@ process_span(FastState *s, const uint8_t *p, Py_ssize_t n, int openlit)
         return ERR;
     if ((f.flags ? col_fixed(&s->flags, &f.flags) : col_null(&s->flags)) != OK)
         return ERR;
+    /* what does not fit is kept adjusted and noted as sent (ingest.notes.span_notes) */
+    Note notes[3];
+    int nnotes = 0;
     int8_t k8 = (int8_t)f.kind;
+    if (f.kind < -128 || f.kind > 127)
+        notes[nnotes++] = (Note){KIND_NOTE, (Py_ssize_t)strlen(KIND_NOTE), f.kind};
     if ((f.kind >= -128 && f.kind <= 127 ? col_fixed(&s->kind, &k8) : col_null(&s->kind)) != OK)
         return ERR;
-    /* an end before the start (or 0): duration 0, the end as sent noted (ingest.notes) */
+    /* an end before the start (or 0): duration 0, the end as sent noted */
     int noted = f.end < f.start;
     if (noted && f.end > (uint64_t)INT64_MAX)
         return FALLBACK(s, "noted end time past int64");
@@ -2043,6 +2068,14 @@ process_span(FastState *s, const uint8_t *p, Py_ssize_t n, int openlit)
     if ((scode >= -128 && scode <= 127 ? col_fixed(&s->status_code, &sc8)
                                        : col_null(&s->status_code)) != OK)
         return ERR;
+    /* in the order of span_notes: end, kind, status code */
+    if (noted) {
+        memmove(notes + 1, notes, (size_t)nnotes * sizeof(Note));
+        notes[0] = (Note){END_NOTE, (Py_ssize_t)strlen(END_NOTE), (int64_t)f.end};
+        nnotes++;
+    }
+    if (scode < -128 || scode > 127)
+        notes[nnotes++] = (Note){STATUS_NOTE, (Py_ssize_t)strlen(STATUS_NOTE), scode};
     if ((smsg_n ? col_str(&s->status_message, (const char *)smsg, smsg_n)
                 : col_null(&s->status_message)) != OK)
         return ERR;
@@ -2168,9 +2201,8 @@ process_span(FastState *s, const uint8_t *p, Py_ssize_t n, int openlit)
         const Attr *a = &attrs[j];
         if (a->dup || (a->ki->drop_stamp == serial && a->ki->keep_stamp != serial))
             continue;
-        if (noted && a->ki->h.klen == END_NOTE_LEN &&
-            memcmp(a->ki->h.key, END_NOTE, END_NOTE_LEN) == 0) {
-            dups++; /* gives way to the note, counted as dropped */
+        if (nnotes && gives_way(notes, nnotes, a->ki->h.key, a->ki->h.klen)) {
+            dups++; /* an attribute named like a note gives way to it, counted as dropped */
             continue;
         }
         if (col_str(&s->attr_keys, (const char *)a->ki->h.key, a->ki->h.klen) != OK ||
@@ -2178,10 +2210,10 @@ process_span(FastState *s, const uint8_t *p, Py_ssize_t n, int openlit)
             return ERR;
         all_strings &= a->code == 's';
     }
-    if (noted) {
+    for (int j = 0; j < nnotes; j++) {
         char num[24];
-        int len = int_text((int64_t)f.end, num);
-        if (col_str(&s->attr_keys, END_NOTE, END_NOTE_LEN) != OK ||
+        int len = int_text(notes[j].value, num);
+        if (col_str(&s->attr_keys, notes[j].key, notes[j].klen) != OK ||
             col_str(&s->attr_vals, num, len) != OK || buf_byte(&s->codes, 'i') != OK)
             return ERR;
         all_strings = 0;

@@ -15,7 +15,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 import ingest.native
 from ingest.columns import MAX_UINT32
 from ingest.normalize import Normalizer
-from ingest.notes import END_TIME_KEY, EVENT_TIME_KEY
+from ingest.notes import END_TIME_KEY, EVENT_TIME_KEY, KIND_KEY, STATUS_CODE_KEY
 from ingest.price import OVERFLOW, UNPRICED
 from ingest.validate import MAX_SPAN_TIME_NS
 from schemas.settings import PriceOverride, Settings
@@ -119,6 +119,19 @@ def test_the_note_replaces_an_attribute_of_its_name(normalizer: Normalizer) -> N
 def test_an_end_at_or_after_the_start_is_not_noted(normalizer: Normalizer) -> None:
     row = _row(normalizer, _span(kv(END_TIME_KEY, "mine"), end_time_unix_nano=T0))
     assert row["duration_ns"] == 0 and row["attributes"] == [(END_TIME_KEY, "mine")]
+
+
+def test_a_kind_or_status_code_beyond_int8_is_null_and_noted(normalizer: Normalizer) -> None:
+    span = _span(kv(KIND_KEY, "mine"), kind=300, end_time_unix_nano=0)
+    span.status.code = -200  # type: ignore[assignment]
+    row = _row(normalizer, span)
+    assert (row["kind"], row["status_code"], row["duration_ns"]) == (None, None, 0)
+    assert row["attributes"] == [
+        (END_TIME_KEY, "0"),
+        (KIND_KEY, "300"),
+        (STATUS_CODE_KEY, "-200"),
+    ]
+    assert row["attribute_types"] == "iii" and row["dropped_attributes_count"] == 1
 
 
 @pytest.mark.parametrize("at", [MAX_SPAN_TIME_NS + 1, 2**63, 2**64 - 1])
