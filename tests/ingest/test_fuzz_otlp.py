@@ -79,7 +79,10 @@ def _accepted_convert_and_read(
     request: ExportTraceServiceRequest, root: Path, con: duckdb.DuckDBPyConnection
 ) -> None:
     sent = _span_count(request)
+    all_valid = ingest.native.count_valid_spans(request.SerializeToString())
     accepted, rejected, message = validate_traces(request)
+    # the C check says "all N valid" only when validation accepts all N
+    assert all_valid is None or (all_valid == accepted and rejected == 0)
     assert accepted + rejected == sent == _span_count(request) + rejected
     # every refused span is counted under a reason: "<n> span(s): <why>; ..."
     assert sum(int(n) for n in re.findall(r"(?:^|; )(\d+) span\(s\): ", message)) == rejected
