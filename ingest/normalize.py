@@ -22,10 +22,10 @@ kept losslessly:
 * Never refuse: whatever ``ingest.validate`` accepted becomes a row. An end before the start
   (or 0) gives ``duration_ns`` 0, an event time past ``MAX_SPAN_TIME_NS`` a null event time,
   a kind or status code beyond int8 a null column; what was sent is kept under a
-  ``tasklake.`` key (``ingest.notes``). A usage attribute that
-  is not a count leaves its column null and the call unpriced (``usage_basis``
-  ``invalid:<key>``, ``ingest.routing``); a price beyond ``cost_usd`` leaves it unpriced
-  (``price_ref`` ``overflow:<price>``, ``ingest.price``).
+  ``tasklake.`` key (``ingest.notes``). A usage attribute that is not a count leaves its
+  column null and the call unpriced (``usage_basis`` ``invalid:<key>``, ``ingest.routing``);
+  a price beyond ``cost_usd`` leaves it unpriced (``price_ref`` ``overflow:<price>``,
+  ``ingest.price``).
 
 Speed: this is ingest's CPU hot path. When the compiled extension is built (and
 ``TASKLAKE_PURE_PYTHON`` is not set), ``ingest.native.FastPath`` walks the request in C and
