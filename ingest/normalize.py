@@ -487,11 +487,10 @@ class Normalizer:
         ln = _Nested(n)
         for row, events, links in nested:
             for e_ in events:
-                at: int | None = e_.time_unix_nano
-                note = None
-                if at is not None and at > MAX_SPAN_TIME_NS:  # kept without a time, noted
-                    note = time_note(EVENT_TIME_KEY, at)
-                    at = None
+                sent = e_.time_unix_nano
+                late = sent > MAX_SPAN_TIME_NS  # kept without a time, the time noted
+                at = None if late else sent
+                note = time_note(EVENT_TIME_KEY, sent) if late else None
                 types, dups = self._plain_attributes(e_.attributes, ev.keys, ev.values, note)
                 ev.add(row, (at, e_.name), types, e_.dropped_attributes_count + dups)
             for l_ in links:
