@@ -26,9 +26,9 @@ test: lint
 	$(BIN)/pytest -q
 
 # The property-based tests (pytest -m fuzz: hypothesis, schemathesis) with many more cases
-# than `make test` runs (tests/fuzzing.py: TASKLAKE_FUZZ=1 selects the long profile).
+# than `make test` runs and a fresh seed (tests/fuzzing.py; FUZZ_EXAMPLES cases per property).
 fuzz: $(STAMP)
-	TASKLAKE_FUZZ=1 $(BIN)/pytest -q -m fuzz
+	TASKLAKE_FUZZ=1 $(BIN)/pytest -q -m fuzz --timeout 0 --hypothesis-show-statistics
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH)
@@ -37,4 +37,4 @@ docs: $(STAMP)
 	$(BIN)/python -m service.docs README.md
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

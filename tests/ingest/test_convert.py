@@ -194,7 +194,9 @@ def test_crash_after_checkpoint_keeps_the_flush(lake: Path) -> None:
     assert not (spec.wal_dir / PENDING).exists()
 
 
-def test_a_record_that_cannot_be_converted_is_quarantined_not_lost(lake: Path) -> None:
+def test_a_record_that_cannot_be_converted_is_quarantined_not_lost(
+    lake: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = _settings(lake)
     spec = LaneSpec(str(lake), "t", 0)
     writer = WalWriter(spec.wal_dir, segment_bytes=1 << 20)
@@ -212,6 +214,9 @@ def test_a_record_that_cannot_be_converted_is_quarantined_not_lost(lake: Path) -
         len(kept) == 4
         and (lake / QUARANTINE_DIR / kept[0]).read_bytes() == b"\xff\xff not protobuf"
     )
+    # a bug, loudly: one ERROR line per record, naming the file and the reason
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "quarantined" in r.message]
+    assert len(errors) == 2 and "no handler for record kind 99" in errors[1].message
 
 
 def _companion(data: Path) -> dict[str, Path]:

@@ -15,7 +15,6 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-import tests.fuzzing  # noqa: F401  (the hypothesis profile)
 from ingest.log_signals import signals_from_logs
 from ingest.otlp_json import parse_logs_json
 from schemas.jsonitems import rfc3339_ns

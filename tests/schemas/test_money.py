@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tests.fuzzing  # noqa: F401  (the hypothesis profile)
 from schemas.money import MAX_USD, usd_amount
 from schemas.views import allocation, load_views, view_sql
 from tests.lakes import at, signal, span, write_costs, write_signals, write_spans
