@@ -15,6 +15,7 @@ import json
 from collections.abc import MutableMapping
 from typing import Any
 
+import pytest
 from google.rpc.status_pb2 import Status
 from hypothesis import example, given, settings
 from hypothesis import strategies as st

@@ -53,7 +53,7 @@ def test_acknowledged_spans_are_queryable_and_stop_drains(tmp_path: Path) -> Non
         assert stats["quarantined_records"] == 0
         # a record no converter can read (validation never lets one through: a bug) is
         # counted at the top level, where /metrics exports it
-        asyncio.run(runtime.exporter._append(KIND_TRACES, b"\xff\xff not protobuf"))
+        asyncio.run(runtime.exporter._append(KIND_TRACES, [[b"\xff\xff not protobuf"]]))
         assert eventually(lambda: runtime.stats()["quarantined_records"] == 1)
     finally:
         runtime.stop()
