@@ -54,9 +54,7 @@ async def serve(settings: Settings) -> None:
             ingest_routes=[
                 # one memory budget for every receiver of the process
                 *otlp_routes(runtime.exporter, settings, runtime.admission),
-                *write_routes(
-                    runtime.exporter, settings, runtime.admission, StoreSignalLookup(db)
-                ),
+                *write_routes(runtime.exporter, settings, runtime.admission, StoreSignalLookup(db)),
             ],
         )
         config = uvicorn.Config(
