@@ -31,10 +31,16 @@ from service.store import Store
 VANISHED_FILE_TRIES = 3
 
 
+#: Seconds a client is asked to wait before asking again after a 503 of the read side.
+RETRY_AFTER_S = 5
+
+
 class QueryError(Exception):
-    """The query failed; ``status`` is the HTTP status it deserves."""
+    """The query failed; ``status`` is the HTTP status it deserves and ``retry_after`` (seconds,
+    0: none) whether asking again later can help. ``service.errors`` renders them."""
 
     status = 500
+    retry_after = 0
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -42,19 +48,34 @@ class QueryError(Exception):
 
 
 class QueryTimeout(QueryError):
+    """The query ran past ``query_timeout``: the machine may be busy; retry later."""
+
     status = 503
+    retry_after = RETRY_AFTER_S
 
 
 class StoreNotReady(QueryError):
     """The task store is being built or cannot follow the lake: retry later."""
 
     status = 503
+    retry_after = RETRY_AFTER_S
 
 
 class QueryTooLarge(QueryError):
-    """Out of memory under ``query_memory_limit``: retrying as is will not help."""
+    """Out of memory under ``query_memory_limit``: a passing condition when other queries
+    hold the memory, so 503 with Retry-After (a question that alone needs more than the
+    limit keeps failing: the message says what to change)."""
 
     status = 503
+    retry_after = RETRY_AFTER_S
+
+
+def out_of_memory(settings: Settings, exc: duckdb.Error) -> QueryTooLarge:
+    return QueryTooLarge(
+        "the query needs more memory than query_memory_limit"
+        f" ({settings.query_memory_limit >> 20} MiB) allows now; retry later, raise it, or"
+        f" narrow the question: {exc}"
+    )
 
 
 class Database:
@@ -144,12 +165,7 @@ class Database:
             except duckdb.InterruptException as exc:
                 raise QueryTimeout(f"the query took longer than {limit:g} s") from exc
             except duckdb.OutOfMemoryException as exc:
-                raise QueryTooLarge(
-                    "the query needs more memory than query_memory_limit"
-                    f" ({self.settings.query_memory_limit >> 20} MiB) allows; raise it, or narrow"
-                    " the question (an as_of before the latest signal is answered without the"
-                    " task store, which takes far more memory)"
-                ) from exc
+                raise out_of_memory(self.settings, exc) from exc
             except duckdb.Error as exc:
                 if is_vanished_file_error(exc) and attempt + 1 < VANISHED_FILE_TRIES:
                     continue

@@ -20,6 +20,7 @@ import uvicorn
 from ingest import IngestRuntime, otlp_routes, start_grpc_server, write_routes
 from schemas.settings import Settings
 from schemas.views import write_views_file
+from service.api.signal_lookup import StoreSignalLookup
 from service.app import create_app
 from service.db import Database
 
@@ -43,7 +44,7 @@ async def serve(settings: Settings) -> None:
             ingest_routes=[
                 # one memory budget for every receiver of the process
                 *otlp_routes(runtime.exporter, settings, runtime.admission),
-                *write_routes(runtime.exporter, settings, runtime.admission),
+                *write_routes(runtime.exporter, settings, runtime.admission, StoreSignalLookup(db)),
             ],
         )
         config = uvicorn.Config(

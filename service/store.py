@@ -801,3 +801,25 @@ class Store:
                 {"tasks": "store_task_facts", "costs": "costs", "output": "entry_allocations"},
             )
         )
+        self._con.execute(
+            "CREATE OR REPLACE VIEW store_unmatched_signals AS "
+            + render(
+                "signals_for_no_task",
+                {
+                    "signals": f"({render('signals_now', {'signals': f'{s}.signals'})})",
+                    "attempts": f"{s}.attempts",
+                    "tasks": "store_task_facts",
+                },
+            )
+        )
+        self._con.execute(
+            f"CREATE OR REPLACE MACRO store_unallocated_costs_in({bindings['unallocated_params']})"
+            " AS TABLE\n"
+            + render(
+                "unallocated",
+                {
+                    "entry_allocations": "store_cost_allocations",
+                    "unmatched": "store_unmatched_signals",
+                },
+            )
+        )

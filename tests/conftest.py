@@ -1,3 +1,6 @@
+"""Suite-wide set-up: the hypothesis profile of every property test (tests/fuzzing.py), and one
+S3-compatible store (moto) for the tests of object-store lakes."""
+
 from __future__ import annotations
 
 import logging
@@ -5,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import tests.fuzzing  # noqa: F401
 from tests.s3 import S3, moto_s3
 
 

@@ -138,12 +138,16 @@ def write_spans(lake: Path, rows: Sequence[Mapping[str, Any]], file: str) -> lis
     return [f"{Path(lake)}/{SPANS}/{f.path}" for f in files]
 
 
-def write_signals(lake: Path, items: Sequence[Mapping[str, Any]], file: str) -> None:
-    """Signals as the API would store them (JSON items through ``parse_signals``)."""
+def write_signals(
+    lake: Path, items: Sequence[Mapping[str, Any]], file: str, *, now: datetime | None = None
+) -> None:
+    """Signals as the API would store them (JSON items through ``parse_signals``), received
+    ``now`` (default: the clock; a later one lets a lake hold signals from the future, as a
+    lake written before max_clock_skew existed may)."""
     import json
 
     body = json.dumps([_jsonable(i) for i in items]).encode()
-    parsed = parse_signals(body)
+    parsed = parse_signals(body, now=None if now is None else ns(now))
     assert not parsed.rejected, parsed.rejected
     received = ns(T0 + timedelta(days=30)) // 1_000_000 + next(_counter)
     append_rows(

@@ -12,8 +12,10 @@ idempotent, and recovery is just a round (with a check that the files are still 
 Once every table holds a lane's manifest, the lane's checkpoint (the WAL position whose
 records are all in the lake) moves durably to its end, and only then is the manifest deleted:
 a converter resumes after the newest manifest or the checkpoint, so it never converts again
-records a table already holds. WAL segments below the checkpoint are dropped. Commits of several receivers to one table never conflict: they are blind appends,
-retried by delta-rs when another commit took the version first.
+records a table already holds. WAL segments below the checkpoint are dropped.
+
+Commits of several receivers to one table never conflict: they are blind appends, retried by
+delta-rs when another commit took the version first.
 """
 
 from __future__ import annotations

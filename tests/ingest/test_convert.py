@@ -241,7 +241,9 @@ def test_a_manifest_whose_files_are_gone_is_converted_again(lake: Path) -> None:
     assert lake_span_ids(lake) == {n: 1 for n in range(40)}
 
 
-def test_a_record_that_cannot_be_converted_is_quarantined_not_lost(lake: Path) -> None:
+def test_a_record_that_cannot_be_converted_is_quarantined_not_lost(
+    lake: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = _settings(lake)
     spec = _spec(lake)
     writer = WalWriter(spec.wal_dir, segment_bytes=1 << 20)
@@ -260,6 +262,9 @@ def test_a_record_that_cannot_be_converted_is_quarantined_not_lost(lake: Path) -
         len(kept) == 4
         and (lake / "_wal" / QUARANTINE_DIR / kept[0]).read_bytes() == b"\xff\xff not protobuf"
     )
+    # a bug, loudly: one ERROR line per record, naming the file and the reason
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "quarantined" in r.message]
+    assert len(errors) == 2 and "no handler for record kind 99" in errors[1].message
 
 
 def test_a_flush_the_full_lake_refuses_waits_and_writes_once_it_has_room(
