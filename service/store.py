@@ -128,14 +128,28 @@ def _sql_list(items: Iterable[str]) -> str:
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in items) + "]"
 
 
-def span_read(uris: Sequence[str], seed: str | None, where: str = "") -> str:
+#: The span columns the stored parts are computed from: a pass reads only these (the maps of
+#: attributes, events and links are most of a span's bytes, and no stored figure reads them).
+PART_INPUT = (
+    "trace_id, span_id, parent_span_id, name, kind, start_time_unix_nano, duration_ns,"
+    " status_code, operation, is_model_call, provider, request_model, response_model,"
+    " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,"
+    " total_tokens, cost_usd, correlation_id, task_id, workflow, workflow_version, team, role,"
+    " resource_correlation_id, resource_workflow, resource_team, resource_version, ingested_at,"
+    " filename, file_row_number"
+)
+
+
+def span_read(
+    uris: Sequence[str], seed: str | None, where: str = "", columns: str = "*"
+) -> str:
     """A relation of span rows (as the templates' ``spans_table``) from ``uris``."""
     files = list(uris) or ([seed] if seed else [])
     read = (
         f"read_parquet({_sql_list(files)}, hive_partitioning = true, union_by_name = true,"
         " filename = true, file_row_number = true)"
     )
-    return f"(SELECT * FROM {read} {where})"
+    return f"(SELECT {columns} FROM {read} {where})"
 
 
 class Store:
@@ -370,7 +384,8 @@ class Store:
                     ).fetchall()
                 ]
                 where = "WHERE trace_id IN (SELECT trace_id FROM pass_traces)"
-                self._parts_of(cur, span_read(uris, self._seed(), where), f"{b}._pass")
+                spans = span_read(uris, self._seed(), where, PART_INPUT)
+                self._parts_of(cur, spans, f"{b}._pass")
                 verb = "CREATE OR REPLACE TABLE" if i == 0 else "INSERT INTO"
                 for table, template in (
                     ("_attempt_parts", "attempt_parts"),
@@ -615,7 +630,9 @@ class Store:
             stats.traces = self._scalar(cur, "SELECT count(*) FROM t0")
             self._parts_of(
                 cur,
-                span_read(uris, self._seed(), "WHERE trace_id IN (SELECT trace_id FROM t0)"),
+                span_read(
+                    uris, self._seed(), "WHERE trace_id IN (SELECT trace_id FROM t0)", PART_INPUT
+                ),
                 "pass",
             )
             self._run(
