@@ -112,8 +112,9 @@ class Database:
             if store
             else None
         )
-        # the store follows the lake from its own thread; it builds itself at start-up
-        self.follower = Follower(self.store, self.tables).start() if self.store else None
+        # the store follows the lake from its own thread, from the first read on: a receiver
+        # nobody reads from never spends memory on it
+        self.follower = Follower(self.store, self.tables) if self.store else None
 
     def store_for(self, as_of: datetime | None = None) -> Store | None:
         """The store at the versions newest now (it answers for any ``as_of``); None when

@@ -1,7 +1,8 @@
 """Keeps the task store at the lake's newest versions, from a thread of its own.
 
 Queries never refresh the store themselves: under steady ingest every query would pay for a
-refresh (and wait for the one before it). A follower thread refreshes whenever a table moved;
+refresh (and wait for the one before it). From the first read on (a receiver nobody reads
+from never builds a store), a follower thread refreshes whenever a table moved;
 a query asks for the versions that were newest when it arrived and waits — at most ``wait``
 seconds, about one refresh — until the store reflects them, so an acknowledged write is in
 the next answer (read after write). Should the store lag longer (a burst, a slow object
@@ -48,13 +49,17 @@ class Follower:
         self._thread = threading.Thread(target=self._run, name="store-follower", daemon=True)
 
     def start(self) -> Follower:
-        self._thread.start()
+        """Start following (once; ``current`` starts it too)."""
+        with self._changed:
+            if not self._thread.is_alive() and not self._stop.is_set():
+                self._thread.start()
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -75,6 +80,7 @@ class Follower:
     def current(self, wait: float) -> Store:
         """The store once it reflects the versions newest now (waiting at most ``wait``
         seconds; then as it is); ``StoreUnavailable`` when it has never been built."""
+        self.start()
         want = self.tables.snapshot().versions
         deadline = time.monotonic() + wait
         with self._changed:
