@@ -85,7 +85,7 @@ base AS (
         count_if(counted_as = 'abandoned')::BIGINT AS abandoned,
         count_if(counted_as = 'pending')::BIGINT AS pending,
         sum(spend_usd)::DECIMAL(38, 12) AS spend_usd,
-        sum(total_tokens)::BIGINT AS tokens,
+        try_cast(sum(total_tokens) AS BIGINT) AS tokens,
         sum(model_calls)::BIGINT AS model_calls,
         sum(unpriced_spans)::BIGINT AS unpriced_spans,
         sum(rework_usd)::DECIMAL(38, 12) AS rework_usd,
@@ -103,7 +103,7 @@ split AS (  -- span-level rows straight from the breakdown (with cost=full: each
         CASE WHEN by_model THEN b.model END AS model,
         CASE WHEN by_provider THEN b.provider END AS provider,
         coalesce(sum(b.spend_usd), 0)::DECIMAL(38, 12) AS spend_usd,
-        coalesce(sum(b.total_tokens), 0)::BIGINT AS tokens,
+        try_cast(coalesce(sum(b.total_tokens), 0) AS BIGINT) AS tokens,
         coalesce(sum(b.model_calls), 0)::BIGINT AS model_calls,
         sum(b.unpriced_spans)::BIGINT AS unpriced_spans,
         sum(CASE WHEN full_cost AND t.spend_u > 0 AND t.rework_all > 0
@@ -151,7 +151,7 @@ rows_of AS (  -- span-level rows of each group; the largest takes what rounding 
         sum(other_u) OVER g AS other_g
     FROM (
         SELECT workflow, team, version, day, week, month, role, model, provider,
-            sum(spend_usd)::DECIMAL(38, 12) AS spend_usd, sum(tokens)::BIGINT AS tokens,
+            sum(spend_usd)::DECIMAL(38, 12) AS spend_usd, try_cast(sum(tokens) AS BIGINT) AS tokens,
             sum(model_calls)::BIGINT AS model_calls,
             sum(unpriced_spans)::BIGINT AS unpriced_spans,
             coalesce(sum(rework_u), 0) AS rework_u, coalesce(sum(labor_u), 0) AS labor_u,

@@ -41,12 +41,12 @@ t AS (
         sum(errors)::BIGINT AS errors,
         sum(unpriced_spans)::BIGINT AS unpriced_spans,
         sum(spend_usd)::DECIMAL(38, 12) AS spend_usd,
-        sum(input_tokens)::BIGINT AS input_tokens,
-        sum(output_tokens)::BIGINT AS output_tokens,
-        sum(cache_read_tokens)::BIGINT AS cache_read_tokens,
-        sum(cache_write_tokens)::BIGINT AS cache_write_tokens,
-        sum(reasoning_tokens)::BIGINT AS reasoning_tokens,
-        sum(total_tokens)::BIGINT AS total_tokens
+        try_cast(sum(input_tokens) AS BIGINT) AS input_tokens,
+        try_cast(sum(output_tokens) AS BIGINT) AS output_tokens,
+        try_cast(sum(cache_read_tokens) AS BIGINT) AS cache_read_tokens,
+        try_cast(sum(cache_write_tokens) AS BIGINT) AS cache_write_tokens,
+        try_cast(sum(reasoning_tokens) AS BIGINT) AS reasoning_tokens,
+        try_cast(sum(total_tokens) AS BIGINT) AS total_tokens
     FROM a
     GROUP BY task_key
 ),
