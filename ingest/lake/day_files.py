@@ -1,8 +1,9 @@
 """Rows of one table streamed into data files, a file per day, in bounded memory.
 
 For writers that see rows of any day in any order and more of them than fit in memory
-(``tasklake migrate``): rows wait per day until they make a row group of ``row_group_rows``;
-when all days together hold that many, the largest wait is written early. A file that
+(``tasklake migrate``): rows wait per day until they make whole row groups of
+``row_group_rows``; when all days together hold that many, the largest wait is written early
+(a smaller row group). A file that
 reaches ``file_rows`` is closed and the day starts another. Nothing is committed here: the
 caller commits ``close()``'s files (``append.commit_files``), or ``abort()``s.
 """
@@ -43,7 +44,7 @@ class DayFiles:
             self._waiting.setdefault(day, []).append(part)
             self.rows += part.num_rows
             if self._waiting_rows(day) >= self.row_group_rows:
-                self._write(day)
+                self._write(day, whole_groups=True)
         while sum(self._waiting_rows(d) for d in self._waiting) >= self.row_group_rows:
             self._write(max(self._waiting, key=self._waiting_rows))
 
@@ -68,8 +69,15 @@ class DayFiles:
     def _waiting_rows(self, day: dt.date) -> int:
         return sum(t.num_rows for t in self._waiting.get(day, ()))
 
-    def _write(self, day: dt.date) -> None:
-        rows = pa.concat_tables(self._waiting.pop(day, []))
+    def _write(self, day: dt.date, *, whole_groups: bool = False) -> None:
+        """Write the day's waiting rows (``whole_groups``: whole row groups only, the rest
+        waits on)."""
+        rows = pa.concat_tables(self._waiting.pop(day))
+        if whole_groups:
+            rest = rows.num_rows % self.row_group_rows
+            if rest:
+                self._waiting[day] = [rows.slice(rows.num_rows - rest)]
+                rows = rows.slice(0, rows.num_rows - rest)
         while rows.num_rows:
             out = self._open.get(day)
             if out is None:
