@@ -3,7 +3,7 @@
 -- typed columns (source_keys says from which key) — and each event's time as an instant (the
 -- table keeps it as time_unix_nano, like the span's own times).
 SELECT
-    s.* REPLACE (list_transform(s.events, e -> {
+    s.* REPLACE (list_transform(s.events, lambda e: {
         'time': unix_nano_time(e.time_unix_nano),
         'name': e.name,
         'attributes': e.attributes,
