@@ -42,47 +42,28 @@ in_window AS MATERIALIZED (
     FROM days d JOIN r ON r.workflow IS NOT DISTINCT FROM d.workflow
     WHERE d.day >= r.first_day
 ),
+window_days AS (
+    SELECT *, 'window' AS grp, day AS period_start FROM in_window
+),
 totals AS (
-    SELECT workflow, 'window' AS side,
-        sum(attempts)::BIGINT AS attempts, sum(tasks)::BIGINT AS tasks,
-        sum(completed)::BIGINT AS completed, sum(failed)::BIGINT AS failed,
-        sum(escalated)::BIGINT AS escalated, sum(abandoned)::BIGINT AS abandoned,
-        sum(pending)::BIGINT AS pending,
-        sum(spend_usd)::DECIMAL(38, 12) AS spend_usd,
-        sum(inference_usd)::DECIMAL(38, 12) AS inference_usd,
-        sum(rework_usd)::DECIMAL(38, 12) AS rework_usd,
-        sum(labor_usd)::DECIMAL(38, 12) AS labor_usd,
-        sum(infrastructure_usd)::DECIMAL(38, 12) AS infrastructure_usd,
-        sum(licence_usd)::DECIMAL(38, 12) AS licence_usd,
-        sum(other_usd)::DECIMAL(38, 12) AS other_usd,
-        try_cast(sum(tokens) AS BIGINT) AS tokens,
-        sum(model_calls)::BIGINT AS model_calls,
-        sum(unpriced_spans)::BIGINT AS unpriced_spans
-    FROM in_window GROUP BY workflow
+    SELECT workflow, grp AS side,
+        * EXCLUDE (workflow, grp, periods, first_period, last_period)
+    FROM {cost_sums(summed=window_days)}
 ),
 window_figures AS (
     SELECT * FROM {pooled_figures(pooled=totals)}
 ),
-drift_periods AS (
-    SELECT workflow,
+drift_days AS (
+    SELECT *, day AS period_start,
         CASE rules.drift_period WHEN 'day' THEN day
              WHEN 'week' THEN date_trunc('week', day)::DATE
-             ELSE date_trunc('month', day)::DATE END AS period_start,
-        sum(attempts)::BIGINT AS attempts, sum(tasks)::BIGINT AS tasks,
-        sum(completed)::BIGINT AS completed, sum(failed)::BIGINT AS failed,
-        sum(escalated)::BIGINT AS escalated, sum(abandoned)::BIGINT AS abandoned,
-        sum(pending)::BIGINT AS pending,
-        sum(spend_usd)::DECIMAL(38, 12) AS spend_usd,
-        sum(inference_usd)::DECIMAL(38, 12) AS inference_usd,
-        sum(rework_usd)::DECIMAL(38, 12) AS rework_usd,
-        sum(labor_usd)::DECIMAL(38, 12) AS labor_usd,
-        sum(infrastructure_usd)::DECIMAL(38, 12) AS infrastructure_usd,
-        sum(licence_usd)::DECIMAL(38, 12) AS licence_usd,
-        sum(other_usd)::DECIMAL(38, 12) AS other_usd,
-        try_cast(sum(tokens) AS BIGINT) AS tokens,
-        sum(model_calls)::BIGINT AS model_calls,
-        sum(unpriced_spans)::BIGINT AS unpriced_spans
-    FROM in_window GROUP BY ALL
+             ELSE date_trunc('month', day)::DATE END AS grp
+    FROM in_window
+),
+drift_periods AS (
+    SELECT workflow, grp AS period_start,
+        * EXCLUDE (workflow, grp, periods, first_period, last_period)
+    FROM {cost_sums(summed=drift_days)}
 ),
 drift AS (
     SELECT * FROM {diagnosis(periods=drift_periods)}

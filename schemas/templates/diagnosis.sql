@@ -47,26 +47,12 @@ sided AS (
         END AS side
     FROM ranked
 ),
+sided_rows AS (
+    SELECT *, side AS grp FROM sided WHERE side IS NOT NULL
+),
 pooled AS (
-    SELECT workflow, side,
-        count(*)::BIGINT AS periods, min(period_start) AS first_period,
-        max(period_start) AS last_period,
-        sum(attempts)::BIGINT AS attempts, sum(tasks)::BIGINT AS tasks,
-        sum(completed)::BIGINT AS completed, sum(failed)::BIGINT AS failed,
-        sum(escalated)::BIGINT AS escalated, sum(abandoned)::BIGINT AS abandoned,
-        sum(pending)::BIGINT AS pending,
-        sum(spend_usd)::DECIMAL(38, 12) AS spend_usd,
-        sum(inference_usd)::DECIMAL(38, 12) AS inference_usd,
-        sum(rework_usd)::DECIMAL(38, 12) AS rework_usd,
-        sum(labor_usd)::DECIMAL(38, 12) AS labor_usd,
-        sum(infrastructure_usd)::DECIMAL(38, 12) AS infrastructure_usd,
-        sum(licence_usd)::DECIMAL(38, 12) AS licence_usd,
-        sum(other_usd)::DECIMAL(38, 12) AS other_usd,
-        try_cast(sum(tokens) AS BIGINT) AS tokens,
-        sum(model_calls)::BIGINT AS model_calls,
-        sum(unpriced_spans)::BIGINT AS unpriced_spans
-    FROM sided WHERE side IS NOT NULL
-    GROUP BY workflow, side
+    SELECT workflow, grp AS side, * EXCLUDE (workflow, grp)
+    FROM {cost_sums(summed=sided_rows)}
 ),
 sides AS MATERIALIZED (
     SELECT * FROM {pooled_figures(pooled=pooled)}
