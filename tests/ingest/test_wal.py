@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from ingest import diskfaults, wal
-from ingest.wal import (
+from ingest import diskfaults
+from ingest.wal import log as wal
+from ingest.wal.log import (
     HEADER_SIZE,
     KIND_TRACES,
     WalError,
     WalReader,
     WalWriter,
     list_segments,
+    log_end,
     read_records,
     recover,
 )
@@ -108,6 +110,9 @@ def test_a_chain_cut_short_by_a_crash_is_dropped_whole(tmp_path: Path, keep: int
     (_, segment) = list_segments(tmp_path)[-1]
     data = segment.read_bytes()
     segment.write_bytes(data[: before + keep * (HEADER_SIZE + 100)])  # whole records, not all
+    torn = segment.read_bytes()
+    assert log_end(tmp_path) == before  # where recover cuts, without cutting
+    assert segment.read_bytes() == torn
     assert recover(tmp_path) == before
     assert _replay(tmp_path) == [(KIND_TRACES, 1, b"acknowledged")]
 
