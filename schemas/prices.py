@@ -10,7 +10,7 @@ leaf decomposition of the usage units, tiers chosen by total input tokens, per-r
 amounts in exact 1e-18 USD), or, for prices that vary within a day, a ``CallPlan`` that asks
 genai-prices per call.
 
-Ingest (``ingest.price.Pricer``) prices every model call with these plans. The read side
+Ingest (``ingest.convert.price.Pricer``) prices every model call with these plans. The read side
 reprices what-if questions with them (the routing and caching levers): ``unit_prices`` reads a
 plan as USD per million tokens of each kind, and ``fill_model_prices`` keeps the
 ``model_prices`` table of a DuckDB connection (one row per provider and model the lake holds)
