@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
 from typing import Any
 
 from schemas.settings import Settings
@@ -37,34 +36,19 @@ def _change(value: Any) -> str:
     return "—" if value is None else f"{float(value) * 100:+.1f}%"
 
 
-def _filters(
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    workflows: list[str] | None = None,
-    teams: list[str] | None = None,
-    as_of: datetime | None = None,
-) -> Filters:
-    return Filters(start, end, workflows, teams, "json", as_of)
-
-
 def render_compare(
     db: Database,
     workflow: str,
     a: dict[str, Any],
     b: dict[str, Any],
+    f: Filters,
     *,
     labels: tuple[str, str],
     full: bool = False,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    teams: list[str] | None = None,
-    as_of: datetime | None = None,
 ) -> str:
-    f = _filters(start=start, end=end, teams=teams, as_of=as_of)
     args = compare_args(workflow, a, b, f, full=full)
-    sides = {r["side"]: r for r in macro_rows(db, "compare_by", args, as_of=as_of)}
-    (split,) = macro_rows(db, "compare_decomposition_by", args, as_of=as_of)
+    sides = {r["side"]: r for r in macro_rows(db, "compare_by", args, as_of=f.as_of)}
+    (split,) = macro_rows(db, "compare_decomposition_by", args, as_of=f.as_of)
     shown = (
         ("attempts", str),
         ("tasks", str),
@@ -103,20 +87,9 @@ def render_compare(
     return "\n".join(out) + "\n"
 
 
-def render_trends(
-    db: Database,
-    *,
-    period: str,
-    full: bool = True,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    workflows: list[str] | None = None,
-    teams: list[str] | None = None,
-    as_of: datetime | None = None,
-) -> str:
-    f = _filters(start=start, end=end, workflows=workflows, teams=teams, as_of=as_of)
+def render_trends(db: Database, f: Filters, *, period: str, full: bool = True) -> str:
     args = filter_args(f, period=("VARCHAR", period), full_cost=("BOOLEAN", full))
-    rows = macro_rows(db, "trends_by", args, as_of=as_of)
+    rows = macro_rows(db, "trends_by", args, as_of=f.as_of)
     header = [
         "workflow",
         period,
@@ -147,7 +120,7 @@ def render_trends(
     if not body:
         out.append("(no tasks)")
     out += ["", "Diagnosis (recent against baseline periods):"]
-    for d in macro_rows(db, "trend_diagnosis_by", args, as_of=as_of):
+    for d in macro_rows(db, "trend_diagnosis_by", args, as_of=f.as_of):
         line = (
             f"  {_cell(d['workflow'])}: {d['state']} — cost per completed task"
             f" {_change(d['cost_change'])}, tasks {_change(d['volume_change'])},"
@@ -187,18 +160,9 @@ def _lever_summary(lever: str, m: dict[str, Any]) -> str:
     )
 
 
-def render_levers(
-    db: Database,
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    workflows: list[str] | None = None,
-    teams: list[str] | None = None,
-    as_of: datetime | None = None,
-) -> str:
-    f = _filters(start=start, end=end, workflows=workflows, teams=teams, as_of=as_of)
+def render_levers(db: Database, f: Filters) -> str:
     args = filter_args(f)
-    rows = lever_rows(macro_rows(db, "levers_by", args, as_of=as_of, priced=True))
+    rows = lever_rows(macro_rows(db, "levers_by", args, as_of=f.as_of, priced=True))
     body = [
         [
             _cell(r["workflow"]),
@@ -214,19 +178,9 @@ def render_levers(
     return "\n".join(out) + "\n"
 
 
-def render_autonomy(
-    db: Database,
-    *,
-    full: bool = False,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    workflows: list[str] | None = None,
-    teams: list[str] | None = None,
-    as_of: datetime | None = None,
-) -> str:
-    f = _filters(start=start, end=end, workflows=workflows, teams=teams, as_of=as_of)
+def render_autonomy(db: Database, f: Filters, *, full: bool = False) -> str:
     args = filter_args(f, full_cost=("BOOLEAN", full))
-    rows = macro_rows(db, "autonomy_by", args, as_of=as_of)
+    rows = macro_rows(db, "autonomy_by", args, as_of=f.as_of)
     header = [
         "workflow",
         "verdict",
@@ -275,47 +229,19 @@ def analysis_command(settings: Settings, args: argparse.Namespace) -> int:
     except ApiError as exc:
         print(f"tasklake report {name}: {exc.message}", file=sys.stderr)
         return 2
+    f = Filters(start, end, workflows, teams, "json", as_of)
     db = Database(settings, store=False)  # a few queries: the views answer them sooner
     try:
         if name == "compare":
             assert workflows is not None
-            text = render_compare(
-                db,
-                workflows[0],
-                a,
-                b,
-                labels=(args.a, args.b),
-                full=full,
-                start=start,
-                end=end,
-                teams=teams,
-                as_of=as_of,
-            )
+            labels = (args.a, args.b)
+            text = render_compare(db, workflows[0], a, b, f, labels=labels, full=full)
         elif name == "trends":
-            text = render_trends(
-                db,
-                period=args.period,
-                full=full,
-                start=start,
-                end=end,
-                workflows=workflows,
-                teams=teams,
-                as_of=as_of,
-            )
+            text = render_trends(db, f, period=args.period, full=full)
         elif name == "levers":
-            text = render_levers(
-                db, start=start, end=end, workflows=workflows, teams=teams, as_of=as_of
-            )
+            text = render_levers(db, f)
         else:
-            text = render_autonomy(
-                db,
-                full=full,
-                start=start,
-                end=end,
-                workflows=workflows,
-                teams=teams,
-                as_of=as_of,
-            )
+            text = render_autonomy(db, f, full=full)
         sys.stdout.write(text)
     except QueryError as exc:
         print(f"tasklake report {name}: {exc.message}", file=sys.stderr)
