@@ -8,6 +8,8 @@ writes. The read API then runs in a real uvicorn on a free port, and we time ove
   and right after a new span file and a new signal file landed (the incremental refresh of the
   task store is part of the request, as under ingest);
 - ``GET /api/v1/tasks/{id}`` for tasks and attempts across the lake (target <= 200 ms);
+- the analyses (``compare``, ``trends``, ``levers``, ``autonomy``, ``reasons``,
+  ``time-saved``; target <= 1 s each) from the store;
 - the span-level groupings (``workflow,role``, ``workflow,model``, ``provider``) and the fully
   loaded cost (``cost=full``, with a year of cost entries for teams, workflows and everyone)
   from the store;
@@ -58,6 +60,15 @@ DRILL_TARGET_S = 0.2
 DELTA = "bench-delta"  # files the bench adds and removes again
 SPAN_GROUPINGS = ("workflow,role", "workflow,model", "provider")
 VIEWS_MEMORY = 6 << 30
+#: The analyses of issue 10 (target <= 1 s each), with the parameters each needs.
+ANALYSES: tuple[tuple[str, dict[str, str]], ...] = (
+    ("/api/v1/compare", {"workflow": "wf-00", "a": "version:v1", "b": "version:v2"}),
+    ("/api/v1/trends", {"period": "week"}),
+    ("/api/v1/levers", {}),
+    ("/api/v1/autonomy", {}),
+    ("/api/v1/reasons", {}),
+    ("/api/v1/time-saved", {}),
+)
 
 
 def cached_lake(shape: LakeShape | None = None) -> Path:
@@ -244,6 +255,13 @@ def run(runs: int = 7, drilldowns: int = 30) -> dict[str, float]:
             ]
             results["task_drilldown_s"] = statistics.median(drill)
             results["task_drilldown_p90_s"] = sorted(drill)[int(0.9 * (len(drill) - 1))]
+            for route, extra in ANALYSES:
+                times = [
+                    _timed_get(http, base + route, as_of=moment.isoformat(), **extra)
+                    for _ in range(3)
+                ]
+                key = route.rsplit("/", 1)[-1].replace("-", "_")
+                results[f"{key}_s"] = statistics.median(times)
             for group_by in SPAN_GROUPINGS:
                 times = [
                     _timed_get(http, url, group_by=group_by, as_of=moment.isoformat())
