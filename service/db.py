@@ -102,6 +102,7 @@ class Database:
         self._con.execute("SET GLOBAL parquet_metadata_cache = true")
         load_views(self._con, self.tables, settings)
         self.timeout = settings.query_timeout
+        self._columns: dict[str, list[str]] = {}
         self.store = (
             Store(
                 self._con,
@@ -127,6 +128,18 @@ class Database:
             return self.follower.current(self.timeout)
         except StoreUnavailable as exc:
             raise StoreNotReady(str(exc)) from exc
+
+    def columns(self, view: str) -> list[str]:
+        """The column names of a view of the catalog, in order."""
+        if view not in self._columns:
+            cursor = self._con.cursor()
+            try:
+                self.tables.pin(cursor)
+                rows = cursor.execute(f'DESCRIBE "{view}"').fetchall()
+            finally:
+                cursor.close()
+            self._columns[view] = [r[0] for r in rows]
+        return self._columns[view]
 
     def warm(self, timeout: float = 3600.0) -> None:
         """Wait until the store is built and at the newest versions (tools, benchmarks)."""

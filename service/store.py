@@ -140,9 +140,7 @@ PART_INPUT = (
 )
 
 
-def span_read(
-    uris: Sequence[str], seed: str | None, where: str = "", columns: str = "*"
-) -> str:
+def span_read(uris: Sequence[str], seed: str | None, where: str = "", columns: str = "*") -> str:
     """A relation of span rows (as the templates' ``spans_table``) from ``uris``."""
     files = list(uris) or ([seed] if seed else [])
     read = (

@@ -19,7 +19,9 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
+from schemas.auth import Principal
 from schemas.views import COMPONENT_COLUMNS
+from service.access import ReadPrincipal, team_filter
 from service.api.openapi import CSV, errors
 from service.api.params import (
     FORMATS,
@@ -34,6 +36,7 @@ from service.api.params import (
     one_of,
 )
 from service.api.render import csv_response, json_response, plain
+from service.audit import note
 from service.db import Database, get_db
 from service.errors import ApiError
 
@@ -163,6 +166,14 @@ def unallocated_rows(
     return db.rows(sql, args, as_of=as_of, snapshot=store.snapshot if store else None)
 
 
+def visible_unallocated(principal: Principal, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a caller sees of the unallocated money: a team-scoped one only the entries naming
+    one of its teams (an entry for every team, and a signal of no known task, are nobody's)."""
+    if principal.teams is None:
+        return rows
+    return [r for r in rows if r["kind"] == "entry" and principal.sees(r["team"])]
+
+
 GroupBy = Annotated[
     str | None,
     declared(
@@ -206,6 +217,7 @@ class CostPerTaskAnswer(BaseModel):
 def cost_per_task(
     request: Request,
     db: Annotated[Database, Depends(get_db)],
+    principal: ReadPrincipal,
     *,
     group_by: GroupBy = None,
     start: Start = None,
@@ -216,13 +228,15 @@ def cost_per_task(
     format: Format = None,
     as_of: AsOf = None,
 ) -> Response:
-    """Cost per completed task, grouped by ``group_by`` (default: workflow)."""
+    """Cost per completed task, grouped by ``group_by`` (default: workflow). A team-scoped
+    token reads its teams' tasks: ``team`` narrows them, a team outside them is 403."""
     check_known(request.query_params, PARAMS)
     keys = choices("group_by", group_by, GROUP_KEYS, "workflow")
     since, until = moment("start", start), moment("end", end)
     if since is not None and until is not None and until <= since:
         raise ApiError(400, "end: must be after start (the period is [start, end))")
-    workflows, teams = names("workflow", workflow), names("team", team)
+    workflows = names("workflow", workflow)
+    teams = team_filter(principal, names("team", team))
     kind = one_of("cost", cost, COSTS, "inference")
     fmt = one_of("format", format, FORMATS, "json")
     at = moment("as_of", as_of)
@@ -230,6 +244,7 @@ def cost_per_task(
     rows = cost_per_task_rows(
         db, keys, start=since, end=until, workflows=workflows, teams=teams, as_of=at, full=full
     )
+    note(request, rows=len(rows))
     if fmt == "csv":
         columns = [*keys, *METRICS, *(COMPONENT_COLUMNS if full else ())]
         return csv_response(rows, columns, "cost-per-task")
@@ -247,8 +262,11 @@ def cost_per_task(
         "as_of": plain(at),
     }
     if full:
-        unallocated = unallocated_rows(
-            db, start=since, end=until, workflows=workflows, teams=teams, as_of=at
+        unallocated = visible_unallocated(
+            principal,
+            unallocated_rows(
+                db, start=since, end=until, workflows=workflows, teams=teams, as_of=at
+            ),
         )
         doc["unallocated"] = unallocated
         doc["unallocated_usd"] = sum((u["amount_usd"] for u in unallocated), Decimal(0))
