@@ -95,7 +95,7 @@ def otlp_routes(
     return [
         Route(TRACES_PATH, traces, name="otlp_traces"),
         Route(LOGS_PATH, logs, name="otlp_logs"),
-        Route("/v1/{rest:path}", _UnknownPath(), name="otlp_unknown"),
+        Route("/v1/{rest:path}", _UnknownPath(settings), name="otlp_unknown"),
     ]
 
 
@@ -152,9 +152,20 @@ class _OTLPEndpoint(Generic[Req]):
 
 
 class _UnknownPath:
+    """Every other ``/v1/...`` path: 404 with a Status body, to senders only."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        err = NotFound(f"no OTLP endpoint at {request.url.path}; use {TRACES_PATH} or {LOGS_PATH}")
+        try:
+            ingest_principal(request.headers.get("authorization"), self.settings)
+            err: IngestError = NotFound(
+                f"no OTLP endpoint at {request.url.path}; use {TRACES_PATH} or {LOGS_PATH}"
+            )
+        except IngestError as exc:
+            err = exc
         await _error_response(err, as_json=not _is_protobuf(request))(scope, receive, send)
 
 

@@ -25,7 +25,8 @@ ADMIN      the ``admin`` scope (settings)
 METRICS    the ``admin`` scope, or a client in ``probe_networks`` (``/metrics``)
 ========== =================================================================================
 
-A route declaring several needs all of them. The gatekeeper leaves the caller in
+A route declaring several needs all of them. A path no route matches (as FastAPI matches them,
+``app_routes``) is answered 404 by the gatekeeper itself. The gatekeeper leaves the caller in
 ``scope["state"]["principal"]`` (what ``needs`` returns to the handler) and writes one audit
 line per request it checked (``service.audit``); INGEST and OPEN routes are not audited (the
 write path is the hot path; nothing is read there).
@@ -42,7 +43,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import iter_route_contexts
 from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -116,29 +117,43 @@ def declare(route: BaseRoute, access: Access) -> BaseRoute:
     return route
 
 
-def _dependency_access(dependant: Dependant) -> set[Access]:
+def _dependency_access(dependant: Dependant | None) -> set[Access]:
     found: set[Access] = set()
-    for dep in dependant.dependencies:
+    for dep in dependant.dependencies if dependant is not None else ():
         if isinstance(dep.call, _Needs):
             found.add(dep.call.access)
         found |= _dependency_access(dep)
     return found
 
 
-def declared_access(route: BaseRoute) -> frozenset[Access]:
-    """Everything ``route`` declares (empty: nothing — the gatekeeper refuses it)."""
+def declared_access(route: Any) -> frozenset[Access]:
+    """Everything ``route`` (a route, or FastAPI's context of an included one) declares;
+    empty: nothing — the gatekeeper refuses it."""
     found: set[Access] = set()
-    explicit = getattr(route, _ATTRIBUTE, None)
-    if isinstance(explicit, Access):
-        found.add(explicit)
-    if isinstance(route, APIRoute):
-        found |= _dependency_access(route.dependant)
+    for target in (route, getattr(route, "original_route", None)):
+        explicit = getattr(target, _ATTRIBUTE, None)
+        if isinstance(explicit, Access):
+            found.add(explicit)
+    found |= _dependency_access(getattr(route, "dependant", None))
+    for dep in getattr(route, "dependencies", None) or ():
+        if isinstance(getattr(dep, "dependency", None), _Needs):
+            found.add(dep.dependency.access)
     return frozenset(found)
 
 
-def route_for(routes: Iterable[BaseRoute], scope: Scope) -> BaseRoute | None:
-    """The route Starlette will hand ``scope`` to: the first full match, else the first
-    partial one (a method it does not allow: the route answers 405)."""
+def app_routes(router: Router) -> list[Any]:
+    """Every route the app serves, as FastAPI selects them: the routes of included routers
+    (with their router's dependencies), then the low-priority ones (frontends) last."""
+    routes: list[Any] = list(iter_route_contexts(router.routes))
+    low = getattr(router, "_iter_low_priority_routes", None)
+    if low is not None:
+        routes.extend(low())
+    return routes
+
+
+def route_for(routes: Iterable[Any], scope: Scope) -> Any | None:
+    """The route ``scope`` goes to: the first full match, else the first partial one (a
+    method it does not allow: the route answers 405); None: no route."""
     partial = None
     for route in routes:
         match, _ = route.matches(scope)
@@ -176,9 +191,9 @@ class Gatekeeper:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = route_for(self.router.routes, scope)
-        if route is None:  # nothing answers here but the 404
-            await self.app(scope, receive, send)
+        route = route_for(app_routes(self.router), scope)
+        if route is None:  # no route: the gatekeeper answers, so no route it cannot see runs
+            await self._refuse(scope, send, 404, "not found")
             return
         accesses = declared_access(route)
         path = str(getattr(route, "path", scope.get("path", "")))

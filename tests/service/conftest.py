@@ -5,6 +5,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -86,3 +87,22 @@ def scenario_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     scenario.build(lake)
     with serve_api(Settings(lake=str(lake))) as base:
         yield Api(base)
+
+
+@pytest.fixture(scope="session")
+def access_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lake of the access tests (tests/service/access_env.py), built once."""
+    from tests.service import access_env
+
+    lake = tmp_path_factory.mktemp("access") / "lake"
+    access_env.build(lake)
+    return lake
+
+
+@pytest.fixture(scope="session")
+def access_api(access_lake: Path) -> Iterator[Any]:
+    """The whole app over the access lake, with every kind of token configured."""
+    from tests.service import access_env
+
+    with access_env.serve(access_env.access_settings(access_lake)) as base:
+        yield access_env.Client(base)
