@@ -37,6 +37,7 @@ class SqlRunner:
         self.db = db
         self._lake: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
+        self.cache = scoped.ViewCache(settings.query_memory_limit // 4)
 
     @classmethod
     def for_database(cls, db: Database) -> SqlRunner:
@@ -63,7 +64,8 @@ class SqlRunner:
         settings = self.settings
         started = time.monotonic()
         views = scoped.closure(checked.names)
-        tables, derived = scoped.materialize(self.db, views, teams, settings.query_timeout)
+        deadline = started + settings.query_timeout
+        tables, derived = scoped.materialize(self.db, views, teams, deadline, self.cache)
         con = connect(settings)
         try:
             con.execute(render_prelude())
@@ -72,7 +74,7 @@ class SqlRunner:
             for statement in derived:
                 con.execute(statement)
             lock(con)
-            left = settings.query_timeout - (time.monotonic() - started)
+            left = deadline - time.monotonic()
             return run(
                 con, checked.sql, timeout=left, max_rows=settings.query_max_rows, settings=settings
             )

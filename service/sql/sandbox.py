@@ -85,7 +85,7 @@ def run(
     """Run ``sql`` (one checked query) on ``con`` within the limits; ``prepare`` readies the
     connection first (pins the tables' versions)."""
     if timeout <= 0:
-        raise QueryTimeout("the query ran out of time before it started")
+        raise QueryTimeout(_late(settings))
     timer = threading.Timer(timeout, con.interrupt)
     try:
         if prepare is not None:
@@ -106,10 +106,7 @@ def run(
         table = pa.Table.from_batches(batches, schema=reader.schema).slice(0, max_rows)
         return Answer(table, types, truncated)
     except duckdb.InterruptException as exc:
-        raise QueryTimeout(
-            f"the query took longer than {timeout:g} s (query_timeout): narrow it, or retry"
-            " when the server is less busy"
-        ) from exc
+        raise QueryTimeout(_late(settings)) from exc
     except duckdb.OutOfMemoryException as exc:
         raise QueryTooLarge(
             "the query needs more memory than query_memory_limit"
@@ -124,6 +121,13 @@ def run(
         raise SqlRefused(400, f"sql: {_first_line(exc)}") from exc
     finally:
         timer.cancel()
+
+
+def _late(settings: Settings) -> str:
+    return (
+        f"the query took longer than {settings.query_timeout:g} s (query_timeout): narrow it,"
+        " or retry when the server is less busy"
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -31,7 +31,10 @@ from scoped sandboxes, never unfiltered.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +43,7 @@ import pyarrow as pa
 from schemas.lake import SPANS
 from schemas.templates import render
 from schemas.views import render_derived
-from service.db import Database, StoreNotReady
+from service.db import Database, QueryTimeout, StoreNotReady
 from service.store import SCHEMA, Store, span_read
 
 S = SCHEMA
@@ -151,14 +154,45 @@ def closure(names: frozenset[str]) -> list[str]:
     return out
 
 
+class ViewCache:
+    """Views made for some teams, kept ``ttl`` seconds per store version within ``max_bytes``
+    (a dashboard asking every few seconds does not compute them again). Within the ttl an
+    answer may lag the clock by as much (a task becoming completed as its window ends)."""
+
+    def __init__(self, max_bytes: int, ttl: float = 5.0) -> None:
+        self.max_bytes, self.ttl = max_bytes, ttl
+        self._held: OrderedDict[Hashable, tuple[float, pa.Table]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> pa.Table | None:
+        with self._lock:
+            hit = self._held.get(key)
+            if hit is None or time.monotonic() - hit[0] > self.ttl:
+                self._held.pop(key, None)
+                return None
+            self._held.move_to_end(key)
+            return hit[1]
+
+    def put(self, key: Hashable, table: pa.Table) -> None:
+        with self._lock:
+            self._held[key] = (time.monotonic(), table)
+            while sum(t.nbytes for _, t in self._held.values()) > self.max_bytes and self._held:
+                self._held.popitem(last=False)
+
+
 def materialize(
-    db: Database, views: list[str], teams: list[str], timeout: float
+    db: Database,
+    views: list[str],
+    teams: list[str],
+    deadline: float,
+    cache: ViewCache | None = None,
 ) -> tuple[dict[str, pa.Table], list[str]]:
     """The Arrow tables of the stored ``views`` for ``teams``, and the view files to define in
-    the sandbox over them (in order)."""
+    the sandbox over them (in order); every query done by ``deadline`` (``time.monotonic``)."""
     store = db.store_for()
     if store is None or store.snapshot is None:
         raise StoreNotReady("the task store is not built yet: retry later")
+    version = tuple(sorted(store.snapshot.versions.items()))
     tables: dict[str, pa.Table] = {}
     derived: list[str] = []
     for name in views:
@@ -166,6 +200,19 @@ def materialize(
         if rows is None:
             derived.append(render_derived(name, db.settings))
             continue
+        key = (version, tuple(teams), name)
+        held = cache.get(key) if cache is not None else None
+        if held is not None:
+            tables[name] = held
+            continue
         sql, params = rows(db, store, teams) if callable(rows) else (rows, {"teams": teams})
-        tables[name] = db.arrow(sql, params, snapshot=store.snapshot, timeout=timeout)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise QueryTimeout(
+                f"the query took longer than {db.settings.query_timeout:g} s (query_timeout)"
+                " gathering its views: narrow it, or retry when the server is less busy"
+            )
+        tables[name] = db.arrow(sql, params, snapshot=store.snapshot, timeout=left)
+        if cache is not None:
+            cache.put(key, tables[name])
     return tables, derived

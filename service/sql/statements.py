@@ -8,8 +8,9 @@ statement that is not a query (ATTACH, COPY, CREATE, INSERT, SET, PRAGMA, INSTAL
 EXPORT, EXPLAIN, …) is 403, naming it. The sandbox (``service.sql.sandbox``) is the second
 layer: what a query may reach once it runs.
 
-``check`` also lists the relations the query names (``BASE_TABLE`` references of the parse
-tree, CTE names included): a team-scoped sandbox is filled with those views only.
+``check`` also lists the names the query uses (``BASE_TABLE`` references of the parse tree,
+CTE names included, and function names): a team-scoped sandbox is filled with those views
+only (``cost_per_task_by`` brings the tables ``cost_per_task`` is computed from).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class SqlRefused(QueryError):
 
 @dataclass(frozen=True)
 class Checked:
-    """One query, and the relations it names (lower case)."""
+    """One query, and the relations and functions it names (lower case)."""
 
     sql: str
     names: frozenset[str]
@@ -107,6 +108,8 @@ def _names(node: Any) -> set[str]:
         if isinstance(n, dict):
             if n.get("type") == "BASE_TABLE" and isinstance(n.get("table_name"), str):
                 found.add(n["table_name"].lower())
+            if isinstance(n.get("function_name"), str):  # table macros: cost_per_task_by
+                found.add(n["function_name"].lower())
             stack.extend(n.values())
         elif isinstance(n, list):
             stack.extend(n)

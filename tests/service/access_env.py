@@ -165,6 +165,7 @@ def serve(
 ) -> Iterator[str]:
     """The whole app over ``settings`` (gatekeeper included) on a free port."""
     db = Database(settings, store=store)
+    db.warm()  # the store built: a query's time limit is not spent waiting for it
     app = create_app(settings, status=Ready(), db=db, ingest_routes=ingest_routes)
     try:
         with serve_app(app) as base:
