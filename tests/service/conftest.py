@@ -14,8 +14,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from schemas.settings import Settings
+from service.access import Gatekeeper
 from service.api import install_read_api
 from service.api.openapi import install_openapi
+from service.audit import Audit
 from service.db import Database
 from service.errors import RequestIdMiddleware, install_error_handlers
 from tests.service import scenario
@@ -51,12 +53,14 @@ def serve_app(app: FastAPI) -> Iterator[str]:
 @contextmanager
 def serve_api(settings: Settings, *, store: bool = True) -> Iterator[str]:
     """The read API over ``settings.lake`` in a real uvicorn on a free port (answering from
-    the materialized store, or from the views alone), with the server's middleware."""
+    the materialized store, or from the views alone), with the server's middleware (the
+    gatekeeper: with no tokens in ``settings``, everyone reads)."""
     app = FastAPI()
     install_error_handlers(app)
     db = Database(settings, store=store)
     install_read_api(app, db)
     install_openapi(app)
+    app.add_middleware(Gatekeeper, router=app.router, settings=settings, audit=Audit(settings))
     app.add_middleware(RequestIdMiddleware)
     try:
         with serve_app(app) as base:
