@@ -25,6 +25,12 @@ ADMIN      the ``admin`` scope (settings)
 METRICS    the ``admin`` scope, or a client in ``probe_networks`` (``/metrics``)
 ========== =================================================================================
 
+**Teams.** A ``read`` route serves a team-scoped token only when it says it keeps such a
+caller to its teams' rows: its handler takes ``principal: ReadPrincipal`` (and filters by
+``principal.teams``: ``team_filter``, ``Principal.sees``, or ``service.sql`` for SQL). A read
+route mounted through ``read_routers`` alone does not: a team-scoped token is refused there
+(403) until the handler does, so a new endpoint never shows one team another's rows.
+
 A route declaring several needs all of them. A path no route matches (as FastAPI matches them,
 ``app_routes``) is answered 404 by the gatekeeper itself. The gatekeeper leaves the caller in
 ``scope["state"]["principal"]`` (what ``needs`` returns to the handler) and writes one audit
@@ -82,10 +88,11 @@ _PROBES = frozenset({Access.PROBE, Access.METRICS})
 
 class _Needs:
     """The FastAPI dependency that declares a route's access and hands it the caller the
-    gatekeeper checked."""
+    gatekeeper checked; ``keeps_teams``: the handler keeps a team-scoped caller to its teams."""
 
-    def __init__(self, access: Access) -> None:
+    def __init__(self, access: Access, keeps_teams: bool = False) -> None:
         self.access = access
+        self.keeps_teams = keeps_teams
 
     def __call__(self, request: Request) -> Principal:
         if self.access is Access.OPEN:
@@ -107,7 +114,8 @@ def needs(access: Access) -> Any:
     return Depends(_NEEDS[access])
 
 
-ReadPrincipal = Annotated[Principal, needs(Access.READ)]
+#: The caller of a read handler that keeps a team-scoped caller to its teams' rows.
+ReadPrincipal = Annotated[Principal, Depends(_Needs(Access.READ, keeps_teams=True))]
 AdminPrincipal = Annotated[Principal, needs(Access.ADMIN)]
 
 
@@ -117,12 +125,20 @@ def declare(route: BaseRoute, access: Access) -> BaseRoute:
     return route
 
 
-def _dependency_access(dependant: Dependant | None) -> set[Access]:
-    found: set[Access] = set()
+def _dependency_needs(dependant: Dependant | None) -> list[_Needs]:
+    found: list[_Needs] = []
     for dep in dependant.dependencies if dependant is not None else ():
         if isinstance(dep.call, _Needs):
-            found.add(dep.call.access)
-        found |= _dependency_access(dep)
+            found.append(dep.call)
+        found.extend(_dependency_needs(dep))
+    return found
+
+
+def _needs_of(route: Any) -> list[_Needs]:
+    found = _dependency_needs(getattr(route, "dependant", None))
+    for dep in getattr(route, "dependencies", None) or ():
+        if isinstance(getattr(dep, "dependency", None), _Needs):
+            found.append(dep.dependency)
     return found
 
 
@@ -134,11 +150,14 @@ def declared_access(route: Any) -> frozenset[Access]:
         explicit = getattr(target, _ATTRIBUTE, None)
         if isinstance(explicit, Access):
             found.add(explicit)
-    found |= _dependency_access(getattr(route, "dependant", None))
-    for dep in getattr(route, "dependencies", None) or ():
-        if isinstance(getattr(dep, "dependency", None), _Needs):
-            found.add(dep.dependency.access)
+    found |= {n.access for n in _needs_of(route)}
     return frozenset(found)
+
+
+def keeps_teams(route: Any) -> bool:
+    """Whether ``route``'s handler keeps a team-scoped caller to its teams (it takes
+    ``principal: ReadPrincipal``); a read route that does not refuses such a caller."""
+    return any(n.keeps_teams for n in _needs_of(route))
 
 
 def app_routes(router: Router) -> list[Any]:
@@ -213,6 +232,14 @@ class Gatekeeper:
                 await self._refuse(scope, send, verdict.status, verdict.message)
                 return
             principal = verdict.principal
+            if Access.READ in accesses and principal.scoped and not keeps_teams(route):
+                why = (
+                    f"token '{principal.name}' is limited to teams and this endpoint does not"
+                    " keep to a token's teams: use a token without teams"
+                )
+                self.audit.request(scope, path, None, 403, why)
+                await self._refuse(scope, send, 403, why)
+                return
         state = scope.setdefault("state", {})
         state["principal"] = principal
         status = 500

@@ -4,8 +4,9 @@ metric themselves.
 
 Every router of ``read_routers`` is mounted needing the ``read`` scope (``service.access``):
 a new read endpoint is scoped by being listed here. A handler that reads rows takes the caller
-(``principal: ReadPrincipal``) and keeps a team-scoped caller to its teams' rows. Admin
-endpoints go in ``admin_routers`` (the ``admin`` scope).
+(``principal: ReadPrincipal``) and keeps a team-scoped caller to its teams' rows; until it
+does, the gatekeeper refuses team-scoped tokens there. Admin endpoints go in
+``admin_routers`` (the ``admin`` scope).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Every route declares who may call it, and the gatekeeper holds each one to it.
 
-``ROUTES`` is the table of every route the server has and the access it must declare: a
-route added without one (or not listed here) fails ``test_every_route_is_in_the_table``, and
-the gatekeeper refuses it at run time (``test_an_undeclared_route_answers_nobody``). Then
-each route is called over real HTTP with no token, a token without the scope, and one with
-it.
+``ROUTES`` is the table of every route the server has, the access it must declare and, for
+read routes, whether it keeps a team-scoped token to its teams' rows. A route added without
+a declaration (or not listed here) fails ``test_every_route_is_in_the_table`` with the line to
+add, and the gatekeeper refuses it at run time (``test_an_undeclared_route_answers_nobody``).
+Then each route is called over real HTTP with no token, a token without the scope, one with
+it, and a team-scoped one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import requests
@@ -22,30 +23,43 @@ from fastapi import APIRouter
 from ingest.otlp_http import otlp_routes
 from ingest.write_api import write_routes
 from schemas.settings import Settings
-from service.access import Access, app_routes, declared_access
+from service.access import Access, app_routes, declared_access, keeps_teams, needs
 from service.app import create_app
 from service.db import Database
 from tests.ingest.receiver_harness import SinkExporter
 from tests.service.access_env import LEGACY, Ready, access_settings, bearer
 from tests.service.conftest import serve_app
 
-#: Every route of the server: (path, methods) -> the access it declares.
-ROUTES: dict[tuple[str, str], Access] = {
-    ("/v1/traces", "*"): Access.INGEST,
-    ("/v1/logs", "*"): Access.INGEST,
-    ("/v1/{rest:path}", "*"): Access.INGEST,
-    ("/api/v1/signals", "*"): Access.INGEST,
-    ("/api/v1/costs", "*"): Access.INGEST,
-    ("/healthz", "GET"): Access.OPEN,
-    ("/readyz", "GET"): Access.PROBE,
-    ("/metrics", "GET"): Access.METRICS,
-    ("/api/openapi.json", "GET"): Access.TOKEN,
-    ("/api/docs", "GET"): Access.TOKEN,
-    ("/docs/oauth2-redirect", "GET"): Access.TOKEN,
-    ("/api/v1/cost-per-task", "GET"): Access.READ,
-    ("/api/v1/tasks/{task_id:any_id}", "GET"): Access.READ,
-    ("/api/v1/query", "POST"): Access.READ,
-    ("/api/v1/admin/settings", "GET"): Access.ADMIN,
+
+class Declared(NamedTuple):
+    """What a route declares: its access and (read routes) whether a team-scoped token may
+    call it, seeing only its teams' rows (the handler takes ``principal: ReadPrincipal``)."""
+
+    access: Access
+    teams: bool = False
+
+    def __repr__(self) -> str:
+        teams = ", teams=True" if self.teams else ""
+        return f"Declared(Access.{self.access.name}{teams})"
+
+
+#: Every route of the server: (path, methods) -> what it declares.
+ROUTES: dict[tuple[str, str], Declared] = {
+    ("/v1/traces", "*"): Declared(Access.INGEST),
+    ("/v1/logs", "*"): Declared(Access.INGEST),
+    ("/v1/{rest:path}", "*"): Declared(Access.INGEST),
+    ("/api/v1/signals", "*"): Declared(Access.INGEST),
+    ("/api/v1/costs", "*"): Declared(Access.INGEST),
+    ("/healthz", "GET"): Declared(Access.OPEN),
+    ("/readyz", "GET"): Declared(Access.PROBE),
+    ("/metrics", "GET"): Declared(Access.METRICS),
+    ("/api/openapi.json", "GET"): Declared(Access.TOKEN),
+    ("/api/docs", "GET"): Declared(Access.TOKEN),
+    ("/docs/oauth2-redirect", "GET"): Declared(Access.TOKEN),
+    ("/api/v1/cost-per-task", "GET"): Declared(Access.READ, teams=True),
+    ("/api/v1/tasks/{task_id:any_id}", "GET"): Declared(Access.READ, teams=True),
+    ("/api/v1/query", "POST"): Declared(Access.READ, teams=True),
+    ("/api/v1/admin/settings", "GET"): Declared(Access.ADMIN),
 }
 
 #: How each route is called: (method, path, body).
@@ -101,14 +115,65 @@ def _key(route: Any) -> tuple[str, str]:
     return route.path, ",".join(sorted(methods - {"HEAD"})) if methods else "*"
 
 
+def _declared(route: Any) -> Declared | None:
+    accesses = declared_access(route)
+    if len(accesses) != 1:
+        return None
+    return Declared(next(iter(accesses)), keeps_teams(route))
+
+
+_HOW = """    Declare it (service/access.py): a read endpoint: put its router in
+    service.api.read_routers (scope read); an admin one: admin_routers (scope admin); a page or
+    asset holding no data: dependencies=[needs(Access.OPEN)] or declare(route, Access.OPEN).
+    Then add it to ROUTES and CALLS (this test says the line once it is declared)."""
+_TEAMS = """    It is a read route whose handler does not take `principal: ReadPrincipal`, so the
+    gatekeeper refuses team-scoped tokens there (403). If it answers rows of tasks, attempts,
+    spans, signals or costs, or anything computed from them, make the handler take
+    `principal: ReadPrincipal` and keep to principal.teams (service.access.team_filter,
+    Principal.sees, or service.sql for SQL); then it declares teams=True: add it to
+    tests/service/test_access_leaks.py too."""
+
+
+def table_problems(routes: list[Any]) -> list[str]:
+    """What the app's routes and ``ROUTES``/``CALLS`` disagree on, each said with what to
+    change (the message the next person adding a route reads)."""
+    problems = []
+    seen: dict[tuple[str, str], Declared | None] = {}
+    for route in routes:
+        key = _key(route)
+        found = seen[key] = _declared(route)
+        accesses = sorted(str(a) for a in declared_access(route))
+        if found is None:
+            what = f"declares {accesses}" if accesses else "declares no access"
+            problems.append(f"{key} {what}: the gatekeeper refuses everyone there.\n{_HOW}")
+            continue
+        if key not in ROUTES:
+            line = f"NEW ROUTE {key}: it declares {found!r}. Add to ROUTES:\n"
+            line += f"        {key!r}: {found!r},\n"
+            method = key[1].split(",")[0].replace("*", "POST")
+            line += "    and to CALLS (a real path for path parameters, a body for POST):\n"
+            line += f"        {key[0]!r}: ({method!r}, {key[0]!r}, None),"
+            if found.access is Access.READ and not found.teams:
+                line += "\n" + _TEAMS
+            problems.append(line)
+        elif ROUTES[key] != found:
+            problems.append(
+                f"CHANGED {key}: ROUTES says {ROUTES[key]!r}, the app declares {found!r}."
+                " If that is intended, update ROUTES."
+            )
+    for key in ROUTES.keys() - seen.keys():
+        problems.append(f"GONE {key}: in ROUTES, not in the app: remove it from ROUTES and CALLS.")
+    for path in {p for p, _ in ROUTES} - CALLS.keys():
+        problems.append(f"CALLS has no way to call {path!r}: add (method, path, body).")
+    return problems
+
+
 def test_every_route_is_in_the_table(server: tuple[str, Any]) -> None:
     _, app = server
-    declared = {}
-    for route in app_routes(app.router):
-        accesses = declared_access(route)
-        assert len(accesses) == 1, f"{_key(route)} declares {sorted(accesses)}"
-        declared[_key(route)] = next(iter(accesses))
-    assert declared == ROUTES
+    problems = table_problems(app_routes(app.router))
+    assert not problems, "\n\n".join(
+        ["Every route must be classified (tests/service/test_access_routes.py):", *problems]
+    )
 
 
 def _call(base: str, route: str, who: str | None) -> requests.Response:
@@ -120,7 +185,7 @@ def _call(base: str, route: str, who: str | None) -> requests.Response:
 @pytest.mark.parametrize("route", sorted(path for path, _ in ROUTES))
 def test_each_route_takes_whom_it_declares(server: tuple[str, Any], route: str) -> None:
     base, _ = server
-    access = next(a for (p, _), a in ROUTES.items() if p == route)
+    access, teams = next(d for (p, _), d in ROUTES.items() if p == route)
     if access is Access.OPEN:
         assert _call(base, route, None).status_code == 200
         return
@@ -135,6 +200,12 @@ def test_each_route_takes_whom_it_declares(server: tuple[str, Any], route: str) 
         refused = _call(base, route, may_not)
         assert refused.status_code == 403, refused.text
         assert "scope" in refused.text
+    if access is Access.READ:
+        team_scoped = _call(base, route, "cx-reader")
+        if teams:
+            assert team_scoped.status_code not in (401, 403), team_scoped.text
+        else:
+            assert team_scoped.status_code == 403 and "limited to teams" in team_scoped.text
 
 
 def test_an_undeclared_route_answers_nobody(tmp_path: Path) -> None:
@@ -150,7 +221,10 @@ def test_an_undeclared_route_answers_nobody(tmp_path: Path) -> None:
     app.include_router(sneaky)  # not through install_read_api: no scope
     try:
         route = next(r for r in app_routes(app.router) if r.path == "/api/v1/sneaky")
-        assert declared_access(route) == frozenset()  # what the table test would catch
+        assert declared_access(route) == frozenset()
+        (problem,) = table_problems(app_routes(app.router))  # what the table test says
+        assert "('/api/v1/sneaky', 'GET') declares no access" in problem
+        assert "service.api.read_routers" in problem and "Access.OPEN" in problem
         with serve_app(app) as base:
             for who in (None, "reader", "admin", "legacy"):
                 resp = requests.get(base + "/api/v1/sneaky", headers=bearer(who) if who else {})
@@ -159,6 +233,38 @@ def test_an_undeclared_route_answers_nobody(tmp_path: Path) -> None:
             unknown = requests.get(base + "/nothing/here", headers=bearer("reader"))
             assert unknown.status_code == 404
             assert unknown.json()["error"]["status"] == 404
+    finally:
+        db.close()
+
+
+def test_a_read_route_keeps_teams_or_refuses_them(tmp_path: Path) -> None:
+    """A read route mounted as ``install_read_api`` mounts them, whose handler does not take
+    the caller: team-scoped tokens are refused, and the table test says what to do."""
+    settings = access_settings(tmp_path / "lake")
+    db = Database(settings, store=False)
+    app = _app(settings, db)
+    compare = APIRouter()
+
+    @compare.get("/api/v1/compare")
+    def every_team() -> dict[str, str]:
+        return {"rows": "every team's"}
+
+    app.include_router(compare, dependencies=[needs(Access.READ)])
+    try:
+        (problem,) = table_problems(app_routes(app.router))
+        assert problem.startswith("NEW ROUTE ('/api/v1/compare', 'GET')")
+        assert "('/api/v1/compare', 'GET'): Declared(Access.READ)," in problem
+        assert "principal: ReadPrincipal" in problem and "test_access_leaks.py" in problem
+        with serve_app(app) as base:
+            for who in ("reader", "legacy"):
+                resp = requests.get(base + "/api/v1/compare", headers=bearer(who))
+                assert resp.status_code == 200, resp.text
+            for who in ("cx-reader", "fin-reader"):
+                resp = requests.get(base + "/api/v1/compare", headers=bearer(who))
+                assert resp.status_code == 403 and "every team" not in resp.text
+                assert "limited to teams" in resp.json()["error"]["message"]
+            resp = requests.get(base + "/api/v1/compare", headers=bearer("admin"))
+            assert resp.status_code == 403 and "read scope" in resp.text
     finally:
         db.close()
 
