@@ -31,9 +31,7 @@ FORMATS = ("table", "csv", "json")
 
 def run_command(settings: Settings, sql: str, fmt: str = "table", out: TextIO = sys.stdout) -> int:
     """``tasklake sql -c``: 0 when answered, 1 when refused or failed (message on stderr)."""
-    tables = Tables(settings.location, seed_dir=settings.effective_store_dir / "seeds")
-    tables.ensure()
-    runner = SqlRunner(settings, tables)
+    runner = SqlRunner(settings, _tables(settings))
     try:
         answer = runner.query(sql)
     except QueryError as exc:
@@ -43,6 +41,13 @@ def run_command(settings: Settings, sql: str, fmt: str = "table", out: TextIO = 
         runner.close()
     print_answer(answer, fmt, out)
     return 0
+
+
+def _tables(settings: Settings) -> Tables:
+    """The lake's tables, created when new (as the server does): a fresh lake answers empty."""
+    tables = Tables(settings.location, seed_dir=settings.effective_store_dir / "seeds")
+    tables.ensure()
+    return tables
 
 
 def print_answer(answer: Answer, fmt: str, out: TextIO) -> None:
@@ -76,11 +81,12 @@ def interactive(settings: Settings) -> int:
     spill.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(
         config={
-            "memory_limit": f"{max(settings.query_memory_limit // (1024 * 1024), 64)}MB",
+            "memory_limit": f"{max(settings.query_memory_limit // (1024 * 1024), 64)}MiB",
             "temp_directory": str(spill),
         }
     )
     con.execute("SET TimeZone = 'UTC'")
+    _tables(settings)
     load_latest_views(con, settings.location, settings)
     print(
         f"tasklake: views loaded over {settings.location.root} ({', '.join(PUBLIC_VIEWS[:4])},"
