@@ -9,6 +9,7 @@ at start-up with a message naming the setting.
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import os
 import re
 import tomllib
@@ -16,9 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from schemas.auth import Authenticator, Scope, TokenSpec
 from schemas.location import LakeLocation
 
 ENV_PREFIX = "TASKLAKE_"
@@ -63,7 +66,11 @@ SETTINGS: tuple[Setting, ...] = (
         "The read side's local directory (task store, spill files); default <lake>/_store,"
         " or <wal_dir>/_store for s3:// lakes.",
     ),
-    Setting("host", "str", "Interface to listen on; 0.0.0.0 exposes it."),
+    Setting(
+        "host",
+        "str",
+        "Interface to listen on; 0.0.0.0 exposes it (without tokens only with insecure).",
+    ),
     Setting("http_port", "int", "OTLP/HTTP and REST API port."),
     Setting("grpc_port", "int", "OTLP/gRPC port; 0 disables the gRPC receiver."),
     Setting("writer_id", "str", "Writer id in file names; default: derived from hostname."),
@@ -79,7 +86,28 @@ SETTINGS: tuple[Setting, ...] = (
         "Memory the requests in flight may take, counting what decoding builds (~4x a body's"
         " size); beyond it 503 + Retry-After. A larger request is served alone.",
     ),
-    Setting("auth_tokens", "list", "Bearer tokens accepted on every route; empty: no auth."),
+    Setting(
+        "auth_tokens",
+        "list",
+        "Full-access bearer tokens (secrets in the clear); prefer [[tokens]] (README: Access).",
+    ),
+    Setting(
+        "insecure",
+        "bool",
+        "Serve a host other than localhost with no token configured (anyone reaching the port"
+        " reads and writes everything).",
+    ),
+    Setting(
+        "probe_networks",
+        "list",
+        "CIDR networks (e.g. 10.0.0.0/8) whose clients read /readyz and /metrics without a token.",
+    ),
+    Setting(
+        "audit_log",
+        "str",
+        "Where the audit lines (JSON, logger tasklake.audit) go: '-' stderr, a file path, or"
+        " 'off'.",
+    ),
     Setting(
         "max_clock_skew",
         "duration",
@@ -132,7 +160,11 @@ SETTINGS: tuple[Setting, ...] = (
         " (longer than query_timeout).",
     ),
     Setting("query_timeout", "duration", "Time limit of one API/SQL query."),
-    Setting("query_max_rows", "int", "Row cap of POST /api/v1/query answers."),
+    Setting(
+        "query_max_rows",
+        "int",
+        "Row cap of POST /api/v1/query answers (the answer says truncated).",
+    ),
     Setting(
         "query_memory_limit",
         "bytes",
@@ -309,6 +341,9 @@ class Settings:
     max_decompressed_bytes: int = 64 * MiB
     max_inflight_bytes: int = 256 * MiB
     auth_tokens: tuple[str, ...] = ()
+    insecure: bool = False
+    probe_networks: tuple[str, ...] = ()
+    audit_log: str = "-"
     max_clock_skew: float = 300.0
     lanes: int = 0
     wal_fsync: bool = True
@@ -341,7 +376,17 @@ class Settings:
     version_resource_key: str = "service.version"
     prices: tuple[PriceOverride, ...] = ()
     workflows: Mapping[str, WorkflowRule] = field(default_factory=dict)
+    tokens: tuple[TokenSpec, ...] = ()
     config_file: str | None = None
+
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        """The configured tokens ([[tokens]] and the flat auth_tokens), built once."""
+        return Authenticator(self.tokens, self.auth_tokens)
+
+    @cached_property
+    def probe_nets(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(n, strict=False) for n in self.probe_networks)
 
     @property
     def location(self) -> LakeLocation:
@@ -382,7 +427,7 @@ class Settings:
 _DEFAULTS: dict[str, Any] = {
     f.name: f.default
     for f in fields(Settings)
-    if f.name not in {"prices", "workflows", "config_file"}
+    if f.name not in {"prices", "workflows", "tokens", "config_file"}
 }
 _BY_NAME = {s.name: s for s in SETTINGS}
 if set(_DEFAULTS) != set(_BY_NAME):  # every field declared, every declaration a field
@@ -617,6 +662,74 @@ def parse_workflows(table: object) -> dict[str, WorkflowRule]:
     return out
 
 
+_TOKEN_KEYS = {"name", "sha256", "scopes", "teams"}
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _names(value: object, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise SettingsError(f"{where}: expected a list of non-empty strings")
+    return list(value)
+
+
+def parse_tokens(entries: object) -> tuple[TokenSpec, ...]:
+    """The ``[[tokens]]`` tables: name, sha256 (hex of the secret), scopes, optional teams.
+    A config holding a secret itself (any other key) is refused, never silently used."""
+    if not isinstance(entries, list):
+        raise SettingsError("tokens: expected an array of tables ([[tokens]])")
+    out: list[TokenSpec] = []
+    for i, entry in enumerate(entries):
+        where = f"tokens[{i}]"
+        if not isinstance(entry, dict):
+            raise SettingsError(f"{where}: expected a table")
+        unknown = set(entry) - _TOKEN_KEYS
+        if unknown:
+            raise SettingsError(
+                f"{where}: unknown keys {sorted(unknown)} (a token is name, sha256, scopes,"
+                " teams; the config holds the secret's SHA-256, never the secret)"
+            )
+        for required in ("name", "sha256", "scopes"):
+            if required not in entry:
+                raise SettingsError(f"{where}: '{required}' is required")
+        name = entry["name"]
+        if not isinstance(name, str) or not re.fullmatch(
+            r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}", name
+        ):
+            raise SettingsError(f"{where}.name: 1-128 letters, digits and ._:@- (it is logged)")
+        where = f"tokens.{name}"
+        sha = entry["sha256"]
+        if not isinstance(sha, str) or not _HEX_SHA256.fullmatch(sha.strip().lower()):
+            raise SettingsError(
+                f'{where}.sha256: expected 64 hex digits (printf %s "$SECRET" | sha256sum)'
+            )
+        scopes = _names(entry["scopes"], f"{where}.scopes")
+        known = {s.value for s in Scope}
+        if not scopes or not set(scopes) <= known:
+            raise SettingsError(
+                f"{where}.scopes: one or more of {', '.join(sorted(known))}, got {scopes!r}"
+            )
+        teams = None
+        if "teams" in entry:
+            teams = frozenset(_names(entry["teams"], f"{where}.teams"))
+            if not teams:
+                raise SettingsError(f"{where}.teams: at least one team (leave it out: all teams)")
+        out.append(
+            TokenSpec(
+                name=name,
+                sha256=bytes.fromhex(sha.strip().lower()),
+                scopes=frozenset(Scope(s) for s in scopes),
+                teams=teams,
+            )
+        )
+    names = [t.name for t in out]
+    if len(set(names)) != len(names):
+        raise SettingsError("tokens: two tokens share a name (audit lines name tokens)")
+    digests = [t.sha256 for t in out]
+    if len(set(digests)) != len(digests):
+        raise SettingsError("tokens: two tokens share a secret (their sha256 is equal)")
+    return tuple(out)
+
+
 def _apply(values: dict[str, Any], source: Mapping[str, object], *, from_text: bool) -> None:
     for key, raw in source.items():
         setting = _BY_NAME.get(key)
@@ -643,6 +756,7 @@ def load_settings(
     values: dict[str, Any] = {}
     prices: tuple[PriceOverride, ...] = ()
     workflows: dict[str, WorkflowRule] = {}
+    tokens: tuple[TokenSpec, ...] = ()
     if path:
         try:
             with open(path, "rb") as fh:
@@ -653,6 +767,7 @@ def load_settings(
             raise SettingsError(f"config file {path}: {exc}") from exc
         prices = parse_prices(doc.pop("prices", []))
         workflows = parse_workflows(doc.pop("workflows", {}))
+        tokens = parse_tokens(doc.pop("tokens", []))
         _apply(values, doc, from_text=False)
 
     env_values = {
@@ -667,6 +782,7 @@ def load_settings(
         **values,
         prices=prices,
         workflows=workflows,
+        tokens=tokens,
         config_file=str(path) if path else None,
     )
     _validate(settings)
@@ -707,6 +823,17 @@ def _validate(s: Settings) -> None:
             f"wal_dir: required for the object-store lake {location.root} (the write-ahead"
             " log stays on local disk)"
         )
+    for net in s.probe_networks:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError as exc:
+            raise SettingsError(f"probe_networks: {exc}") from None
+    if not s.audit_log.strip():
+        raise SettingsError("audit_log: '-', 'off' or a file path")
+    if s.query_max_rows <= 0:
+        raise SettingsError("query_max_rows: must be positive")
+    if s.query_timeout <= 0:
+        raise SettingsError("query_timeout: must be positive")
     if s.vacuum_retention <= s.query_timeout:
         raise SettingsError("vacuum_retention: must be longer than query_timeout")
 

@@ -7,12 +7,8 @@ Every setting in ``schemas.settings.SETTINGS`` is a flag of every subcommand (``
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from pathlib import Path
 
 from schemas.delta import Tables
 from schemas.settings import SETTINGS, Settings, SettingsError, load_settings
@@ -28,13 +24,22 @@ def _add_settings_flags(parser: argparse.ArgumentParser, *, nested: bool = False
     )
     group = parser.add_argument_group("settings (also TASKLAKE_<NAME> or the TOML file)")
     for s in SETTINGS:
-        group.add_argument(
-            "--" + s.name.replace("_", "-"),
-            dest=s.name,
-            default=default,
-            metavar=s.kind.upper(),
-            help=f"{s.help} [default: {s.default!r}]",
-        )
+        flag = "--" + s.name.replace("_", "-")
+        help_text = f"{s.help} [default: {s.default!r}]"
+        if s.kind == "bool":  # --insecure alone means true
+            group.add_argument(
+                flag,
+                dest=s.name,
+                default=None,
+                nargs="?",
+                const="true",
+                metavar="BOOL",
+                help=help_text,
+            )
+        else:
+            group.add_argument(
+                flag, dest=s.name, default=None, metavar=s.kind.upper(), help=help_text
+            )
 
 
 def _add_analyses(report: argparse.ArgumentParser) -> None:
@@ -73,8 +78,22 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="Receive OTLP (HTTP :4318, gRPC :4317) and serve the API.")
     _add_settings_flags(serve)
 
-    sql = sub.add_parser("sql", help="Open a DuckDB shell with the tasklake views loaded.")
-    sql.add_argument("-c", "--command", dest="sql_command", help="Run one statement and exit.")
+    sql = sub.add_parser(
+        "sql",
+        help="A DuckDB shell with the views loaded; -c runs one query as the API does.",
+        description="Without -c: full DuckDB with the views over the newest versions, each"
+        " statement stopped at query_timeout, memory within query_memory_limit. With -c: one"
+        " read-only query in the sandbox of POST /api/v1/query (no files, no writes, the same"
+        " limits and row cap).",
+    )
+    sql.add_argument("-c", "--command", dest="sql_command", help="Run one query and exit.")
+    sql.add_argument(
+        "--format",
+        dest="sql_format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="How -c prints its answer.",
+    )
     _add_settings_flags(sql)
 
     compact = sub.add_parser("compact", help="Merge small Parquet files of the lake now.")
@@ -115,65 +134,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(flags=flags, config_file=getattr(args, "config", None))
 
 
-def _duckdb_binary() -> str | None:
-    try:
-        import duckdb_cli  # type: ignore[import-untyped]
-    except ImportError:
-        return None
-    candidate = Path(duckdb_cli.__file__).with_name("duckdb")
-    return str(candidate) if candidate.is_file() else None
-
-
-def _model_prices(tables: Tables, settings: Settings) -> str:
-    """The rows of ``model_prices`` for the models the lake names, as SQL: the levers' what-if
-    figures price tokens with them (the server keeps the table filled as it follows the
-    lake; a shell gets it once)."""
-    import duckdb
-
-    from schemas.prices import LAKE_MODELS_SQL, PriceBook, insert_model_prices, model_price_rows
-    from schemas.views import load_views
-
-    con = duckdb.connect()
-    try:
-        load_views(con, tables, settings)
-        tables.pin(con)
-        models = con.execute(LAKE_MODELS_SQL).fetchall()
-    finally:
-        con.close()
-    today = datetime.now(UTC).date()
-    return insert_model_prices(model_price_rows(PriceBook(settings.prices), models, today))
-
-
-def _sql(settings: Settings, command: str | None) -> int:
-    store_dir = settings.effective_store_dir
-    tables = Tables(settings.location, seed_dir=store_dir / "seeds")
-    tables.ensure()
-    # one statement: pinned to the tables' newest versions, so its answer is one version's;
-    # the shell reads each table's newest version on every query (delta_scan)
-    script = cli_script(tables, settings, pinned=command is not None)
-    script += "\n" + _model_prices(tables, settings) + "\n"
-    binary = _duckdb_binary()
-    if binary is None:
-        print("tasklake sql: the DuckDB CLI (package duckdb-cli) is not installed", file=sys.stderr)
-        return 1
-    tmp = store_dir / "tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    # execv leaves no chance to delete it: it is small, and tmp/ is the read side's scratch
-    fd, init = tempfile.mkstemp(prefix="views-", suffix=".sql", dir=tmp)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(script)
-    argv = [binary, "-cmd", f".read '{init}'"]
-    if command is not None:
-        argv += ["-c", command]
-    else:
-        print(
-            f"tasklake: views loaded over {settings.location.root} — try: SELECT * FROM"
-            " llm_calls LIMIT 5;"
-        )
-    os.execv(binary, argv)
-    return 0  # pragma: no cover (execv does not return)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -196,7 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run(settings)
     if args.command == "sql":
-        return _sql(settings, args.sql_command)
+        from service.shell import interactive, run_command
+
+        if args.sql_command is not None:
+            return run_command(settings, args.sql_command, args.sql_format)
+        return interactive(settings)
     if args.command == "views":
         tables = Tables(settings.location, seed_dir=settings.effective_store_dir / "seeds")
         sys.stdout.write(cli_script(tables, settings, pinned=False))

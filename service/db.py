@@ -104,6 +104,7 @@ class Database:
         load_views(self._con, self.tables, settings)
         self._prices = PriceBook(settings.prices)
         self.timeout = settings.query_timeout
+        self._columns: dict[str, list[str]] = {}
         self.store = (
             Store(
                 self._con,
@@ -140,6 +141,18 @@ class Database:
             fill_model_prices(cursor, models, self._prices, datetime.now(UTC).date())
         finally:
             cursor.close()
+
+    def columns(self, view: str) -> list[str]:
+        """The column names of a view of the catalog, in order."""
+        if view not in self._columns:
+            cursor = self._con.cursor()
+            try:
+                self.tables.pin(cursor)
+                rows = cursor.execute(f'DESCRIBE "{view}"').fetchall()
+            finally:
+                cursor.close()
+            self._columns[view] = [r[0] for r in rows]
+        return self._columns[view]
 
     def warm(self, timeout: float = 3600.0) -> None:
         """Wait until the store is built and at the newest versions (tools, benchmarks)."""

@@ -1,15 +1,18 @@
-"""Bearer-token check shared by the OTLP/HTTP and OTLP/gRPC receivers (rule: ``schemas.auth``)."""
+"""The ingest scope, checked by every receiver (OTLP/HTTP, OTLP/gRPC, the write API) in its own
+error format; the rule is ``schemas.auth``."""
 
 from __future__ import annotations
 
 from ingest.errors import Forbidden, Unauthenticated
-from schemas.auth import bearer_verdict
+from schemas.auth import Principal, Scope
+from schemas.settings import Settings
 
 
-def check_bearer(header: str | None, tokens: tuple[str, ...]) -> None:
-    """Return when auth is off or ``header`` carries one of ``tokens``; raise otherwise."""
-    status, message = bearer_verdict(header, tokens)
-    if status == 401:
-        raise Unauthenticated(message)
-    if status == 403:
-        raise Forbidden(message)
+def ingest_principal(header: str | None, settings: Settings) -> Principal:
+    """Who sends this request, if they may send (scope ``ingest``); else raise 401/403."""
+    verdict = settings.authenticator.authorize(header, (Scope.INGEST,))
+    if verdict.status == 401:
+        raise Unauthenticated(verdict.message)
+    if verdict.principal is None:
+        raise Forbidden(verdict.message)
+    return verdict.principal

@@ -23,6 +23,15 @@ class ExportResult:
     error_message: str = ""
 
 
+def merge(refused: tuple[int, str], result: ExportResult) -> ExportResult:
+    """``result`` plus the items a receiver refused before exporting (team-scoped tokens)."""
+    count, message = refused
+    if not count:
+        return result
+    messages = "; ".join(m for m in (message, result.error_message) if m)
+    return ExportResult(result.rejected + count, messages)
+
+
 class Exporter(Protocol):
     """What a receiver needs. Raises ``ingest.errors.IngestError`` to refuse the whole request.
 

@@ -35,9 +35,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from ingest.errors import BadRequest
 from ingest.receive.admission import PROTOBUF_WEIGHT, Admission
-from ingest.receive.auth import check_bearer
-from ingest.receive.export import Exporter
+from ingest.receive.auth import ingest_principal
+from ingest.receive.export import Exporter, merge
 from ingest.receive.status import as_ingest_error, grpc_error
+from ingest.receive.teams import keep_team_spans, refuse_log_signals
+from schemas.auth import Principal
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,11 +106,15 @@ class TraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
     async def Export(  # noqa: N802  (the gRPC method name)
         self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ExportTraceServiceResponse:
-        async def export() -> ExportTraceServiceResponse:
+        async def export(principal: Principal) -> ExportTraceServiceResponse:
             request = _decode(ExportTraceServiceRequest, raw)
             if not request.resource_spans:
                 return ExportTraceServiceResponse()
-            result = await self.exporter.export_traces(request, raw=raw)
+            refused = keep_team_spans(request, principal, self.settings)
+            result = merge(
+                refused,
+                await self.exporter.export_traces(request, raw=None if refused[0] else raw),
+            )
             partial = None
             if result.rejected or result.error_message:
                 partial = ExportTracePartialSuccess(
@@ -128,11 +134,14 @@ class LogsReceiver(logs_service_pb2_grpc.LogsServiceServicer):
     async def Export(  # noqa: N802
         self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ExportLogsServiceResponse:
-        async def export() -> ExportLogsServiceResponse:
+        async def export(principal: Principal) -> ExportLogsServiceResponse:
             request = _decode(ExportLogsServiceRequest, raw)
             if not request.resource_logs:
                 return ExportLogsServiceResponse()
-            result = await self.exporter.export_logs(request, raw=raw)
+            refused = refuse_log_signals(request, principal)
+            result = merge(
+                refused, await self.exporter.export_logs(request, raw=None if refused[0] else raw)
+            )
             partial = None
             if result.rejected or result.error_message:
                 partial = ExportLogsPartialSuccess(
@@ -148,15 +157,15 @@ async def _serve(
     settings: Settings,
     admission: Admission,
     size: int,
-    export: Callable[[], Awaitable[T]],
+    export: Callable[[Principal], Awaitable[T]],
 ) -> T:
-    """Auth, admission of a ``size``-byte message, then ``export``; any failure becomes the
-    mapped status with its trailers."""
+    """Auth (the ingest scope), admission of a ``size``-byte message, then ``export`` for the
+    sender; any failure becomes the mapped status with its trailers."""
     try:
-        check_bearer(_metadata(context, "authorization"), settings.auth_tokens)
+        principal = ingest_principal(_metadata(context, "authorization"), settings)
         with admission.ticket() as ticket:
             await ticket.take(int(size * (1 + PROTOBUF_WEIGHT)))
-            return await export()
+            return await export(principal)
     except Exception as exc:
         err = as_ingest_error(exc)
         if err is not exc:

@@ -36,12 +36,14 @@ from starlette.types import Receive, Scope, Send
 
 from ingest.errors import BadRequest, IngestError, MethodNotAllowed, NotFound, UnsupportedMediaType
 from ingest.receive.admission import Admission, decode_weight
-from ingest.receive.auth import check_bearer
-from ingest.receive.export import Exporter, ExportResult
+from ingest.receive.auth import ingest_principal
+from ingest.receive.export import Exporter, ExportResult, merge
 from ingest.receive.http_body import read_body
 from ingest.receive.otlp_json import to_otlp_json
 from ingest.receive.otlp_json_stream import decode_logs_json, decode_traces_json
 from ingest.receive.status import JSON, PROTOBUF, as_ingest_error, http_error
+from ingest.receive.teams import keep_team_spans, refuse_log_signals
+from schemas.auth import Principal
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,17 +67,23 @@ def otlp_routes(
     """
     admission = admission or Admission(settings.max_inflight_bytes)
 
-    async def export_traces(request: ExportTraceServiceRequest, raw: bytes | None) -> Message:
+    async def export_traces(
+        request: ExportTraceServiceRequest, raw: bytes | None, principal: Principal
+    ) -> Message:
         if not request.resource_spans:
             return ExportTraceServiceResponse()  # nothing to store: 200 without a write
-        result = await exporter.export_traces(request, raw=raw)
-        return ExportTraceServiceResponse(partial_success=_trace_partial(result))
+        refused = keep_team_spans(request, principal, settings)
+        result = await exporter.export_traces(request, raw=None if refused[0] else raw)
+        return ExportTraceServiceResponse(partial_success=_trace_partial(merge(refused, result)))
 
-    async def export_logs(request: ExportLogsServiceRequest, raw: bytes | None) -> Message:
+    async def export_logs(
+        request: ExportLogsServiceRequest, raw: bytes | None, principal: Principal
+    ) -> Message:
         if not request.resource_logs:
             return ExportLogsServiceResponse()
-        result = await exporter.export_logs(request, raw=raw)
-        return ExportLogsServiceResponse(partial_success=_logs_partial(result))
+        refused = refuse_log_signals(request, principal)
+        result = await exporter.export_logs(request, raw=None if refused[0] else raw)
+        return ExportLogsServiceResponse(partial_success=_logs_partial(merge(refused, result)))
 
     # ASGI class endpoints: starlette then routes every method here, and we answer 405 ourselves
     traces = _OTLPEndpoint(
@@ -87,7 +95,7 @@ def otlp_routes(
     return [
         Route(TRACES_PATH, traces, name="otlp_traces"),
         Route(LOGS_PATH, logs, name="otlp_logs"),
-        Route("/v1/{rest:path}", _UnknownPath(), name="otlp_unknown"),
+        Route("/v1/{rest:path}", _UnknownPath(settings), name="otlp_unknown"),
     ]
 
 
@@ -98,13 +106,13 @@ class _OTLPEndpoint(Generic[Req]):
         admission: Admission,
         request_type: type[Req],
         parse_json: Callable[[bytes], Req],
-        export: Callable[[Req, bytes | None], Awaitable[Message]],
+        export: Callable[[Req, bytes | None, Principal], Awaitable[Message]],
     ) -> None:
         self.settings = settings
         self.admission = admission
         self.request_type: type[Req] = request_type
         self.parse_json: Callable[[bytes], Req] = parse_json
-        self.export: Callable[[Req, bytes | None], Awaitable[Message]] = export
+        self.export: Callable[[Req, bytes | None, Principal], Awaitable[Message]] = export
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.handle(Request(scope, receive))
@@ -115,11 +123,11 @@ class _OTLPEndpoint(Generic[Req]):
         try:
             if request.method != "POST":
                 raise MethodNotAllowed(f"{request.method} is not allowed; OTLP/HTTP uses POST")
-            check_bearer(request.headers.get("authorization"), self.settings.auth_tokens)
+            principal = ingest_principal(request.headers.get("authorization"), self.settings)
             as_json = _media_type_is_json(request.headers.get("content-type"))
             with self.admission.ticket() as ticket:
                 body = await read_body(request, self.settings, ticket, decode_weight(as_json))
-                answer = await self._export(body, as_json)
+                answer = await self._export(body, as_json, principal)
         except Exception as exc:
             err = as_ingest_error(exc)
             if err is not exc:
@@ -129,23 +137,35 @@ class _OTLPEndpoint(Generic[Req]):
             return Response(to_otlp_json(answer), 200, media_type=JSON)
         return Response(answer.SerializeToString(), 200, media_type=PROTOBUF)
 
-    async def _export(self, body: bytes, as_json: bool) -> Message:
+    async def _export(self, body: bytes, as_json: bool, principal: Principal) -> Message:
         if as_json:
             # seconds of Python for a large body: in a thread, so the loop keeps answering
             if len(body) > JSON_THREAD_THRESHOLD:
-                return await self.export(await asyncio.to_thread(self.parse_json, body), None)
-            return await self.export(self.parse_json(body), None)
+                parsed = await asyncio.to_thread(self.parse_json, body)
+                return await self.export(parsed, None, principal)
+            return await self.export(self.parse_json(body), None, principal)
         try:
             message = self.request_type.FromString(body)
         except DecodeError as exc:
             raise BadRequest(f"protobuf body cannot be decoded: {exc}") from None
-        return await self.export(message, body)
+        return await self.export(message, body, principal)
 
 
 class _UnknownPath:
+    """Every other ``/v1/...`` path: 404 with a Status body, to senders only."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        err = NotFound(f"no OTLP endpoint at {request.url.path}; use {TRACES_PATH} or {LOGS_PATH}")
+        try:
+            ingest_principal(request.headers.get("authorization"), self.settings)
+            err: IngestError = NotFound(
+                f"no OTLP endpoint at {request.url.path}; use {TRACES_PATH} or {LOGS_PATH}"
+            )
+        except IngestError as exc:
+            err = exc
         await _error_response(err, as_json=not _is_protobuf(request))(scope, receive, send)
 
 

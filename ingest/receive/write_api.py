@@ -40,14 +40,22 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from ingest.errors import BadRequest, IngestError, MethodNotAllowed, UnsupportedMediaType
+from ingest.errors import (
+    BadRequest,
+    IngestError,
+    MethodNotAllowed,
+    Overloaded,
+    UnsupportedMediaType,
+)
 from ingest.receive.admission import ITEMS_WEIGHT, Admission
-from ingest.receive.auth import check_bearer
+from ingest.receive.auth import ingest_principal
 from ingest.receive.export import RowSink
 from ingest.receive.http_body import read_body
 from ingest.receive.status import as_ingest_error, error_headers
+from ingest.receive.teams import TaskTeams, cost_refusal, signal_refusal
 from ingest.wal.log import KIND_COSTS, KIND_SIGNALS
-from schemas.costs import costs_table, parse_costs
+from schemas.auth import Principal
+from schemas.costs import CostEntry, costs_table, parse_costs
 from schemas.jsonitems import NDJSON_TYPES, BodyError, Parsed, now_ns
 from schemas.settings import Settings
 from schemas.signals import Signal, parse_signals, signals_table
@@ -67,6 +75,10 @@ Parse = Callable[[bytes, str | None, int], Parsed[Any]]
 Rows = Callable[[list[Any], int], pa.Table]
 #: (stored items, their indexes in the body) -> warnings about them.
 Warn = Callable[[list[Any], list[int]], Awaitable[list[dict[str, Any]]]]
+#: (a team-scoped sender, the items) -> why each item may not be stored (None: it may).
+Admit = Callable[[Principal, list[Any]], Awaitable[list[str | None]]]
+#: Longest a team-scoped token's signals wait for the read side to say whose tasks they name.
+TEAM_LOOKUP_TIMEOUT = 10.0
 
 
 class SignalLookup(Protocol):
@@ -117,15 +129,45 @@ async def signal_warnings(
     return out
 
 
+def signal_admission(task_teams: TaskTeams | None) -> Admit:
+    """Which signals a team-scoped token may store: those naming its teams' tasks, as the
+    read side knows them (``ingest.receive.teams``). No read side: none (fail closed)."""
+
+    async def admit(principal: Principal, signals: list[Any]) -> list[str | None]:
+        teams: Mapping[str, str | None] = {}
+        if task_teams is not None:
+            try:
+                teams = await asyncio.wait_for(
+                    asyncio.to_thread(task_teams.task_teams, signals), TEAM_LOOKUP_TIMEOUT
+                )
+            except Exception as exc:
+                raise Overloaded(
+                    f"cannot tell whose tasks these signals name right now ({exc}); retry later",
+                    retry_after=5,
+                ) from exc
+        return [
+            signal_refusal(principal, s, teams.get(s.signal_id), s.signal_id in teams)
+            for s in signals
+        ]
+
+    return admit
+
+
+async def admit_costs(principal: Principal, entries: list[CostEntry]) -> list[str | None]:
+    return [cost_refusal(principal, e.team) for e in entries]
+
+
 def write_routes(
     sink: RowSink,
     settings: Settings,
     admission: Admission | None = None,
     lookup: SignalLookup | None = None,
+    task_teams: TaskTeams | None = None,
 ) -> list[BaseRoute]:
     """The routes that write signals and cost entries through ``sink`` (the lake exporter),
     within ``admission`` (the process's budget; one of its own when not given); ``lookup``
-    (the read side) tells which stored signals count for no task yet."""
+    (the read side) tells which stored signals count for no task yet, and ``task_teams``
+    whose tasks a team-scoped token's signals name."""
     admission = admission or Admission(settings.max_inflight_bytes)
     signals = _ItemsEndpoint(
         settings,
@@ -138,6 +180,7 @@ def write_routes(
         ),
         rows=lambda items, received: signals_table(items, received_at_ms=received, source="api"),
         warn=lambda items, indexes: signal_warnings(lookup, items, indexes),
+        admit=signal_admission(task_teams),
     )
     costs = _ItemsEndpoint(
         settings,
@@ -147,6 +190,7 @@ def write_routes(
         noun="cost entry",
         parse=lambda body, ctype, now: parse_costs(body, ctype),
         rows=lambda items, received: costs_table(items, received_at_ms=received, source="api"),
+        admit=admit_costs,
     )
     return [
         Route(SIGNALS_PATH, signals, name="write_signals"),
@@ -196,11 +240,12 @@ class _ItemsEndpoint:
         noun: str,
         parse: Parse,
         rows: Rows,
+        admit: Admit,
         warn: Warn | None = None,
     ) -> None:
         self.settings, self.sink, self.kind, self.noun = settings, sink, kind, noun
         self.admission = admission
-        self.parse, self.rows, self.warn = parse, rows, warn
+        self.parse, self.rows, self.warn, self.admit = parse, rows, warn, admit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.handle(Request(scope, receive))
@@ -211,11 +256,11 @@ class _ItemsEndpoint:
         try:
             if request.method != "POST":
                 raise MethodNotAllowed(f"{request.method} is not allowed here; use POST")
-            check_bearer(request.headers.get("authorization"), self.settings.auth_tokens)
+            principal = ingest_principal(request.headers.get("authorization"), self.settings)
             media = _check_content_type(request.headers.get("content-type"))
             with self.admission.ticket() as ticket:
                 body = await read_body(request, self.settings, ticket, ITEMS_WEIGHT)
-                parsed = await self._store(body, media)
+                parsed, refused = await self._store(body, media, principal)
         except Exception as exc:
             err = as_ingest_error(exc)
             if err is not exc:
@@ -227,16 +272,22 @@ class _ItemsEndpoint:
         accepted = len(parsed.items)
         if not accepted and parsed.rejected:
             first = parsed.rejected[0]
-            message = f"no valid {self.noun} in the body; item {first['index']}: {first['error']}"
-            body = error_body(400, message, rid, accepted=0, rejected=parsed.rejected)
-            return _json(400, body)
+            # every item refused for its team: the sender may not, rather than sent it wrong
+            status = 403 if refused == len(parsed.rejected) else 400
+            what = "valid" if status == 400 else "permitted"
+            message = f"no {what} {self.noun} in the body; item {first['index']}: {first['error']}"
+            body = error_body(status, message, rid, accepted=0, rejected=parsed.rejected)
+            return _json(status, body)
         answer: dict[str, Any] = {"accepted": accepted, "rejected": parsed.rejected}
         if self.warn is not None:
             answer["warnings"] = await self.warn(parsed.items, parsed.indexes)
         return _json(200, json.dumps(answer).encode())
 
-    async def _store(self, body: bytes, media: str | None) -> Parsed[Any]:
-        """Parse the items of ``body`` and write the good ones; what was parsed."""
+    async def _store(
+        self, body: bytes, media: str | None, principal: Principal
+    ) -> tuple[Parsed[Any], int]:
+        """Parse the items of ``body`` and write the good ones that ``principal`` may send;
+        what was parsed, and how many items were refused for their team."""
         now = now_ns()
         try:
             if len(body) > THREAD_THRESHOLD:
@@ -245,9 +296,27 @@ class _ItemsEndpoint:
                 parsed = self.parse(body, media, now)
         except BodyError as exc:
             raise BadRequest(str(exc)) from None
+        refused = 0
+        if principal.teams is not None and parsed.items:
+            parsed, refused = _without_refused(parsed, await self.admit(principal, parsed.items))
         if parsed.items:
             await self.sink.write_rows(self.kind, self.rows(parsed.items, now // 1_000_000))
-        return parsed
+        return parsed, refused
+
+
+def _without_refused(parsed: Parsed[Any], why: list[str | None]) -> tuple[Parsed[Any], int]:
+    """``parsed`` with the refused items moved to its rejections (in body order)."""
+    kept = Parsed[Any](rejected=list(parsed.rejected))
+    refused = 0
+    for item, index, reason in zip(parsed.items, parsed.indexes, why, strict=True):
+        if reason is None:
+            kept.items.append(item)
+            kept.indexes.append(index)
+        else:
+            kept.rejected.append({"index": index, "error": reason})
+            refused += 1
+    kept.rejected.sort(key=lambda r: r["index"])
+    return kept, refused
 
 
 def _error(err: IngestError, rid: str | None) -> Response:

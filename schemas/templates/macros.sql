@@ -60,7 +60,7 @@ CREATE OR REPLACE MACRO all_unpriced(model_calls, inference_usd, unpriced_spans)
 
 -- What tokens cost at a price list (USD per token of each kind; input includes cache reads
 -- and writes, output includes reasoning, each part at its own price), exact: the arithmetic
--- of ingest's price overrides (ingest/price.py), for what-if figures.
+-- of ingest's price overrides (ingest/convert/price.py), for what-if figures.
 CREATE OR REPLACE MACRO tokens_cost(input, cache_read, cache_write, output, reasoning,
         input_price, cache_read_price, cache_write_price, output_price, reasoning_price) AS
     (coalesce(input, 0) - coalesce(cache_read, 0) - coalesce(cache_write, 0)) * input_price

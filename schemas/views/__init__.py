@@ -250,6 +250,17 @@ def render_catalog(table_reads: Mapping[str, str], settings: Settings | None = N
     return "\n\n".join(parts) + "\n"
 
 
+def render_prelude() -> str:
+    """The macros every view uses (no table is read)."""
+    return "\n\n".join(sql_file(TEMPLATES, name).strip() for name in PRELUDE) + "\n"
+
+
+def render_derived(name: str, settings: Settings | None = None) -> str:
+    """The file of view ``name`` with its placeholders resolved, reading the other views by
+    name: for a catalog whose inputs are tables of those names (a scoped SQL sandbox)."""
+    return substitute(view_sql(name), settings_bindings(settings), frozenset(TEMPLATE_VIEWS))
+
+
 def load_views(con: SqlConnection, tables: Tables, settings: Settings | None = None) -> None:
     """Define every view on ``con``, reading the pinned files of ``tables``' lake."""
     configure_duckdb(con, tables.location)

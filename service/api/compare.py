@@ -12,6 +12,7 @@ this module only parses the cohorts and shapes the rows.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
+from service.access import ReadPrincipal, team_filter
 from service.api.analysis import Arg, frame, macro_rows
 from service.api.openapi import CSV, errors
 from service.api.params import (
@@ -221,6 +223,7 @@ class CompareAnswer(BaseModel):
 def compare(
     request: Request,
     db: Annotated[Database, Depends(get_db)],
+    principal: ReadPrincipal,
     *,
     a: Cohort = None,
     b: Cohort = None,
@@ -244,6 +247,7 @@ def compare(
         format=format,
         as_of=as_of,
     )
+    f = replace(f, teams=team_filter(principal, f.teams))
     if f.workflows is None or len(f.workflows) != 1:
         raise ApiError(400, "workflow: required, one name (both cohorts belong to it)")
     side_a, side_b = cohort("a", a), cohort("b", b)

@@ -11,6 +11,7 @@ they are in no row, never silently dropped, and ``unallocated_usd`` adds them up
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -19,7 +20,9 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
+from schemas.auth import Principal
 from schemas.views import COMPONENT_COLUMNS
+from service.access import ReadPrincipal, team_filter
 from service.api.openapi import CSV, errors
 from service.api.params import (
     COSTS,
@@ -36,6 +39,7 @@ from service.api.params import (
     one_of,
 )
 from service.api.render import csv_response, json_response, plain
+from service.audit import note
 from service.db import Database, get_db
 
 router = APIRouter()
@@ -163,6 +167,14 @@ def unallocated_rows(
     return db.rows(sql, args, as_of=as_of, snapshot=store.snapshot if store else None)
 
 
+def visible_unallocated(principal: Principal, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a caller sees of the unallocated money: a team-scoped one only the entries naming
+    one of its teams (an entry for every team, and a signal of no known task, are nobody's)."""
+    if principal.teams is None:
+        return rows
+    return [r for r in rows if r["kind"] == "entry" and principal.sees(r["team"])]
+
+
 GroupBy = Annotated[
     str | None,
     declared(
@@ -196,6 +208,7 @@ class CostPerTaskAnswer(BaseModel):
 def cost_per_task(
     request: Request,
     db: Annotated[Database, Depends(get_db)],
+    principal: ReadPrincipal,
     *,
     group_by: GroupBy = None,
     start: Start = None,
@@ -206,7 +219,8 @@ def cost_per_task(
     format: Format = None,
     as_of: AsOf = None,
 ) -> Response:
-    """Cost per completed task, grouped by ``group_by`` (default: workflow)."""
+    """Cost per completed task, grouped by ``group_by`` (default: workflow). A team-scoped
+    token reads its teams' tasks: ``team`` narrows them, a team outside them is 403."""
     f = filters(
         request.query_params,
         PARAMS,
@@ -217,6 +231,7 @@ def cost_per_task(
         format=format,
         as_of=as_of,
     )
+    f = replace(f, teams=team_filter(principal, f.teams))
     keys = choices("group_by", group_by, GROUP_KEYS, "workflow")
     kind = one_of("cost", cost, COSTS, "inference")
     full = kind == "full"
@@ -230,6 +245,7 @@ def cost_per_task(
         as_of=f.as_of,
         full=full,
     )
+    note(request, rows=len(rows))
     if f.format == "csv":
         columns = [*keys, *METRICS, *(COMPONENT_COLUMNS if full else ())]
         return csv_response(rows, columns, "cost-per-task")
@@ -242,8 +258,11 @@ def cost_per_task(
         "as_of": plain(f.as_of),
     }
     if full:
-        unallocated = unallocated_rows(
-            db, start=f.start, end=f.end, workflows=f.workflows, teams=f.teams, as_of=f.as_of
+        unallocated = visible_unallocated(
+            principal,
+            unallocated_rows(
+                db, start=f.start, end=f.end, workflows=f.workflows, teams=f.teams, as_of=f.as_of
+            ),
         )
         doc["unallocated"] = unallocated
         doc["unallocated_usd"] = sum((u["amount_usd"] for u in unallocated), Decimal(0))

@@ -4,14 +4,16 @@ parameter, never a silently different answer."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from starlette.datastructures import QueryParams
 
+from schemas.auth import Principal
 from schemas.jsonitems import rfc3339_ns
+from service.access import ReadPrincipal, team_filter
 from service.errors import ApiError
 
 FORMATS = ("json", "csv")
@@ -105,9 +107,11 @@ def filters(
 
 @dataclass(frozen=True)
 class Given:
-    """The usual filters as a request gives them (``usual``), before ``checked``."""
+    """The usual filters as a request gives them (``usual``), before ``checked``; with the
+    caller, whose teams bound ``team``."""
 
     params: QueryParams
+    principal: Principal
     start: str | None
     end: str | None
     workflow: str | None
@@ -116,8 +120,9 @@ class Given:
     as_of: str | None
 
     def checked(self, known: Collection[str]) -> Filters:
-        """The filters, once ``params`` holds only ``known`` ones."""
-        return filters(
+        """The filters, once ``params`` holds only ``known`` ones; ``teams`` within the
+        caller's (``service.access.team_filter``)."""
+        f = filters(
             self.params,
             known,
             start=self.start,
@@ -127,10 +132,12 @@ class Given:
             format=self.format,
             as_of=self.as_of,
         )
+        return replace(f, teams=team_filter(self.principal, f.teams))
 
 
 def usual(
     request: Request,
+    principal: ReadPrincipal,
     *,
     start: Start = None,
     end: End = None,
@@ -140,7 +147,7 @@ def usual(
     as_of: AsOf = None,
 ) -> Given:
     """FastAPI dependency: the usual filters, declared once for every route that takes them."""
-    return Given(request.query_params, start, end, workflow, team, format, as_of)
+    return Given(request.query_params, principal, start, end, workflow, team, format, as_of)
 
 
 Usual = Annotated[Given, Depends(usual)]

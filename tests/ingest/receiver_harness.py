@@ -25,6 +25,7 @@ from ingest.receive.admission import Admission
 from ingest.receive.export import ExportResult
 from ingest.receive.otlp_grpc import bound_port, start_grpc_server
 from ingest.receive.otlp_http import otlp_routes
+from ingest.receive.teams import TaskTeams
 from ingest.receive.validate import validate_traces
 from ingest.receive.write_api import write_routes
 from schemas.settings import MiB, Settings
@@ -131,6 +132,7 @@ class ReceiverServer:
         settings: Settings = TEST_SETTINGS,
         sink: SinkExporter | None = None,
         admission: Admission | None = None,
+        task_teams: TaskTeams | None = None,
     ):
         self.settings = replace(settings, host="127.0.0.1", grpc_port=0)
         self.sink = sink if sink is not None else SinkExporter()
@@ -139,7 +141,7 @@ class ReceiverServer:
         self.grpc_port = 0
         routes = [
             *otlp_routes(self.sink, self.settings, self.admission),
-            *write_routes(self.sink, self.settings, self.admission),
+            *write_routes(self.sink, self.settings, self.admission, None, task_teams),
         ]
         self.requests = RequestLog(Starlette(routes=routes))
         self._uvicorn: uvicorn.Server | None = None
