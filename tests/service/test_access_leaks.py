@@ -232,6 +232,33 @@ def test_rest_cost_per_task_is_scoped(access_api: Client, group_by: str) -> None
         assert [u["entry_id"] for u in full["unallocated"]] == ["idle-cx"]
 
 
+ANALYSES = [
+    ("/api/v1/compare", {"workflow": "support", "a": "version:v1", "b": "version:v2"}),
+    ("/api/v1/compare", {"workflow": "billing", "a": "version:v1", "b": "version:v2"}),
+    ("/api/v1/trends", {"workflow": "support", "period": "day"}),
+    ("/api/v1/trends", {"workflow": "billing", "period": "day"}),
+    ("/api/v1/levers", {"workflow": "support"}),
+    ("/api/v1/levers", {"workflow": "billing"}),
+    ("/api/v1/autonomy", {}),
+    ("/api/v1/reasons", {}),
+    ("/api/v1/time-saved", {}),
+]
+
+
+@pytest.mark.parametrize(("path", "params"), ANALYSES)
+def test_rest_analyses_are_scoped(access_api: Client, path: str, params: dict[str, str]) -> None:
+    """The analyses read the caller's teams only, in JSON and CSV; another team is 403."""
+    for fmt in ("json", "csv"):
+        resp = access_api.get("cx-reader", path, format=fmt, **params)
+        assert resp.status_code == 200, resp.text
+        assert not leaks(resp.text.replace('"billing"', "").replace(",billing,", ",")), (
+            fmt,
+            leaks(resp.text),
+        )
+    assert access_api.get("cx-reader", path, team="fin", **params).status_code == 403
+    assert access_api.get("reader", path, **params).status_code == 200
+
+
 def test_rest_filters_outside_the_teams_are_refused(access_api: Client) -> None:
     for team in ("fin", "cx,fin", "nobody"):
         resp = access_api.get("cx-reader", "/api/v1/cost-per-task", team=team)

@@ -59,6 +59,12 @@ ROUTES: dict[tuple[str, str], Declared] = {
     ("/api/v1/cost-per-task", "GET"): Declared(Access.READ, teams=True),
     ("/api/v1/tasks/{task_id:any_id}", "GET"): Declared(Access.READ, teams=True),
     ("/api/v1/query", "POST"): Declared(Access.READ, teams=True),
+    ("/api/v1/compare", "GET"): Declared(Access.READ, teams=True),
+    ("/api/v1/trends", "GET"): Declared(Access.READ, teams=True),
+    ("/api/v1/levers", "GET"): Declared(Access.READ, teams=True),
+    ("/api/v1/autonomy", "GET"): Declared(Access.READ, teams=True),
+    ("/api/v1/reasons", "GET"): Declared(Access.READ, teams=True),
+    ("/api/v1/time-saved", "GET"): Declared(Access.READ, teams=True),
     ("/api/v1/admin/settings", "GET"): Declared(Access.ADMIN),
 }
 
@@ -78,6 +84,12 @@ CALLS: dict[str, tuple[str, str, Any]] = {
     "/api/v1/cost-per-task": ("GET", "/api/v1/cost-per-task", None),
     "/api/v1/tasks/{task_id:any_id}": ("GET", "/api/v1/tasks/S1", None),
     "/api/v1/query": ("POST", "/api/v1/query", {"sql": "SELECT 1"}),
+    "/api/v1/compare": ("GET", "/api/v1/compare?workflow=w&a=version:v1&b=version:v2", None),
+    "/api/v1/trends": ("GET", "/api/v1/trends?workflow=w", None),
+    "/api/v1/levers": ("GET", "/api/v1/levers?workflow=w", None),
+    "/api/v1/autonomy": ("GET", "/api/v1/autonomy", None),
+    "/api/v1/reasons": ("GET", "/api/v1/reasons", None),
+    "/api/v1/time-saved": ("GET", "/api/v1/time-saved", None),
     "/api/v1/admin/settings": ("GET", "/api/v1/admin/settings", None),
 }
 
@@ -245,25 +257,25 @@ def test_a_read_route_keeps_teams_or_refuses_them(tmp_path: Path) -> None:
     app = _app(settings, db)
     compare = APIRouter()
 
-    @compare.get("/api/v1/compare")
+    @compare.get("/api/v1/example")
     def every_team() -> dict[str, str]:
         return {"rows": "every team's"}
 
     app.include_router(compare, dependencies=[needs(Access.READ)])
     try:
         (problem,) = table_problems(app_routes(app.router))
-        assert problem.startswith("NEW ROUTE ('/api/v1/compare', 'GET')")
-        assert "('/api/v1/compare', 'GET'): Declared(Access.READ)," in problem
+        assert problem.startswith("NEW ROUTE ('/api/v1/example', 'GET')")
+        assert "('/api/v1/example', 'GET'): Declared(Access.READ)," in problem
         assert "principal: ReadPrincipal" in problem and "test_access_leaks.py" in problem
         with serve_app(app) as base:
             for who in ("reader", "legacy"):
-                resp = requests.get(base + "/api/v1/compare", headers=bearer(who))
+                resp = requests.get(base + "/api/v1/example", headers=bearer(who))
                 assert resp.status_code == 200, resp.text
             for who in ("cx-reader", "fin-reader"):
-                resp = requests.get(base + "/api/v1/compare", headers=bearer(who))
+                resp = requests.get(base + "/api/v1/example", headers=bearer(who))
                 assert resp.status_code == 403 and "every team" not in resp.text
                 assert "limited to teams" in resp.json()["error"]["message"]
-            resp = requests.get(base + "/api/v1/compare", headers=bearer("admin"))
+            resp = requests.get(base + "/api/v1/example", headers=bearer("admin"))
             assert resp.status_code == 403 and "read scope" in resp.text
     finally:
         db.close()
