@@ -20,6 +20,7 @@ BENCHES = (
     ("bench.admission_bench", "real server: 8 concurrent 64 MiB requests, process tree memory"),
     ("bench.economics_bench", "10M-span Delta lake: store, cost-per-task, drill-down over HTTP"),
     ("bench.read_under_ingest", "cost-per-task p99 while a receiver ingests, signals, compacts"),
+    ("bench.baseline", "ingest of this checkout vs BENCH_BASELINE's, interleaved (ratios)"),
 )
 
 

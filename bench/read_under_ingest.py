@@ -194,9 +194,13 @@ def measure(
     load_seconds = seconds + probe_seconds + 5
     out = Progress()
     try:
+        # the probe builds its store while the server builds its own
+        warming = threading.Thread(target=probe.warm) if probe is not None else None
+        if warming is not None:
+            warming.start()
         out["first_answer_s"] = _wait_answer(server.url)  # the store is built
-        if probe is not None:
-            probe.warm()
+        if warming is not None:
+            warming.join()
         stop = threading.Event()
         signal_answers: list[int] = []
         signals = threading.Thread(
