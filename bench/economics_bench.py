@@ -102,7 +102,7 @@ def add_delta(tables: Tables, n: int) -> None:
             "",
         ),
     )
-    late = rows.slice(50_000 + 100 * n, 50)
+    late = rows.slice(rows.num_rows // 2 + 100 * n, 50)
     late = late.set_column(
         late.schema.get_field_index("span_id"),
         "span_id",
