@@ -50,7 +50,7 @@ from schemas.delta import Tables
 from schemas.lake import COMPACTED_PREFIX, COSTS, SIGNALS, SPANS, TABLES
 
 #: Bump when the generated rows or files change: cached lakes of other versions are ignored.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 OUT = Path(__file__).parent / "out"
 SPANS_PER_ATTEMPT = 6.5
 #: Days of span files per Delta commit ("a few commits": the log stays short, as after a
