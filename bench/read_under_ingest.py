@@ -11,9 +11,6 @@ Then, under the same load, where a query's time goes: an in-process ``service.db
 on the same lake (its own store file) does what the API does per request — bring the task
 store up to the newest table versions (``Store.refresh``, synchronous in ``store_for``), then
 run the query — timing the two apart, with what each refresh recomputed.
-
-PROTOTYPE (``service.staleness``): the same again with ``--store-staleness 10``, figures
-``bounded_*``: a thread refreshes the store and queries do not wait for it.
 """
 
 from __future__ import annotations
@@ -45,9 +42,6 @@ P99_TARGET_S = 1.0
 #: The read side's DuckDB memory (``query_memory_limit``): at the default (384 MiB) the task
 #: store's first build runs out of memory on this lake (README, Performance).
 MEMORY_LIMIT = 1 << 30
-#: ``store_staleness`` of the second measurement (PROTOTYPE, ``service.staleness``): queries
-#: read the store a follower thread refreshes, waiting only when it is this far behind.
-STALENESS = 10.0
 
 
 def _signals(url: str, stop: threading.Event, answers: list[int]) -> None:
@@ -249,14 +243,7 @@ def measure(
 def run(
     rate: float = 4096.0, seconds: float = 60.0, probe_seconds: float = 30.0
 ) -> dict[str, float]:
-    out = measure(rate=rate, seconds=seconds, probe_seconds=probe_seconds)
-    bounded = measure(rate=rate, seconds=seconds, probe_seconds=0, staleness=STALENESS)
-    for key in ("queries", "non_200_answers", "ingest_spans_per_s", "compactions"):
-        out[f"bounded_{key}"] = bounded[key]
-    for key, value in bounded.items():
-        if key.startswith("cost_per_task"):
-            out[f"bounded_{key}"] = value
-    return out
+    return measure(rate=rate, seconds=seconds, probe_seconds=probe_seconds)
 
 
 if __name__ == "__main__":

@@ -127,12 +127,6 @@ SETTINGS: tuple[Setting, ...] = (
         " (longer than query_timeout).",
     ),
     Setting("query_timeout", "duration", "Time limit of one API/SQL query."),
-    Setting(
-        "store_staleness",
-        "duration",
-        "How far behind the lake the task store may answer: > 0 refreshes it in a thread and"
-        " queries do not wait for the last seconds' commits; 0 refreshes it before every query.",
-    ),
     Setting("query_max_rows", "int", "Row cap of POST /api/v1/query answers."),
     Setting(
         "query_memory_limit",
@@ -235,7 +229,6 @@ class Settings:
     commit_interval: float = 0.5
     vacuum_retention: float = 3600.0
     query_timeout: float = 30.0
-    store_staleness: float = 0.0
     query_max_rows: int = 10_000
     query_memory_limit: int = 384 * MiB
     correlation_keys: tuple[str, ...] = ("correlation.id", "task.attempt.id")

@@ -24,7 +24,6 @@ from starlette.requests import Request
 from schemas.delta import Snapshot, Tables, is_vanished_file_error
 from schemas.settings import Settings
 from schemas.views import load_views
-from service.staleness import StoreFollower
 from service.store import Store
 
 #: How often a query is tried when compaction keeps replacing the files it listed.
@@ -85,23 +84,15 @@ class Database:
             if store
             else None
         )
-        self.follower = (
-            StoreFollower(self.store, settings.store_staleness)
-            if self.store is not None and settings.store_staleness > 0
-            else None
-        )
 
     def store_for(self, as_of: datetime | None = None) -> Store | None:
-        """The store, brought up to date (it answers for any ``as_of``), or at most
-        ``store_staleness`` behind (``service.staleness``); None when this database reads the
-        views alone. The first call builds it (seconds on a large lake; ``warm`` does it
-        early)."""
+        """The store, brought up to date (it answers for any ``as_of``); None when this
+        database reads the views alone. The first call builds it (seconds on a large lake;
+        ``warm`` does it early)."""
         del as_of  # the store decides tasks at any moment (tasks_at.sql)
         if self.store is None:
             return None
         try:
-            if self.follower is not None:
-                return self.follower.current()
             self.store.refresh()
         except duckdb.Error as exc:
             raise QueryError(f"refreshing the task store failed: {exc}") from exc
@@ -112,8 +103,6 @@ class Database:
         self.store_for(None)
 
     def close(self) -> None:
-        if self.follower is not None:
-            self.follower.stop()
         if self.store is not None:
             self.store.close()
         self._con.close()
