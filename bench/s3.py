@@ -8,7 +8,6 @@ does per request and per commit, not what a real object store's latency costs.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.e2e.harness import free_port
+from tests.s3 import environ
 
 
 def s3_env(endpoint: str) -> dict[str, str]:
@@ -47,7 +47,6 @@ def moto_server(log: Path, bucket: str) -> Iterator[dict[str, str]]:
         )
     endpoint = f"http://127.0.0.1:{port}"
     env = s3_env(endpoint)
-    saved = {k: os.environ.get(k) for k in env}
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -65,14 +64,9 @@ def moto_server(log: Path, bucket: str) -> Iterator[dict[str, str]]:
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
             region_name=env["AWS_REGION"],
         ).create_bucket(Bucket=bucket)
-        os.environ.update(env)
-        yield env
+        with environ(env):
+            yield env
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         proc.terminate()
         try:
             proc.wait(10)
