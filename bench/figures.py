@@ -33,6 +33,9 @@ BEFORE: dict[str, float] = {
     "store_build_s": 120.0,
     "store_restart_s": 1.0,
     "pin_ms": 7.0,
+    # issue 8: a query under a steady 4k spans/s ingest (old layout, synchronous refresh)
+    "cost_per_task_p50_s": 1.0,
+    "cost_per_task_p99_s": 7.7,
 }
 
 

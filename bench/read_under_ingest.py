@@ -7,10 +7,12 @@ files, the day the new spans land in). Client processes send a steady ``rate`` o
 client asks ``GET /api/v1/cost-per-task?group_by=workflow`` back to back for ``seconds``:
 its p50/p95/p99, and how many answers were not 200 (must be none). Target: p99 <= 1 s.
 
-Then, under the same load, where a query's time goes: an in-process ``service.db.Database``
-on the same lake (its own store file) does what the API does per request — bring the task
-store up to the newest table versions (``Store.refresh``, synchronous in ``store_for``), then
-run the query — timing the two apart, with what each refresh recomputed.
+The server's task store follows the lake from a thread of its own (``service.follow``); a
+request waits until the store reflects the versions newest when it arrived (read after write).
+Then, under the same load, where that time goes: an in-process ``service.db.Database`` on the
+same lake (its own store file, its follower stopped) refreshes the store to the newest
+versions (``Store.refresh``) and runs the query, back to back, timing the two apart, with
+what each refresh recomputed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import statistics
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -114,7 +117,7 @@ class _StatementTimes(logging.Handler):
 
 
 def _breakdown(db: Database, seconds: float) -> dict[str, float]:
-    """What ``store_for`` (the store's refresh) and the query cost apart, per request, under
+    """What the store's refresh and the query cost apart, back to back, under
     the load; after one refresh that catches up with the commits of the HTTP phase."""
     sql, args = cost_per_task_query(["workflow"], macro="store_cost_per_task_by")
     store = db.store
@@ -173,18 +176,15 @@ def _wait_answer(url: str, timeout: float = 1800.0) -> float:
 
 
 def measure(
-    *, rate: float, seconds: float, probe_seconds: float, staleness: float = 0.0
+    *, rate: float, seconds: float, probe_seconds: float, shape: LakeShape = SHAPE
 ) -> dict[str, float]:
-    """One served copy of the lake under load; ``probe_seconds`` > 0 adds the breakdown;
-    ``staleness`` > 0 serves with ``--store-staleness`` (``service.staleness``)."""
+    """One served copy of the lake under load; ``probe_seconds`` > 0 adds the breakdown."""
     cache = write_cache(1000)
-    lake = working_copy(cached_lake(SHAPE), OUT / "read-under-ingest-lake")
+    lake = working_copy(cached_lake(shape), OUT / "read-under-ingest-lake")
     args = [
         *("--writer-id", "bench", "--compaction-interval", str(COMPACTION_INTERVAL)),
         *("--query-memory-limit", str(MEMORY_LIMIT)),
     ]
-    if staleness:
-        args += ["--store-staleness", str(staleness)]
     server = Server(lake=lake, log=OUT / "read-under-ingest.log", args=args).start(timeout=120)
     probe = (
         Database(Settings(lake=str(lake), writer_id="probe", query_memory_limit=MEMORY_LIMIT))
@@ -201,6 +201,8 @@ def measure(
         out["first_answer_s"] = _wait_answer(server.url)  # the store is built
         if warming is not None:
             warming.join()
+        if probe is not None and probe.follower is not None:
+            probe.follower.stop()  # the probe refreshes its store itself, timed
         stop = threading.Event()
         signal_answers: list[int] = []
         signals = threading.Thread(
@@ -241,9 +243,15 @@ def measure(
 
 
 def run(
-    rate: float = 4096.0, seconds: float = 60.0, probe_seconds: float = 30.0
+    rate: float = 4096.0,
+    seconds: float = 60.0,
+    probe_seconds: float = 30.0,
+    spans: int = SHAPE.spans,
 ) -> dict[str, float]:
-    return measure(rate=rate, seconds=seconds, probe_seconds=probe_seconds)
+    """``spans``: a smaller lake of the same shape for a smoke run (``BENCH_QUICK``)."""
+    shape = replace(SHAPE, spans=spans)
+    out = measure(rate=rate, seconds=seconds, probe_seconds=probe_seconds, shape=shape)
+    return {"lake_spans": float(spans), **out}
 
 
 if __name__ == "__main__":
