@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 
 from ingest.lake.append import append_rows, commit_files
 from ingest.lake.files import FileWriter, NewFile
-from ingest.parquet import FLUSH_LEVEL
+from ingest.lake.parquet import FLUSH_LEVEL
 from schemas.costs import costs_table, parse_costs
 from schemas.delta import Tables
 from schemas.lake import COMPACTED_PREFIX, COSTS, SIGNALS, SPANS, TABLES

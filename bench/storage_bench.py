@@ -19,7 +19,7 @@ the commit of its manifests, compaction speed and CPU, bytes per span at rest (p
   (a few KB per commit, checkpointed and cleaned up).
 
 Where the bytes went (this workload, 512k spans, row groups of 100k), before -> after the
-column plan of ``ingest.parquet`` and dictionary-aware compaction:
+column plan of ``ingest.lake.parquet`` and dictionary-aware compaction:
 
 =============================  ======  ======  =============================================
 column                         before  after   what bought it
@@ -61,12 +61,12 @@ import pyarrow.parquet as pq
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bench.load import SPANS_PER_REQUEST, read_cache, write_cache
-from ingest.convert import COMMITTED, STATUS_SLOTS, STOP, Converter, LaneSpec, build_handlers
+from ingest.convert.lane import COMMITTED, STATUS_SLOTS, STOP, Converter, LaneSpec, build_handlers
 from ingest.lake.committer import Committer, LaneOutbox
 from ingest.lake.compaction import compact_once
-from ingest.parquet import FLUSH_LEVEL, column_bytes, footer_bytes, write_parquet
+from ingest.lake.parquet import FLUSH_LEVEL, column_bytes, footer_bytes, write_parquet
 from ingest.pipeline import LakeExporter, Lane
-from ingest.wal import WalWriter
+from ingest.wal.log import WalWriter
 from schemas.delta import Tables
 from schemas.lake import SPANS
 from schemas.settings import Settings
@@ -140,7 +140,7 @@ def _convert(
         spec,
         settings,
         status,
-        handlers=build_handlers(settings, {1: "ingest.convert:span_handler"}),
+        handlers=build_handlers(settings, {1: "ingest.convert.lane:span_handler"}),
     )
     conv.recover()
     started = time.monotonic()
