@@ -12,6 +12,8 @@ uvicorn on a free port, and we time over HTTP:
   a request waits for when it arrives right after a commit (the follower thread is stopped
   and the bench refreshes the store itself, to time it and report what it recomputed);
 - ``GET /api/v1/tasks/{id}`` for ~40 tasks and attempts across the lake (target <= 200 ms);
+- the analyses (``compare``, ``trends``, ``levers``, ``autonomy``, ``reasons``,
+  ``time-saved``; target <= 1 s each) from the store;
 - ``group_by=workflow,role`` (span-level, from the store's breakdown) and ``cost=full``;
 - what pinning one query to the newest table versions costs (list the Delta logs, set the
   variables), and the process's memory.
@@ -54,6 +56,15 @@ DELTA = "bench-delta"
 #: The read side's DuckDB memory: the default (384 MiB) runs out building the store at 10M
 #: spans on the Delta lake (README, Performance).
 MEMORY_LIMIT = 1 << 30
+#: The analyses of issue 10 (target <= 1 s each), with the parameters each needs.
+ANALYSES: tuple[tuple[str, dict[str, str]], ...] = (
+    ("/api/v1/compare", {"workflow": "wf-00", "a": "version:v1", "b": "version:v2"}),
+    ("/api/v1/trends", {"period": "week"}),
+    ("/api/v1/levers", {}),
+    ("/api/v1/autonomy", {}),
+    ("/api/v1/reasons", {}),
+    ("/api/v1/time-saved", {}),
+)
 #: ~1.54M attempts over 90 days, 20 workflows, 8 teams
 SHAPE = LakeShape(spans=10_000_000)
 
@@ -171,6 +182,11 @@ def _queries(db: Database, base: str, moment: str, runs: int, drilldowns: int) -
     drill = [timed_get(http, f"{base}/api/v1/tasks/{i}", as_of=moment) for i in ids]
     out["task_drilldown_s"] = statistics.median(drill)
     out["task_drilldown_p90_s"] = percentile(drill, 0.9)
+    for route, extra in ANALYSES:
+        key = route.rsplit("/", 1)[-1].replace("-", "_")
+        out[f"{key}_s"] = statistics.median(
+            timed_get(http, base + route, as_of=moment, **extra) for _ in range(3)
+        )
     out["cost_per_task_by_workflow_role_s"] = statistics.median(
         timed_get(http, url, group_by="workflow,role", as_of=moment) for _ in range(3)
     )

@@ -197,7 +197,9 @@ class PriceOverride:
 
 @dataclass(frozen=True)
 class WorkflowRule:
-    """A workflow's acceptance rule and targets (``[workflows.<name>]``)."""
+    """A workflow's acceptance rule, targets and analysis thresholds (``[workflows.<name>]``;
+    ``[workflows."*"]`` for every workflow without its own table). Each key is declared in
+    ``RULES`` with its documentation."""
 
     reopen_window: timedelta = timedelta(hours=48)
     abandon_after: timedelta = timedelta(days=7)
@@ -205,6 +207,93 @@ class WorkflowRule:
     budget_per_completed_task: Decimal | None = None
     target_success_rate: float | None = None
     human_minutes_per_task: float | None = None
+    human_cost_per_hour: Decimal | None = None
+    min_tasks: int = 100
+    autonomy_window: timedelta = timedelta(days=28)
+    autonomy_confidence: float = 0.95
+    drift_threshold: float = 0.10
+    drift_period: str = "week"
+    trend_threshold: float = 0.10
+    trend_volume_threshold: float = 0.10
+    trend_baseline_periods: int = 2
+    trend_recent_periods: int = 1
+    trend_max_pending: float = 0.20
+
+
+RuleKind = Literal["duration", "bool", "money", "rate", "number", "count", "period"]
+#: What a period may be (trends, drift).
+PERIODS = ("day", "week", "month")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One key of ``[workflows.<name>]``: its kind (how it is parsed) and its documentation."""
+
+    name: str
+    kind: RuleKind
+    help: str
+
+    @property
+    def default(self) -> Any:
+        return getattr(WorkflowRule(), self.name)
+
+
+# The declared keys of [workflows.<name>], in the order of the documentation table.
+RULES: tuple[Rule, ...] = (
+    Rule("reopen_window", "duration", "A completion counts once this long passes with no reopen."),
+    Rule("abandon_after", "duration", "No signal this long after the last span: abandoned."),
+    Rule(
+        "rework_counts_as_completed",
+        "bool",
+        "Whether a `rework` outcome counts as completed.",
+    ),
+    Rule(
+        "budget_per_completed_task",
+        "money",
+        "USD per completed task finance signed off (autonomy: cost proven within it).",
+    ),
+    Rule(
+        "target_success_rate",
+        "rate",
+        "Completed / decided tasks the workflow must reach (autonomy: quality proven).",
+    ),
+    Rule("human_minutes_per_task", "number", "Minutes of human work one completed task saves."),
+    Rule("human_cost_per_hour", "money", "USD an hour of that human work costs (time saved)."),
+    Rule(
+        "min_tasks", "count", "Decided tasks in the autonomy window before quality can be proven."
+    ),
+    Rule("autonomy_window", "duration", "Whole days before `end` the autonomy gate looks at."),
+    Rule(
+        "autonomy_confidence",
+        "rate",
+        "Confidence of the one-sided Wilson lower bound on the success rate.",
+    ),
+    Rule(
+        "drift_threshold",
+        "rate",
+        "Rise of cost per completed task (recent vs baseline periods) counted as upward drift.",
+    ),
+    Rule("drift_period", "period", "Periods (day, week, month) drift is judged over."),
+    Rule(
+        "trend_threshold",
+        "rate",
+        "Relative change of cost per completed task counted as up or down (trends).",
+    ),
+    Rule(
+        "trend_volume_threshold",
+        "rate",
+        "Relative change of tasks or spend per period counted as rising or falling (trends).",
+    ),
+    Rule("trend_baseline_periods", "count", "Periods pooled as the baseline of a diagnosis."),
+    Rule("trend_recent_periods", "count", "Latest periods pooled as the recent side."),
+    Rule(
+        "trend_max_pending",
+        "rate",
+        "Periods with a larger share of pending tasks are left out of diagnoses.",
+    ),
+)
+#: The keys the task store's decisions depend on (a change rebuilds it).
+DECISION_RULES = ("reopen_window", "abandon_after", "rework_counts_as_completed")
 
 
 @dataclass(frozen=True)
@@ -470,7 +559,38 @@ def parse_prices(entries: object) -> tuple[PriceOverride, ...]:
     return tuple(out)
 
 
-_RULE_KEYS = {f.name for f in fields(WorkflowRule)}
+_RULES_BY_NAME = {r.name: r for r in RULES}
+if set(_RULES_BY_NAME) != {f.name for f in fields(WorkflowRule)}:
+    raise RuntimeError("workflow rules out of sync with RULES")
+
+
+def _rule_value(rule: Rule, value: object, where: str) -> Any:
+    if rule.kind == "duration":
+        seconds = parse_duration(value, where)
+        if seconds < 0:
+            raise SettingsError(f"{where}: must not be negative")
+        return timedelta(seconds=seconds)
+    if rule.kind == "bool":
+        if not isinstance(value, bool):
+            raise SettingsError(f"{where}: expected true or false")
+        return value
+    if rule.kind == "money":
+        return _decimal(value, where)
+    if rule.kind == "period":
+        if value not in PERIODS:
+            raise SettingsError(f"{where}: expected one of {', '.join(PERIODS)}, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SettingsError(f"{where}: expected a number")
+    if rule.kind == "count":
+        if not isinstance(value, int) or value < 1:
+            raise SettingsError(f"{where}: expected a whole number of at least 1")
+        return value
+    if rule.kind == "rate" and not 0 <= value <= 1:
+        raise SettingsError(f"{where}: expected a number from 0 to 1")
+    if value < 0:
+        raise SettingsError(f"{where}: must not be negative")
+    return float(value)
 
 
 def parse_workflows(table: object) -> dict[str, WorkflowRule]:
@@ -481,25 +601,19 @@ def parse_workflows(table: object) -> dict[str, WorkflowRule]:
         where = f"workflows.{name}"
         if not isinstance(body, dict):
             raise SettingsError(f"{where}: expected a table")
-        unknown = set(body) - _RULE_KEYS
+        unknown = set(body) - set(_RULES_BY_NAME)
         if unknown:
             raise SettingsError(f"{where}: unknown keys {sorted(unknown)}")
-        rule = WorkflowRule()
-        values: dict[str, Any] = {}
-        for key, value in body.items():
-            if key in {"reopen_window", "abandon_after"}:
-                values[key] = timedelta(seconds=parse_duration(value, f"{where}.{key}"))
-            elif key == "rework_counts_as_completed":
-                if not isinstance(value, bool):
-                    raise SettingsError(f"{where}.{key}: expected true or false")
-                values[key] = value
-            elif key == "budget_per_completed_task":
-                values[key] = _decimal(value, f"{where}.{key}")
-            else:
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise SettingsError(f"{where}.{key}: expected a number")
-                values[key] = float(value)
-        out[name] = replace(rule, **values)
+        values = {
+            key: _rule_value(_RULES_BY_NAME[key], value, f"{where}.{key}")
+            for key, value in body.items()
+        }
+        rule = replace(WorkflowRule(), **values)
+        if rule.autonomy_confidence in (0, 1):
+            raise SettingsError(f"{where}.autonomy_confidence: expected a number between 0 and 1")
+        if rule.autonomy_window < timedelta(days=1):
+            raise SettingsError(f"{where}.autonomy_window: at least one day")
+        out[name] = rule
     return out
 
 
@@ -603,4 +717,29 @@ def settings_table() -> str:
     for s in SETTINGS:
         default = ",".join(s.default) if isinstance(s.default, tuple) else s.default
         rows.append(f"| `{s.name}` | `{ENV_PREFIX}{s.name.upper()}` | `{default}` | {s.help} |")
+    return "\n".join(rows)
+
+
+def _rule_default(rule: Rule) -> str:
+    value = rule.default
+    if value is None:
+        return "(none)"
+    if isinstance(value, timedelta):
+        seconds = int(value.total_seconds())
+        if seconds % 86400 == 0 and seconds > 3 * 86400:
+            return f"{seconds // 86400}d"
+        for unit, size in (("h", 3600), ("m", 60)):
+            if seconds % size == 0:
+                return f"{seconds // size}{unit}"
+        return f"{seconds}s"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def workflow_rules_table() -> str:
+    """The documentation table of ``[workflows.<name>]`` (README embeds it)."""
+    rows = ["| key | default | what |", "|---|---|---|"]
+    for r in RULES:
+        rows.append(f"| `{r.name}` | `{_rule_default(r)}` | {r.help} |")
     return "\n".join(rows)

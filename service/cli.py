@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from schemas.delta import Tables
@@ -18,17 +19,49 @@ from schemas.settings import SETTINGS, Settings, SettingsError, load_settings
 from schemas.views import cli_script
 
 
-def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="TOML settings file (also $TASKLAKE_CONFIG).")
+def _add_settings_flags(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    """Every setting as a flag; ``nested`` (a subcommand's parser): absent flags leave what the
+    command's own parser read (argparse would overwrite it with the subparser's default)."""
+    default = argparse.SUPPRESS if nested else None
+    parser.add_argument(
+        "--config", default=default, help="TOML settings file (also $TASKLAKE_CONFIG)."
+    )
     group = parser.add_argument_group("settings (also TASKLAKE_<NAME> or the TOML file)")
     for s in SETTINGS:
         group.add_argument(
             "--" + s.name.replace("_", "-"),
             dest=s.name,
-            default=None,
+            default=default,
             metavar=s.kind.upper(),
             help=f"{s.help} [default: {s.default!r}]",
         )
+
+
+def _add_analyses(report: argparse.ArgumentParser) -> None:
+    """``tasklake report compare | trends | levers | autonomy``: the analyses as tables."""
+    sub = report.add_subparsers(dest="analysis", metavar="{compare,trends,levers,autonomy}")
+    keep = argparse.SUPPRESS  # what `report` itself read stays unless given again
+    what = {
+        "compare": "Two cohorts of one workflow side by side, and why cost moved (LMDI).",
+        "trends": "Cost per completed task per period, and a diagnosis of the recent ones.",
+        "levers": "The five levers of each workflow, in dollars at stake.",
+        "autonomy": "Whether each workflow has earned more autonomy (quality and cost).",
+    }
+    for name, help_text in what.items():
+        p = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
+        p.add_argument("--start", default=keep, help="Tasks started on or after (a date).")
+        p.add_argument("--end", default=keep, help="Tasks started before (a date).")
+        p.add_argument("--workflow", help="Comma list of workflows (compare: one).")
+        p.add_argument("--team", help="Comma list of teams.")
+        p.add_argument("--as-of", dest="as_of", help="Outcomes as they stood then.")
+        if name in ("compare", "trends", "autonomy"):
+            p.add_argument("--cost", choices=("inference", "full"), default=keep)
+        if name == "compare":
+            p.add_argument("--a", required=True, help="Cohort a: version:v1, period:2026-10, ...")
+            p.add_argument("--b", required=True, help="Cohort b, the same way.")
+        if name == "trends":
+            p.add_argument("--period", choices=("day", "week", "month"), default="week")
+        _add_settings_flags(p, nested=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     compact = sub.add_parser("compact", help="Merge small Parquet files of the lake now.")
     _add_settings_flags(compact)
 
-    report = sub.add_parser("report", help="Cost per completed task for a period, as a table.")
+    report = sub.add_parser(
+        "report", help="Cost per completed task for a period, as a table.", allow_abbrev=False
+    )
     report.add_argument(
         "--start", help="First day (YYYY-MM-DD) of task cohorts; default: 30 days ago."
     )
@@ -55,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--group-by", default="workflow", help="Comma list, as in the API.")
     report.add_argument("--cost", choices=("inference", "full"), default="inference")
     _add_settings_flags(report)
+    _add_analyses(report)
 
     views = sub.add_parser("views", help="Print the view definitions (SQL) for this lake.")
     _add_settings_flags(views)
@@ -75,8 +111,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    flags = {s.name: getattr(args, s.name) for s in SETTINGS}
-    return load_settings(flags=flags, config_file=args.config)
+    flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
+    return load_settings(flags=flags, config_file=getattr(args, "config", None))
 
 
 def _duckdb_binary() -> str | None:
@@ -88,6 +124,26 @@ def _duckdb_binary() -> str | None:
     return str(candidate) if candidate.is_file() else None
 
 
+def _model_prices(tables: Tables, settings: Settings) -> str:
+    """The rows of ``model_prices`` for the models the lake names, as SQL: the levers' what-if
+    figures price tokens with them (the server keeps the table filled as it follows the
+    lake; a shell gets it once)."""
+    import duckdb
+
+    from schemas.prices import LAKE_MODELS_SQL, PriceBook, insert_model_prices, model_price_rows
+    from schemas.views import load_views
+
+    con = duckdb.connect()
+    try:
+        load_views(con, tables, settings)
+        tables.pin(con)
+        models = con.execute(LAKE_MODELS_SQL).fetchall()
+    finally:
+        con.close()
+    today = datetime.now(UTC).date()
+    return insert_model_prices(model_price_rows(PriceBook(settings.prices), models, today))
+
+
 def _sql(settings: Settings, command: str | None) -> int:
     store_dir = settings.effective_store_dir
     tables = Tables(settings.location, seed_dir=store_dir / "seeds")
@@ -95,6 +151,7 @@ def _sql(settings: Settings, command: str | None) -> int:
     # one statement: pinned to the tables' newest versions, so its answer is one version's;
     # the shell reads each table's newest version on every query (delta_scan)
     script = cli_script(tables, settings, pinned=command is not None)
+    script += "\n" + _model_prices(tables, settings) + "\n"
     binary = _duckdb_binary()
     if binary is None:
         print("tasklake sql: the DuckDB CLI (package duckdb-cli) is not installed", file=sys.stderr)
@@ -154,6 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key, value in stats.as_dict().items():
             print(f"{key}: {value}")
         return 0
+    if args.command == "report" and args.analysis:
+        from service.report_analyses import analysis_command
+
+        return analysis_command(settings, args)
     if args.command == "report":
         from service.report import report_command
 

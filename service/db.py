@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -22,6 +22,7 @@ import pyarrow as pa
 from starlette.requests import Request
 
 from schemas.delta import Snapshot, Tables, is_vanished_file_error
+from schemas.prices import LAKE_MODELS_SQL, PriceBook, fill_model_prices
 from schemas.settings import Settings
 from schemas.views import load_views
 from service.follow import Follower, StoreUnavailable
@@ -101,6 +102,7 @@ class Database:
         # Footers of unchanged files are read once, not per query (files are immutable).
         self._con.execute("SET GLOBAL parquet_metadata_cache = true")
         load_views(self._con, self.tables, settings)
+        self._prices = PriceBook(settings.prices)
         self.timeout = settings.query_timeout
         self.store = (
             Store(
@@ -127,6 +129,17 @@ class Database:
             return self.follower.current(self.timeout)
         except StoreUnavailable as exc:
             raise StoreNotReady(str(exc)) from exc
+
+    def price_models(self) -> None:
+        """Price the models the views' model calls name that ``model_prices`` lacks (the
+        store does this as it follows the lake; a database without one asks the views)."""
+        cursor = self._con.cursor()
+        try:
+            self.tables.pin(cursor)
+            models = cursor.execute(LAKE_MODELS_SQL).fetchall()
+            fill_model_prices(cursor, models, self._prices, datetime.now(UTC).date())
+        finally:
+            cursor.close()
 
     def warm(self, timeout: float = 3600.0) -> None:
         """Wait until the store is built and at the newest versions (tools, benchmarks)."""

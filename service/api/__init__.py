@@ -1,6 +1,6 @@
 """The REST read API: one module per URL family, each exposing ``router`` (a FastAPI
-``APIRouter``). Handlers only select from the views (``service.db``); they never compute a
-metric themselves."""
+``APIRouter``). Handlers only select from the views and their macros (``service.db``; the
+analyses through ``service.api.analysis``); they never compute a metric themselves."""
 
 from __future__ import annotations
 
@@ -10,9 +10,27 @@ from service.db import Database
 
 
 def read_routers() -> list[APIRouter]:
-    from service.api import cost_per_task, tasks
+    from service.api import (
+        autonomy,
+        compare,
+        cost_per_task,
+        levers,
+        reasons,
+        tasks,
+        time_saved,
+        trends,
+    )
 
-    return [cost_per_task.router, tasks.router]
+    return [
+        cost_per_task.router,
+        tasks.router,
+        compare.router,
+        trends.router,
+        levers.router,
+        autonomy.router,
+        reasons.router,
+        time_saved.router,
+    ]
 
 
 def install_read_api(app: FastAPI, db: Database) -> None:

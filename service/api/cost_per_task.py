@@ -22,20 +22,21 @@ from starlette.responses import Response
 from schemas.views import COMPONENT_COLUMNS
 from service.api.openapi import CSV, errors
 from service.api.params import (
-    FORMATS,
-    TIME_PATTERN,
+    COSTS,
+    FILTERS,
     AsOf,
+    Cost,
+    End,
     Format,
-    check_known,
+    Names,
+    Start,
     choices,
     declared,
-    moment,
-    names,
+    filters,
     one_of,
 )
 from service.api.render import csv_response, json_response, plain
 from service.db import Database, get_db
-from service.errors import ApiError
 
 router = APIRouter()
 
@@ -65,8 +66,7 @@ METRICS: tuple[str, ...] = (
     "tokens_per_attempt",
     "unpriced_spans",
 )
-COSTS = ("inference", "full")
-PARAMS = ("group_by", "start", "end", "workflow", "team", "cost", "format", "as_of")
+PARAMS = ("group_by", "cost", *FILTERS)
 
 
 def cost_per_task_query(
@@ -170,16 +170,6 @@ GroupBy = Annotated[
         pattern=f"^({'|'.join(GROUP_KEYS)})(,({'|'.join(GROUP_KEYS)}))*$",
     ),
 ]
-Names = Annotated[str | None, declared("Comma list of names to keep")]
-Start = Annotated[
-    str | None, declared("Tasks started at or after (RFC 3339 or a date)", pattern=TIME_PATTERN)
-]
-End = Annotated[
-    str | None, declared("Tasks started before (RFC 3339 or a date)", pattern=TIME_PATTERN)
-]
-Cost = Annotated[
-    str | None, declared("inference (default) or full: every cost component", enum=list(COSTS))
-]
 
 
 class CostPerTaskAnswer(BaseModel):
@@ -217,20 +207,30 @@ def cost_per_task(
     as_of: AsOf = None,
 ) -> Response:
     """Cost per completed task, grouped by ``group_by`` (default: workflow)."""
-    check_known(request.query_params, PARAMS)
+    f = filters(
+        request.query_params,
+        PARAMS,
+        start=start,
+        end=end,
+        workflow=workflow,
+        team=team,
+        format=format,
+        as_of=as_of,
+    )
     keys = choices("group_by", group_by, GROUP_KEYS, "workflow")
-    since, until = moment("start", start), moment("end", end)
-    if since is not None and until is not None and until <= since:
-        raise ApiError(400, "end: must be after start (the period is [start, end))")
-    workflows, teams = names("workflow", workflow), names("team", team)
     kind = one_of("cost", cost, COSTS, "inference")
-    fmt = one_of("format", format, FORMATS, "json")
-    at = moment("as_of", as_of)
     full = kind == "full"
     rows = cost_per_task_rows(
-        db, keys, start=since, end=until, workflows=workflows, teams=teams, as_of=at, full=full
+        db,
+        keys,
+        start=f.start,
+        end=f.end,
+        workflows=f.workflows,
+        teams=f.teams,
+        as_of=f.as_of,
+        full=full,
     )
-    if fmt == "csv":
+    if f.format == "csv":
         columns = [*keys, *METRICS, *(COMPONENT_COLUMNS if full else ())]
         return csv_response(rows, columns, "cost-per-task")
     doc: dict[str, Any] = {
@@ -238,17 +238,12 @@ def cost_per_task(
         "currency": "USD",
         "cost": kind,
         "group_by": keys,
-        "filters": {
-            "start": plain(since),
-            "end": plain(until),
-            "workflow": workflows,
-            "team": teams,
-        },
-        "as_of": plain(at),
+        "filters": f.plain(),
+        "as_of": plain(f.as_of),
     }
     if full:
         unallocated = unallocated_rows(
-            db, start=since, end=until, workflows=workflows, teams=teams, as_of=at
+            db, start=f.start, end=f.end, workflows=f.workflows, teams=f.teams, as_of=f.as_of
         )
         doc["unallocated"] = unallocated
         doc["unallocated_usd"] = sum((u["amount_usd"] for u in unallocated), Decimal(0))

@@ -94,7 +94,9 @@ def _accepted_convert_and_read(
     if NATIVE is not None:
         native = NATIVE.normalize_bytes(body, 1_772_442_100_000)
         assert native.equals(batch), "the native path must give the reference's rows"
-    assert _store_and_read(batch, root, con) == accepted
+    # the spans view counts a span once however often it was sent (same trace and span id)
+    distinct = len(set(zip(batch["trace_id"].to_pylist(), batch["span_id"].to_pylist())))
+    assert _store_and_read(batch, root, con) == distinct
 
 
 @settings(max_examples=examples(100))
