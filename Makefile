@@ -30,6 +30,8 @@ test: lint
 fuzz: $(STAMP)
 	TASKLAKE_FUZZ=1 $(BIN)/pytest -q -m fuzz --timeout 0 --hypothesis-show-statistics
 
+# every benchmark and one summary table (README, Performance); BENCH=<module> for one,
+# BENCH_QUICK=1 for a smoke run on small sizes
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH)
 

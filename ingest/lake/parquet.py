@@ -62,7 +62,9 @@ COLUMN_PLAN: Mapping[str, tuple[str, int]] = {
     "task_id": (DELTA_PREFIX, 3),
     "tool_call_id": (DELTA_PREFIX, 1),
     "start_time": (DELTA_INT, 5),
+    "start_time_unix_nano": (DELTA_INT, 5),  # the lake's name of it (schemas.lake)
     "events.list.element.time": (DELTA_INT, 5),
+    "events.list.element.time_unix_nano": (DELTA_INT, 5),
     "cost_usd": (DELTA_INT, 5),
     "input_tokens": (DELTA_INT, 5),
     "total_tokens": (DELTA_INT, 5),
