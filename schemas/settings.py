@@ -161,6 +161,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("query_timeout", "duration", "Time limit of one API/SQL query."),
     Setting(
+        "read_wait",
+        "duration",
+        "How long a read waits for the task store to reach the newest commit; then it answers"
+        " from the versions the store has (consistent, a moment old).",
+    ),
+    Setting(
         "query_max_rows",
         "int",
         "Row cap of POST /api/v1/query answers (the answer says truncated).",
@@ -359,6 +365,7 @@ class Settings:
     commit_interval: float = 0.5
     vacuum_retention: float = 3600.0
     query_timeout: float = 30.0
+    read_wait: float = 1.0
     query_max_rows: int = 10_000
     query_memory_limit: int = 384 * MiB
     correlation_keys: tuple[str, ...] = ("correlation.id", "task.attempt.id")
@@ -834,6 +841,8 @@ def _validate(s: Settings) -> None:
         raise SettingsError("query_max_rows: must be positive")
     if s.query_timeout <= 0:
         raise SettingsError("query_timeout: must be positive")
+    if s.read_wait < 0:
+        raise SettingsError("read_wait: must not be negative")
     if s.vacuum_retention <= s.query_timeout:
         raise SettingsError("vacuum_retention: must be longer than query_timeout")
 

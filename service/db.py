@@ -104,6 +104,7 @@ class Database:
         load_views(self._con, self.tables, settings)
         self._prices = PriceBook(settings.prices)
         self.timeout = settings.query_timeout
+        self.read_wait = settings.read_wait
         self._columns: dict[str, list[str]] = {}
         self.store = (
             Store(
@@ -121,13 +122,13 @@ class Database:
 
     def store_for(self, as_of: datetime | None = None) -> Store | None:
         """The store at the versions newest now (it answers for any ``as_of``); None when
-        this database reads the views alone. Waits for the store's build, or for it to
-        follow a commit, at most ``query_timeout``."""
+        this database reads the views alone. Waits for the store's build at most
+        ``query_timeout``, for it to follow the newest commit at most ``read_wait``."""
         del as_of  # the store decides tasks at any moment (tasks_at.sql)
         if self.follower is None:
             return None
         try:
-            return self.follower.current(self.timeout)
+            return self.follower.current(self.read_wait, build_wait=self.timeout)
         except StoreUnavailable as exc:
             raise StoreNotReady(str(exc)) from exc
 
