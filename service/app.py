@@ -16,6 +16,7 @@ from schemas.settings import Settings
 from service.api import install_read_api
 from service.api.openapi import install_openapi
 from service.auth import BearerAuthMiddleware
+from service.dashboard import dashboard_routes
 from service.db import Database
 from service.errors import RequestIdMiddleware, install_error_handlers
 from service.health import StatusSource, health_router
@@ -42,6 +43,7 @@ def create_app(
     app.include_router(health_router(status))
     install_read_api(app, db)
     install_openapi(app)
+    app.router.routes.extend(dashboard_routes())
     if settings.auth_tokens:
         app.add_middleware(BearerAuthMiddleware, tokens=settings.auth_tokens, prefix="/api/")
     # outermost: every answer, refusals of the auth check included, carries a request id

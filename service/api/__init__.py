@@ -10,9 +10,10 @@ from service.db import Database
 
 
 def read_routers() -> list[APIRouter]:
-    from service.api import cost_per_task, tasks
+    from service.api import cost_per_task, task_list, tasks
 
-    return [cost_per_task.router, tasks.router]
+    # the list before the drill-down: /api/v1/tasks is not a task id
+    return [cost_per_task.router, task_list.router, tasks.router]
 
 
 def install_read_api(app: FastAPI, db: Database) -> None:

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from schemas.delta import Snapshot
 from schemas.templates import render
 from service.api.openapi import CSV, errors
-from service.api.params import FORMATS, AsOf, Format, check_known, moment, one_of
+from service.api.params import FORMATS, AsOf, Format, check_known, declared, moment, one_of
 from service.api.render import csv_response, json_response
 from service.db import Database, get_db
 from service.errors import ApiError
@@ -76,6 +76,44 @@ SPAN_COLUMNS: tuple[str, ...] = (
     "service_name",
     "all_attributes",
 )
+#: The CSV tables of a drill-down (``part``): its span rows, its attempts, its signals.
+ATTEMPT_COLUMNS: tuple[str, ...] = (
+    "attempt_id",
+    "task_key",
+    "workflow",
+    "team",
+    "version",
+    "trace_id",
+    "root_span_id",
+    "name",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "spans",
+    "model_calls",
+    "tool_calls",
+    "retrievals",
+    "errors",
+    "unpriced_spans",
+    "spend_usd",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+)
+SIGNAL_COLUMNS: tuple[str, ...] = (
+    "signal_id",
+    "task_id",
+    "correlation_id",
+    "outcome",
+    "occurred_at",
+    "workflow",
+    "reason",
+    "rework_cost_usd",
+    "rework_minutes",
+    "source",
+    "received_at",
+)
+PARTS = ("spans", "attempts", "signals")
 
 
 class _Views:
@@ -260,6 +298,12 @@ def span_tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return roots
 
 
+Part = Annotated[
+    str | None,
+    declared("With format=csv: spans (default), attempts or signals", enum=list(PARTS)),
+]
+
+
 class TaskAnswer(BaseModel):
     """The drill-down document (JSON); with ``format=csv``, its span rows."""
 
@@ -287,15 +331,21 @@ def get_task(
     request: Request,
     db: Annotated[Database, Depends(get_db)],
     format: Format = None,
+    part: Part = None,
     as_of: AsOf = None,
 ) -> Response:
     """A task (``task.id``) or attempt (correlation id): attempts, span tree, signals, outcome.
     The id is the rest of the path, so ids holding ``/`` work sent as is or percent-encoded."""
-    check_known(request.query_params, ("format", "as_of"))
+    check_known(request.query_params, ("format", "part", "as_of"))
     fmt = one_of("format", format, FORMATS, "json")
+    table = one_of("part", part, PARTS, "spans")
     doc = task_detail(db, task_id, as_of=moment("as_of", as_of))
     rows = doc.pop("span_rows")
     if fmt == "csv":
+        if table == "attempts":
+            return csv_response(doc["attempts"], ATTEMPT_COLUMNS, f"task-{task_id}-attempts")
+        if table == "signals":
+            return csv_response(doc["signals"], SIGNAL_COLUMNS, f"task-{task_id}-signals")
         return csv_response(
             rows,
             [c if c != "resolved_role" else "role" for c in SPAN_COLUMNS if c != "all_attributes"],
