@@ -65,9 +65,10 @@ export function sparkline(points, text) {
  * provisional, href, title}]}]. Each point links to the rows behind it.
  */
 export function lineChart(series, { title, format = money }) {
-  const W = 720;
+  // drawn for the screen it is on: labels keep their size on a phone
+  const W = Math.round(Math.min(720, Math.max(340, window.innerWidth - 48)));
   const H = 260;
-  const m = { l: 60, r: 14, t: 14, b: 30 };
+  const m = { l: 60, r: 24, t: 14, b: 30 };
   const all = series.flatMap((line) => line.points);
   const known = all.filter((p) => p.y !== null && p.y !== undefined);
   const id = `chart-${Math.random().toString(36).slice(2, 8)}`;
@@ -89,9 +90,9 @@ export function lineChart(series, { title, format = money }) {
       s("text", { x: m.l - 6, y: py(y) + 4, "text-anchor": "end" }, format(y)),
     );
   }
-  const every = Math.max(1, Math.ceil(xs.length / 8));
+  const every = Math.max(1, Math.ceil(xs.length / Math.max(3, Math.floor(W / 90))));
   xs.forEach((x, i) => {
-    if (i % every === 0 || i === xs.length - 1) {
+    if (i % every === 0) {
       grid.append(s("text", { x: px(x), y: H - 10, "text-anchor": "middle" }, day(x)));
     }
   });

@@ -7,19 +7,20 @@ const USD0 = new Intl.NumberFormat("en-US", {
 const USD2 = new Intl.NumberFormat("en-US", {
   style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 2,
 });
-const USD4 = new Intl.NumberFormat("en-US", {
-  style: "currency", currency: "USD", minimumFractionDigits: 4, maximumFractionDigits: 4,
+const USD_SMALL = new Intl.NumberFormat("en-US", {
+  style: "currency", currency: "USD", maximumSignificantDigits: 2,
 });
 const COMPACT = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
 
 export const DASH = "—";
 
-/** Dollars: cents below $1,000, whole dollars above; sub-cent amounts keep four places. */
+/** Dollars: cents below $1,000, whole dollars above; sub-cent amounts two significant digits
+ * ($0.0086, $0.000014), so a small figure never reads as $0.00. */
 export function money(value) {
   if (value === null || value === undefined) return DASH;
   const v = Number(value);
   if (Math.abs(v) >= 1000) return USD0.format(v);
-  if (v !== 0 && Math.abs(v) < 0.01) return USD4.format(v);
+  if (v !== 0 && Math.abs(v) < 0.01) return USD_SMALL.format(v);
   return USD2.format(v);
 }
 
