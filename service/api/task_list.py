@@ -137,7 +137,8 @@ def task_list_query(
 ) -> tuple[str, list[Any]]:
     """The SELECT of one page of the tasks of ``source`` (task rows), with the number of
     tasks that match (``total``) on every row."""
-    where, args = [], []
+    where: list[str] = []
+    args: list[Any] = []
     for column, op, value in (("started_at", ">=", start), ("started_at", "<", end)):
         if value is not None:
             where.append(f"{column} {op} ?::TIMESTAMPTZ")
@@ -211,7 +212,7 @@ def task_list(
         if store is not None
         else "tasks"
     )
-    filters = {
+    filters: dict[str, Any] = {
         "start": since,
         "end": until,
         "workflows": names("workflow", workflow),

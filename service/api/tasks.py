@@ -330,6 +330,7 @@ def get_task(
     task_id: Annotated[str, Path(description="A task id or attempt (correlation) id; may hold /")],
     request: Request,
     db: Annotated[Database, Depends(get_db)],
+    *,
     format: Format = None,
     part: Part = None,
     as_of: AsOf = None,
