@@ -8,6 +8,7 @@ prints the dashboard's address and serves until Ctrl-C (then deletes the lake).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -97,9 +98,7 @@ def _settled(url: str, token: str | None, scenario: Scenario) -> bool:
     return True
 
 
-def send(
-    url: str, scenario: Scenario, token: str | None, progress: Progress
-) -> dict[str, int]:
+def send(url: str, scenario: Scenario, token: str | None, progress: Progress) -> dict[str, int]:
     """Send the whole scenario; what was acknowledged."""
     spans = scenario.spans
     progress.stage("spans (OTLP/HTTP)", spans)
@@ -190,10 +189,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         out.write(f"Open {url}/\n")
         out.write("Serving the demo lake until Ctrl-C (then it is deleted).\n")
         out.flush()
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             server.wait()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

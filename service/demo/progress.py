@@ -52,7 +52,8 @@ class Progress:
         if self.total:
             filled = round(WIDTH * self.done / self.total)
             bar = "█" * filled + "░" * (WIDTH - filled)
-            text = f"\r{self.label:<24} {bar} {100 * self.done // self.total:3d}%  {self.done:,}/{self.total:,}"
+            share = 100 * self.done // self.total
+            text = f"\r{self.label:<24} {bar} {share:3d}%  {self.done:,}/{self.total:,}"
         else:
             text = f"\r{self.label:<24} …"
         self.stream.write(text + " " * 4)

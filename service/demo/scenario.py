@@ -96,7 +96,10 @@ VERSIONS: dict[tuple[str, str], tuple[Agent, ...]] = {
     ),
     # planner 0.12 + reviewer ~0.198 (most of the diff from the prompt cache) + verifier 0.0068
     ("code-review", "v5"): (
-        Agent("planner", (tool("git.diff", 0.8), chat("anthropic", "claude-sonnet-4-5", 30_000, 2_000))),
+        Agent(
+            "planner",
+            (tool("git.diff", 0.8), chat("anthropic", "claude-sonnet-4-5", 30_000, 2_000)),
+        ),
         Agent(
             "reviewer",
             (
@@ -300,7 +303,13 @@ def attempt_spans(
             t += d + 0.02
         nodes.append(
             SpanPlan(
-                "agent", agent.role, agent.role, None, a0, t, error if i == last else None,
+                "agent",
+                agent.role,
+                agent.role,
+                None,
+                a0,
+                t,
+                error if i == last else None,
                 tuple(steps),
             )
         )
@@ -319,8 +328,14 @@ def jittered(agents: Sequence[Agent], factor: float) -> tuple[Agent, ...]:
             a.role,
             tuple(
                 Step(
-                    s.op, s.name, s.provider, scale(s.input_tokens), scale(s.output_tokens),
-                    scale(s.cache_read_tokens), scale(s.reasoning_tokens), s.seconds,
+                    s.op,
+                    s.name,
+                    s.provider,
+                    scale(s.input_tokens),
+                    scale(s.output_tokens),
+                    scale(s.cache_read_tokens),
+                    scale(s.reasoning_tokens),
+                    s.seconds,
                 )
                 for s in a.steps
             ),
@@ -357,7 +372,8 @@ def build(
             outcome = cycle[i % len(cycle)]
             n = numbers[phase.workflow] = numbers.get(phase.workflow, 0) + 1
             task_id = f"{PREFIXES[phase.workflow]}-{tag}-{n:05d}"
-            retried = phase.mix.retry_every and (i % phase.mix.retry_every) == phase.mix.retry_every - 1
+            every = phase.mix.retry_every
+            retried = every and (i % every) == every - 1
             agents = VERSIONS[(phase.workflow, phase.version)]
             attempts = []
             at = start
@@ -391,7 +407,9 @@ def build(
                     signals += [
                         SignalPlan(f"{task_id}-s1", "completed", done),
                         SignalPlan(
-                            f"{task_id}-s2", "reopened", reopened,
+                            f"{task_id}-s2",
+                            "reopened",
+                            reopened,
                             "customer replied: the refund never arrived",
                         ),
                     ]
@@ -409,7 +427,10 @@ def build(
                 minutes = round(rng.uniform(4, 15), 1)
                 signals.append(
                     SignalPlan(
-                        f"{task_id}-s1", "rework", ended + _minutes(rng, 180, 1200), reason,
+                        f"{task_id}-s1",
+                        "rework",
+                        ended + _minutes(rng, 180, 1200),
+                        reason,
                         rework_cost_usd=Decimal(str(round(minutes * 0.75, 2))),
                         rework_minutes=minutes,
                     )
@@ -448,10 +469,20 @@ def cost_entries(start: datetime, end: datetime, tag: str) -> tuple[CostPlan, ..
         return CostPlan(f"demo-{tag}-cost-{n}", component, Decimal(usd), start, end, note, **scope)
 
     return (
-        entry(1, "infrastructure", "35", "vector database for the support knowledge base",
-              workflow="support-triage"),
-        entry(2, "labor", "270", "on-call engineers debugging the review agent (3 h)",
-              workflow="code-review"),
+        entry(
+            1,
+            "infrastructure",
+            "35",
+            "vector database for the support knowledge base",
+            workflow="support-triage",
+        ),
+        entry(
+            2,
+            "labor",
+            "270",
+            "on-call engineers debugging the review agent (3 h)",
+            workflow="code-review",
+        ),
         entry(3, "licence", "140", "code-review seats", team="platform"),
         entry(4, "rework", "48", "AP clerk corrections batch", workflow="invoice-extraction"),
         entry(5, "infrastructure", "60", "shared LLM gateway"),
