@@ -6,7 +6,7 @@ import { h } from "./dom.js";
 import {
   breakdownSection, COST, compositionSection, overTimeSection, period, workflowsSection,
 } from "./overview.js";
-import { begin, current, later, memo, onAuthRequired } from "./page.js";
+import { begin, current, later, memo, onAuthRequired, ready } from "./page.js";
 import { PERIODS, filters, link, readState, window_ } from "./state.js";
 import { taskView } from "./task.js";
 import { taskListSection } from "./tasklist.js";
@@ -61,12 +61,14 @@ function heading(st) {
 
 async function render({ moved = false } = {}) {
   const mine = begin();
+  main.dataset.view = window.location.search;
   const st = readState();
   const ask = memo(get);
   syncFilters(st, ask);
   if (st.task) {
     document.title = `Task ${st.task} — tasklake`;
     main.replaceChildren(...taskView(st, ask));
+    ready(mine);
     if (moved) window.scrollTo(0, 0);
     return;
   }
@@ -88,6 +90,7 @@ async function render({ moved = false } = {}) {
   if (features.has(LEVERS)) sections.push(leversSection(st, ask));
   sections.push(taskListSection(st, ask));
   main.replaceChildren(...sections);
+  ready(mine);
   if (window.location.hash) {
     document.getElementById(window.location.hash.slice(1))?.scrollIntoView({ block: "start" });
   } else if (moved) {

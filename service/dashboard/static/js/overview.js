@@ -49,7 +49,7 @@ export function workflowsSection(st, ask, extras) {
         ],
       },
       {
-        key: "trend", label: "Trend",
+        key: "trend", label: "Trend", wide: true,
         render: (r) => h("span", { class: "slot", dataset: { slot: `spark:${r.workflow}` } }),
       },
       {
@@ -209,6 +209,7 @@ export function compositionSection(st, ask) {
         },
       ],
       rows: doc.rows,
+      rowAttrs: (r) => ({ "data-workflow": r.workflow ?? "" }),
     }))];
   });
   return part.el;

@@ -4,11 +4,25 @@ import { AuthRequired, download, token } from "./api.js";
 import { fill, h } from "./dom.js";
 
 let generation = 0;
+let pending = 0;
+
+/** main is aria-busy while any answer of the view is on its way (readers and tests wait). */
+function busy(delta) {
+  pending += delta;
+  document.getElementById("main").setAttribute("aria-busy", String(pending > 0));
+}
 
 /** A new view begins: answers still on their way for the previous one are dropped. */
 export function begin() {
   generation += 1;
+  pending = 0;
+  busy(1); // until the view has asked its questions (settled by ready())
   return generation;
+}
+
+/** The view has asked everything it will ask. */
+export function ready(mine) {
+  if (mine === generation) busy(-1);
 }
 
 export function current() {
@@ -34,6 +48,7 @@ export function memo(fetcher) {
 /** Fill a section from `promise` with `draw(answer)`; a failure says what went wrong there. */
 export async function load(part, promise, draw) {
   const mine = generation;
+  busy(1);
   try {
     const answer = await promise;
     if (mine !== generation) return;
@@ -44,18 +59,22 @@ export async function load(part, promise, draw) {
     if (mine !== generation) return;
     if (error instanceof AuthRequired) listeners.auth(error.message);
     fill(part, h("p", { class: "error", role: "alert" }, error.message || String(error)));
+  } finally {
+    if (mine === generation) busy(-1);
   }
 }
 
 /** A run of work after a view is drawn (filling cells): skipped once the view is left. */
 export async function later(promise, apply) {
   const mine = generation;
+  busy(1);
   try {
     const answer = await promise;
     if (mine === generation) apply(answer);
   } catch (error) {
-    if (mine !== generation) return;
-    if (error instanceof AuthRequired) listeners.auth(error.message);
+    if (mine === generation && error instanceof AuthRequired) listeners.auth(error.message);
+  } finally {
+    if (mine === generation) busy(-1);
   }
 }
 
