@@ -11,12 +11,14 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Any, TextIO
 
 from service.demo.progress import Progress
@@ -190,8 +192,20 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         out.write("Serving the demo lake until Ctrl-C (then it is deleted).\n")
         out.flush()
         with contextlib.suppress(KeyboardInterrupt):
+            _interrupted_by_sigterm_too()
             server.wait()
     return 0
+
+
+def _interrupted_by_sigterm_too() -> None:
+    """Ctrl-C and SIGTERM both end the serving (and delete the throwaway lake), even when
+    we were started with SIGINT ignored, as a shell's background job is."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _tag(now: datetime) -> str:

@@ -227,6 +227,7 @@ def test_demo_without_a_server_starts_one_and_cleans_up() -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=clean_env(),
+        start_new_session=True,  # a failed test kills the demo's server too
     )
     try:
         assert proc.stdout is not None
@@ -243,14 +244,14 @@ def test_demo_without_a_server_starts_one_and_cleans_up() -> None:
         assert page.status_code == 200 and "tasklake" in page.text
         figures = requests.get(url + "api/v1/cost-per-task", timeout=60).json()
         assert len(figures["rows"]) == 4
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
         assert proc.wait(90) == 0
         assert proc.stderr is not None
         lake = re.search(r"serving a throwaway lake at (\S+)", proc.stderr.read())
         assert lake and not Path(lake.group(1)).exists()  # the throwaway lake is gone
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
