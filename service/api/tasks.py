@@ -17,6 +17,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from schemas.delta import Snapshot
+from schemas.signals import SIGNAL_SCHEMA
 from schemas.templates import render
 from service.api.openapi import CSV, errors
 from service.api.params import FORMATS, AsOf, Format, check_known, declared, moment, one_of
@@ -100,18 +101,9 @@ ATTEMPT_COLUMNS: tuple[str, ...] = (
     "output_tokens",
     "total_tokens",
 )
-SIGNAL_COLUMNS: tuple[str, ...] = (
-    "signal_id",
-    "task_id",
-    "correlation_id",
-    "outcome",
-    "occurred_at",
-    "workflow",
-    "reason",
-    "rework_cost_usd",
-    "rework_minutes",
-    "source",
-    "received_at",
+#: A signal as stored, but for its bookkeeping and raw attributes.
+SIGNAL_COLUMNS: tuple[str, ...] = tuple(
+    n for n in SIGNAL_SCHEMA.names if n not in ("schema_version", "attributes", "attribute_types")
 )
 PARTS = ("spans", "attempts", "signals")
 
