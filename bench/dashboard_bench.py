@@ -44,11 +44,11 @@ def page_requests(
         "workflows_30d": (COST, {"group_by": "workflow", **last30, "cost": "inference"}),
         "team_list_30d": (COST, {"group_by": "team", **last30, "cost": "inference"}),
         "over_time_30d": (COST, {"group_by": "workflow,day", **last30, "cost": "inference"}),
+        # also the workflow table once the fully loaded view is chosen (the page asks once)
         "composition_30d": (COST, {"group_by": "workflow", **last30, "cost": "full"}),
         "tasks_30d": (TASKS, {**last30, "order": "-started_at", "limit": PAGE, "offset": 0}),
         "workflows_all_time": (COST, {"group_by": "workflow", "cost": "inference"}),
         "over_time_all_time": (COST, {"group_by": "workflow,day", "cost": "inference"}),
-        "workflows_full_30d": (COST, {"group_by": "workflow", **last30, "cost": "full"}),
         "over_time_full_30d": (COST, {"group_by": "workflow,day", **last30, "cost": "full"}),
         "one_workflow": (COST, {"group_by": "workflow", **one, "cost": "inference"}),
         "one_workflow_over_time": (COST, {"group_by": "workflow,day", **one, "cost": "inference"}),
