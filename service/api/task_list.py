@@ -18,10 +18,10 @@ from starlette.responses import Response
 
 from schemas.signals import OUTCOMES
 from schemas.templates import render
+from service.api.cost_per_task import End, Names, Start  # the same cohort filters
 from service.api.openapi import CSV, errors
 from service.api.params import (
     FORMATS,
-    TIME_PATTERN,
     AsOf,
     Format,
     check_known,
@@ -88,13 +88,6 @@ PARAMS = (
     "as_of",
 )
 
-Names = Annotated[str | None, declared("Comma list of names to keep")]
-Start = Annotated[
-    str | None, declared("Tasks started at or after (RFC 3339 or a date)", pattern=TIME_PATTERN)
-]
-End = Annotated[
-    str | None, declared("Tasks started before (RFC 3339 or a date)", pattern=TIME_PATTERN)
-]
 Outcome = Annotated[
     str | None,
     declared(
