@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The dashboard tests drive a real headless Chromium: Debian's, installed once if missing
+# (Playwright is handed it; nothing downloads a browser at test time).
+CHROMIUM := $(VENV)/.chromium
 
-.PHONY: run test lint fuzz bench docs clean
+.PHONY: run demo test lint fuzz bench docs clean
 
 $(STAMP): pyproject.toml ingest/convert/native/_fastpath.c
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -17,12 +20,24 @@ $(STAMP): pyproject.toml ingest/convert/native/_fastpath.c
 run: $(STAMP)
 	$(BIN)/tasklake serve
 
+# A few days of demo agent traffic into the server `make run` started (see the README's tour).
+demo: $(STAMP)
+	$(BIN)/tasklake demo --url http://localhost:4318
+
+$(CHROMIUM): | $(STAMP)
+	command -v chromium >/dev/null 2>&1 || { \
+		AS_ROOT=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$AS_ROOT apt-get update -q && \
+		$$AS_ROOT env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	command -v chromium >/dev/null 2>&1
+	touch $(CHROMIUM)
+
 lint: $(STAMP)
 	$(BIN)/ruff check ingest schemas service tests bench
 	$(BIN)/ruff format --check ingest schemas service tests bench
 	$(BIN)/mypy
 
-test: lint
+test: lint $(CHROMIUM)
 	$(BIN)/pytest -q
 
 # The property-based tests (pytest -m fuzz: hypothesis, schemathesis) with many more cases
@@ -39,4 +54,4 @@ docs: $(STAMP)
 	$(BIN)/python -m service.docs README.md
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis tests/artifacts

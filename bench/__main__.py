@@ -26,6 +26,7 @@ BENCHES = (
     ("bench.admission_bench", "real server: 8 concurrent 64 MiB requests, process tree memory"),
     ("bench.economics_bench", "10M-span Delta lake: store, cost-per-task, drill-down over HTTP"),
     ("bench.read_under_ingest", "cost-per-task p99 while a receiver ingests, signals, compacts"),
+    ("bench.dashboard_bench", "10M-span lake: every request the dashboard makes (<= 300 ms)"),
     ("bench.baseline", "ingest of this checkout vs BENCH_BASELINE's, interleaved (ratios)"),
 )
 
@@ -36,6 +37,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "bench.ingest_bench": {"runs": 1, "seconds": 5.0},
     "bench.economics_bench": {"runs": 3, "drilldowns": 10, "spans": 500_000},
     "bench.read_under_ingest": {"seconds": 20.0, "probe_seconds": 10.0, "spans": 300_000},
+    "bench.dashboard_bench": {"runs": 2, "spans": 500_000},
     "bench.baseline": {"rounds": 1, "seconds": 5.0},
 }
 

@@ -19,6 +19,7 @@ from service.access import Access, Gatekeeper, declare
 from service.api import install_read_api
 from service.api.openapi import install_openapi
 from service.audit import Audit
+from service.dashboard import dashboard_routes
 from service.db import Database
 from service.errors import RequestIdMiddleware, install_error_handlers
 from service.health import StatusSource, health_router
@@ -55,6 +56,8 @@ def create_app(
     app.include_router(health_router(status))
     install_read_api(app, db)
     install_openapi(app)
+    # the page and its files hold no data: open (the data comes from the API, with a token)
+    app.router.routes.extend(declare(route, Access.OPEN) for route in dashboard_routes())
     app.add_middleware(
         Gatekeeper, router=app.router, settings=settings, audit=audit or Audit(settings)
     )

@@ -1,4 +1,4 @@
-"""The ``tasklake`` command: serve, sql, compact, report, views, migrate.
+"""The ``tasklake`` command: serve, sql, compact, report, views, migrate, demo.
 
 Every setting in ``schemas.settings.SETTINGS`` is a flag of every subcommand (``--http-port``,
 ``--lake``, ...), so flags, ``TASKLAKE_*`` variables and the TOML file always agree.
@@ -126,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
         "--to", metavar="LAKE", help="Write the Delta tables here (a directory or s3://...)."
     )
     _add_settings_flags(migrate)
+
+    from service.demo.command import add_parser as add_demo
+
+    add_demo(sub)  # a client of a server: no settings of its own
     return parser
 
 
@@ -136,6 +140,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from service.demo.command import run as demo
+
+        try:
+            return demo(args)
+        except KeyboardInterrupt:
+            return 130
     try:
         settings = _settings(args)
     except SettingsError as exc:

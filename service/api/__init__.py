@@ -25,6 +25,7 @@ def read_routers() -> list[APIRouter]:
         levers,
         query,
         reasons,
+        task_list,
         tasks,
         time_saved,
         trends,
@@ -32,6 +33,8 @@ def read_routers() -> list[APIRouter]:
 
     return [
         cost_per_task.router,
+        # the list before the drill-down: /api/v1/tasks is not a task id
+        task_list.router,
         tasks.router,
         compare.router,
         trends.router,

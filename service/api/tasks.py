@@ -18,10 +18,11 @@ from starlette.responses import Response
 
 from schemas.auth import ANONYMOUS, Principal
 from schemas.delta import Snapshot
+from schemas.signals import SIGNAL_SCHEMA
 from schemas.templates import render
 from service.access import ReadPrincipal
 from service.api.openapi import CSV, errors
-from service.api.params import FORMATS, AsOf, Format, check_known, moment, one_of
+from service.api.params import FORMATS, AsOf, Format, check_known, declared, moment, one_of
 from service.api.render import csv_response, json_response
 from service.audit import note
 from service.db import Database, get_db
@@ -79,6 +80,35 @@ SPAN_COLUMNS: tuple[str, ...] = (
     "service_name",
     "all_attributes",
 )
+#: The CSV tables of a drill-down (``part``): its span rows, its attempts, its signals.
+ATTEMPT_COLUMNS: tuple[str, ...] = (
+    "attempt_id",
+    "task_key",
+    "workflow",
+    "team",
+    "version",
+    "trace_id",
+    "root_span_id",
+    "name",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "spans",
+    "model_calls",
+    "tool_calls",
+    "retrievals",
+    "errors",
+    "unpriced_spans",
+    "spend_usd",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+)
+#: A signal as stored, but for its bookkeeping and raw attributes.
+SIGNAL_COLUMNS: tuple[str, ...] = tuple(
+    n for n in SIGNAL_SCHEMA.names if n not in ("schema_version", "attributes", "attribute_types")
+)
+PARTS = ("spans", "attempts", "signals")
 
 
 class _Views:
@@ -279,6 +309,12 @@ def span_tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return roots
 
 
+Part = Annotated[
+    str | None,
+    declared("With format=csv: spans (default), attempts or signals", enum=list(PARTS)),
+]
+
+
 class TaskAnswer(BaseModel):
     """The drill-down document (JSON); with ``format=csv``, its span rows."""
 
@@ -308,16 +344,22 @@ def get_task(
     principal: ReadPrincipal,
     *,
     format: Format = None,
+    part: Part = None,
     as_of: AsOf = None,
 ) -> Response:
     """A task (``task.id``) or attempt (correlation id): attempts, span tree, signals, outcome.
     The id is the rest of the path, so ids holding ``/`` work sent as is or percent-encoded."""
-    check_known(request.query_params, ("format", "as_of"))
+    check_known(request.query_params, ("format", "part", "as_of"))
     fmt = one_of("format", format, FORMATS, "json")
+    table = one_of("part", part, PARTS, "spans")
     doc = task_detail(db, task_id, as_of=moment("as_of", as_of), principal=principal)
     rows = doc.pop("span_rows")
     note(request, rows=len(rows))
     if fmt == "csv":
+        if table == "attempts":
+            return csv_response(doc["attempts"], ATTEMPT_COLUMNS, f"task-{task_id}-attempts")
+        if table == "signals":
+            return csv_response(doc["signals"], SIGNAL_COLUMNS, f"task-{task_id}-signals")
         return csv_response(
             rows,
             [c if c != "resolved_role" else "role" for c in SPAN_COLUMNS if c != "all_attributes"],
