@@ -242,6 +242,8 @@ ANALYSES = [
     ("/api/v1/autonomy", {}),
     ("/api/v1/reasons", {}),
     ("/api/v1/time-saved", {}),
+    ("/api/v1/tasks", {}),
+    ("/api/v1/tasks", {"workflow": "billing"}),
 ]
 
 
