@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench docs clean
+.PHONY: run test lint fuzz bench docs clean
 
 $(STAMP): pyproject.toml ingest/native/_fastpath.c
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q
 
+# The property-based tests (pytest -m fuzz: hypothesis, schemathesis) with many more cases
+# than `make test` runs and a fresh seed (tests/fuzzing.py; FUZZ_EXAMPLES cases per property).
+fuzz: $(STAMP)
+	TASKLAKE_FUZZ=1 $(BIN)/pytest -q -m fuzz --timeout 0 --hypothesis-show-statistics
+
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH)
 
@@ -32,4 +37,4 @@ docs: $(STAMP)
 	$(BIN)/python -m service.docs README.md
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

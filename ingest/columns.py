@@ -17,6 +17,8 @@ import pyarrow.compute as pc
 from schemas.spans import ATTR_MAP, USD
 
 _MAX_INT64: Final = (1 << 63) - 1
+#: Largest uint32: a dropped count (as sent, plus the duplicate keys we dropped) saturates here.
+MAX_UINT32: Final = (1 << 32) - 1
 
 
 def _packed(typ: pa.DataType, code: str, values: Sequence[int]) -> pa.Array:
@@ -30,8 +32,16 @@ def int32_array(values: Sequence[int]) -> pa.Array:
 
 
 def uint32_array(values: Sequence[int]) -> pa.Array:
-    """uint32 array (OTLP dropped counts are uint32: they always fit)."""
-    return _packed(pa.uint32(), "I", values)
+    """uint32 array; values past the uint32 range saturate at ``MAX_UINT32``.
+
+    OTLP dropped counts are uint32, but we add the duplicate keys we dropped to them: a count
+    sent as 4294967295 plus one duplicate must stay a (saturated) count, never overflow. This
+    is the one place the Python path saturates; the native one does it in ``_fastpath.c``.
+    """
+    try:
+        return _packed(pa.uint32(), "I", values)
+    except OverflowError:
+        return _packed(pa.uint32(), "I", [min(v, MAX_UINT32) for v in values])
 
 
 def int64_array(values: Sequence[int]) -> pa.Array:
@@ -93,12 +103,8 @@ def small_ints(values: Sequence[int]) -> pa.Array:
 
 
 def durations(start: Sequence[int], end: Sequence[int]) -> pa.Array:
-    """end - start in ns; null where the end is missing (0)."""
-    ends = int64_array(end)
-    diff = pc.subtract(ends, int64_array(start))
-    if 0 in end:
-        return pc.if_else(pc.equal(ends, 0), pa.scalar(None, pa.int64()), diff)
-    return diff
+    """end - start in ns (the normalizer has already raised an end before its start)."""
+    return pc.subtract(int64_array(end), int64_array(start))
 
 
 def block_index(counts: Sequence[int]) -> pa.Array:

@@ -320,8 +320,7 @@ class Converter:
         try:
             rows = handler.rows(payload, time_ms)
         except Exception as exc:
-            log.exception("lane %s: record at %d could not be converted", self.spec.name, start)
-            self._quarantine(payload, kind, start, f"{type(exc).__name__}: {exc}")
+            self._quarantine(payload, kind, start, f"{type(exc).__name__}: {exc}", exc_info=True)
             return
         if rows is None or rows.num_rows == 0:
             return
@@ -331,14 +330,29 @@ class Converter:
         if self.first_buffered_at is None:
             self.first_buffered_at = time.monotonic()
 
-    def _quarantine(self, payload: memoryview, kind: int, start: int, why: str) -> None:
-        """Keep a record we cannot convert (it was acknowledged: never drop it silently)."""
+    def _quarantine(
+        self, payload: memoryview, kind: int, start: int, why: str, *, exc_info: bool = False
+    ) -> None:
+        """Keep a record we cannot convert (it was acknowledged: never drop it silently).
+
+        Validation decides what is stored, so this is for bugs only: logged at ERROR and
+        counted (``quarantined_records`` in ``/metrics``); the record stays in the WAL
+        directory's ``_quarantine/`` (local disk) to be converted again once the bug is fixed.
+        """
         directory = Path(self.spec.wal_root) / QUARANTINE_DIR
         directory.mkdir(parents=True, exist_ok=True)
         stem = directory / f"{self.spec.name}-{start:020d}-kind{kind}"
         stem.with_suffix(".bin").write_bytes(payload)
         stem.with_suffix(".txt").write_text(why + "\n", encoding="utf-8")
         self.status[QUARANTINED] += 1
+        log.error(
+            "lane %s: record at %d quarantined in %s (a bug: please report it): %s",
+            self.spec.name,
+            start,
+            stem.with_suffix(".bin"),
+            why,
+            exc_info=exc_info,
+        )
 
     def _should_flush(self) -> bool:
         if self.retry_at is not None:

@@ -24,7 +24,9 @@ signal field           log record
 =====================  =====================================================================
 
 Validation is the REST API's (``schemas.signals.signal_from_json``), so both doors accept and
-refuse the same signals.
+refuse the same signals: the same money range for ``task.rework_cost_usd`` (``schemas.money``)
+and the same time bounds (a record dated past the receiver's clock plus ``max_clock_skew``, e.g.
+``time_unix_nano = 2^63 - 1``, is rejected as "in the future").
 
 **Partial success.** A record with ``task.outcome`` that is not a valid signal (unknown outcome,
 no task or correlation id, a negative cost) is *rejected*: counted in
@@ -182,7 +184,9 @@ def signals_from_logs(
                 if item is None:
                     continue
                 try:
-                    out.signals.append(signal_from_json(item, now=now))
+                    out.signals.append(
+                        signal_from_json(item, now=now, max_clock_skew=settings.max_clock_skew)
+                    )
                 except ItemError as exc:
                     out.rejected += 1
                     if len(out.reasons) < MAX_REASONS and str(exc) not in out.reasons:

@@ -15,9 +15,17 @@ kept losslessly:
 * Input includes cached tokens and output includes reasoning, unless the emitter reports them
   apart (OpenLIT's Anthropic spans, Langfuse ``usage_details``, or parts exceeding the whole);
   ``usage_basis`` says ``inclusive`` or ``exclusive:<why>``.
-* Duplicate attribute keys: the first wins, later ones are added to the dropped count.
+* Duplicate attribute keys: the first wins, later ones are added to the dropped count, which
+  saturates at the uint32 maximum of its column (``ingest.columns.uint32_array``).
 * Ids are lowercase hex; empty parent, trace state and status message are null; flags 0 are
-  null; ``duration_ns`` is end - start (null when the end is missing).
+  null; ``duration_ns`` is end - start.
+* Never refuse: whatever ``ingest.validate`` accepted becomes a row. An end before the start
+  (or 0) gives ``duration_ns`` 0, an event time past ``MAX_SPAN_TIME_NS`` a null event time,
+  a kind or status code beyond int8 a null column; what was sent is kept under a
+  ``tasklake.`` key (``ingest.notes``). A usage attribute that is not a count leaves its
+  column null and the call unpriced (``usage_basis`` ``invalid:<key>``, ``ingest.routing``);
+  a price beyond ``cost_usd`` leaves it unpriced (``price_ref`` ``overflow:<price>``,
+  ``ingest.price``).
 
 Speed: this is ingest's CPU hot path. When the compiled extension is built (and
 ``TASKLAKE_PURE_PYTHON`` is not set), ``ingest.native.FastPath`` walks the request in C and
@@ -60,8 +68,10 @@ from ingest.columns import (
     uint32_array,
     usd_array,
 )
+from ingest.notes import EVENT_TIME_KEY, fits_int8, span_notes, time_note, with_notes
 from ingest.price import Pricer
 from ingest.routing import Entry, Router
+from ingest.validate import MAX_SPAN_TIME_NS
 from ingest.wire import ShadowRequest, decode_keyvalue, decode_value, key_end
 from schemas.attributes import STRING, encode_attributes
 from schemas.settings import Settings
@@ -275,10 +285,14 @@ class Normalizer:
         return info
 
     def _plain_attributes(
-        self, raws: Sequence[bytes], keys: list[str], texts: list[str]
+        self, raws: Sequence[bytes], keys: list[str], texts: list[str], note: Entry | None = None
     ) -> tuple[str | None, int]:
-        """Append an event's or link's attributes; return their type codes and duplicates."""
+        """Append an event's or link's attributes (and ``note``, ``ingest.notes``); return
+        their type codes and the entries dropped (duplicates, or given way to the note)."""
         ents, dups = _dedupe(self._attribute_entries(raws))
+        if note is not None:
+            ents, gave_way = with_notes(ents, [note])
+            dups += gave_way
         keys.extend(map(_KEY, ents))
         texts.extend(map(_TEXT, ents))
         codes = "".join(map(_CODE, ents))
@@ -358,10 +372,12 @@ class Normalizer:
                     trace_state.append(sp.trace_state or None)
                     flags.append(sp.flags)
                     name.append(sp.name)
-                    kind.append(sp.kind)
+                    kd = sp.kind
+                    kind.append(kd)
                     st = sp.start_time_unix_nano
                     start.append(st)
-                    end.append(sp.end_time_unix_nano)
+                    en = sp.end_time_unix_nano
+                    end.append(max(en, st))
                     sc = 0
                     raw_status = sp.status
                     if raw_status:
@@ -399,6 +415,9 @@ class Normalizer:
                             sparse["price_ref"][i] = ref
                         if drop:
                             ents = [e for e in ents if e[0] not in drop]
+                    if en < st or not fits_int8(kd) or not fits_int8(sc):  # noted as sent
+                        ents, gave_way = with_notes(ents, span_notes(st, en, kd, sc))
+                        dups += gave_way
                     if sc == 2 and sparse["error_type"][i] is None and events:
                         error = self._exception_type(events)
                         if error:
@@ -468,8 +487,12 @@ class Normalizer:
         ln = _Nested(n)
         for row, events, links in nested:
             for e_ in events:
-                types, dups = self._plain_attributes(e_.attributes, ev.keys, ev.values)
-                ev.add(row, (e_.time_unix_nano, e_.name), types, e_.dropped_attributes_count + dups)
+                sent = e_.time_unix_nano
+                late = sent > MAX_SPAN_TIME_NS  # kept without a time, the time noted
+                at = None if late else sent
+                note = time_note(EVENT_TIME_KEY, sent) if late else None
+                types, dups = self._plain_attributes(e_.attributes, ev.keys, ev.values, note)
+                ev.add(row, (at, e_.name), types, e_.dropped_attributes_count + dups)
             for l_ in links:
                 types, dups = self._plain_attributes(l_.attributes, ln.keys, ln.values)
                 ln.add(
@@ -515,7 +538,10 @@ class _Nested:
         for index, typ in scalar_types:
             column = [s[index] for s in self.scalars]
             if pa.types.is_timestamp(typ):
-                children.append(timestamps(column, typ))
+                if None in column:  # an event time noted out of range
+                    children.append(pa.array(column, pa.int64()).cast(typ))
+                else:
+                    children.append(timestamps(column, typ))
             else:
                 children.append(pa.array(column, typ))
         children.append(map_array(self.attr_off, self.keys, self.values))

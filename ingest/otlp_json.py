@@ -11,6 +11,10 @@ int64 as string or number, doubles as numbers or ``"NaN"``/``"Infinity"``, unkno
 unknown enum names and nulls ignored, camelCase or proto field names. An error names the path
 of the bad value.
 
+Whatever a body holds, decoding either returns a message or raises ``BadRequest`` (a permanent
+400 / INVALID_ARGUMENT with the reason): bad input must never look like a transient failure
+(``ingest.status`` answers 503 to anything else), or exporters would retry it forever.
+
 Encoding (``to_otlp_json``) uses ``json_format`` and turns ids back into lowercase hex: it
 serves response bodies and test fixtures, not the hot path.
 """
@@ -18,7 +22,6 @@ serves response bodies and test fixtures, not the hot path.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import math
 import re
@@ -94,6 +97,8 @@ def _parse(body: bytes, message_type: type[M]) -> M:
         ) from None
     except RecursionError:
         raise BadRequest("OTLP/JSON body is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise BadRequest(f"OTLP/JSON body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest(f"OTLP/JSON body must be an object, got {_json_type(data)}")
     try:
@@ -298,7 +303,7 @@ def _encode_base64(value: object) -> bytes:
     altchars = b"-_" if ("-" in text or "_" in text) else None
     try:
         data = base64.b64decode(text + "=" * (-len(text) % 4), altchars, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or characters beyond ASCII
         raise _BadValue(f"not base64: {value[:80]!r}") from None
     return _length_delimited(data)
 

@@ -25,7 +25,9 @@ per-request fees); amounts are exact integers of 1e-18 USD, rounded half-even to
 the ``cost_usd`` column. Models priced by time of day fall back to ``calc_price`` per span.
 
 A call with no usage, or whose model has no price, is never priced at zero: it is ``reported``
-when the emitter reported a cost, else ``unpriced`` with a null cost.
+when the emitter reported a cost, else ``unpriced`` with a null cost. So is a call whose price
+does not fit ``cost_usd`` (``decimal128(18, 12)``: a million USD or more, from absurd token
+counts): its ``price_ref`` then says ``overflow:<the price's ref>``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ OVERRIDE: Final = "override"
 GENAI: Final = "genai-prices"
 REPORTED: Final = "reported"
 UNPRICED: Final = "unpriced"
+#: ``price_ref`` prefix of a call whose price does not fit ``cost_usd``.
+OVERFLOW: Final = "overflow:"
 
 NS_PER_DAY: Final = 86_400 * 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -335,6 +339,8 @@ class Pricer:
                     pico = -1 if atto is None else to_pico(atto)
                 if 0 <= pico < MAX_PICO:
                     return pico, plan.source, plan.ref
+                if reported_cost_usd is None:
+                    return None, UNPRICED, OVERFLOW + plan.ref
         return self._reported(reported_cost_usd)
 
     # ------------------------------------------------------------------ plans

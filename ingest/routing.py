@@ -7,6 +7,11 @@ exactly the attribute's (so the attribute may leave ``attributes``). Per span, `
 keeps the best-ranked contribution per column and applies the span-level rules: the response
 model falls back to the request model, tokens count only on leaf model calls, exclusive input
 is made inclusive, free-form JSON attribution and Langfuse JSON usage are read.
+
+A usage attribute whose value is not a count in [0, 2^53] (negative, too large, not a number)
+fills no column and stays in ``attributes`` as sent; it makes its span a model call whose
+``usage_basis`` is ``invalid:<key>[,<key>...]`` and which is not priced from tokens (``unpriced``,
+or ``reported`` when the emitter reported a cost): never dropped silently, never half-priced.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ META: Final = "meta"
 LFUSAGE: Final = "lfusage"
 LFCOST: Final = "lfcost"
 MARK: Final = "mark"
+BADTOK: Final = "badtok"
+INVALID_USAGE: Final = "invalid:"
 
 # marker "columns" (never stored)
 SDK: Final = "_sdk"
@@ -176,6 +183,8 @@ class Router:
                             pair(column, key),
                         )
                     )
+                else:  # not a count: flagged per span (``_specials``)
+                    special.append((column, rank, text, False, key, BADTOK, None, -1))
             elif how is OP:
                 if not text:
                     continue
@@ -253,8 +262,9 @@ class Router:
                 else:
                     specials.extend(special)
         lf_usage: Contrib | None = None
+        invalid: list[str] = []
         if specials is not None:
-            lf_usage, openlit_context = self._specials(specials, best, openlit_context)
+            lf_usage, openlit_context = self._specials(specials, best, openlit_context, invalid)
         if "response_model" not in best:
             rq = get("request_model")
             if rq is not None:
@@ -273,12 +283,16 @@ class Router:
             model_call = op[2] in _MODEL_CALLS
         else:
             model_call = "request_model" in best and (
-                lf_usage is not None or not _TOKEN_SET.isdisjoint(best)
+                lf_usage is not None or bool(invalid) or not _TOKEN_SET.isdisjoint(best)
             )
         derived: dict[str, Any] | None = None
         price_args: PriceArgs | None = None
         if model_call:
-            derived, counts = self._usage(best, lf_usage, openlit_context)
+            if invalid:  # not priced from tokens: what they cost is unknown
+                derived = {"usage_basis": INVALID_USAGE + ",".join(dict.fromkeys(invalid))}
+                counts: Counts = (None, None, None, None, None)
+            else:
+                derived, counts = self._usage(best, lf_usage, openlit_context)
             provider = get("provider")
             model = get("response_model")
             reported = get("reported_cost_usd")
@@ -300,14 +314,19 @@ class Router:
         return best, derived, price_args, drop
 
     def _specials(
-        self, specials: list[Contrib], best: dict[str, Contrib], openlit: bool
+        self, specials: list[Contrib], best: dict[str, Contrib], openlit: bool, invalid: list[str]
     ) -> tuple[Contrib | None, bool]:
+        """Apply JSON and marker contributions to ``best``; append the keys of usage
+        attributes that are not counts to ``invalid``. Returns (Langfuse usage, OpenLIT?)."""
         lf_usage = None
         tl_kind: str | None = None
         tl_entity: Contrib | None = None
         for c in specials:
             how = c[5]
             col = c[0]
+            if how is BADTOK:
+                invalid.append(c[4])
+                continue
             if how is MARK:
                 if col == SDK:
                     openlit = openlit or c[2] == cv.OPENLIT_SDK_NAME
@@ -449,6 +468,8 @@ def _from_langfuse(
             best.pop(column, None)
         else:
             best[column] = (column, 1000, n, False, key, None, None, pair(column, key))
+    if usage.invalid:  # flagged like a usage attribute that is not a count: not priced
+        return {"usage_basis": INVALID_USAGE + key}, (None, None, None, None, None)
     derived: dict[str, Any] = {"usage_basis": usage.basis}
     if usage.total is None:
         derived["total_tokens"] = (usage.input or 0) + (usage.output or 0)

@@ -404,6 +404,8 @@ class IngestRuntime:
             "requests_refused_admission": admitted.refused,
             "files_published": sum(lane["files_published"] for lane in lanes),
             "rows_published": sum(lane["rows_published"] for lane in lanes),
+            # records a converter could not convert: a bug, never bad input (ingest.convert)
+            "quarantined_records": sum(lane["quarantined_records"] for lane in lanes),
             "last_flush_time": last_flush / 1000 if last_flush else None,
             "compactions": self.compactions,
             "compaction_lease_held": int(bool(self._compactor and self._compactor.holds_lease)),

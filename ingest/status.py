@@ -9,6 +9,11 @@ a retryable error also carries ``google.rpc.RetryInfo``, both inside that Status
 An exception that is not an ``IngestError`` is a bug or an environmental failure we did not
 foresee; nothing of the request was acknowledged, so it is reported as retryable (503 /
 UNAVAILABLE), like the Collector does, never as a 500 that clients would treat as permanent.
+Bad *input* never takes that road: the decoders (``otlp_json``, the receivers' protobuf
+decoding) turn everything a body can make them raise into ``BadRequest``, and validation
+(``ingest.validate``) refuses per span, so a malformed request is answered 400 /
+INVALID_ARGUMENT with its reason and is not retried forever (a property test posts arbitrary
+bodies and asserts no 5xx: ``tests/ingest/test_fuzz_http.py``).
 """
 
 from __future__ import annotations

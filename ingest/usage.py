@@ -97,6 +97,9 @@ class Usage:
     reasoning: int | None
     total: int | None
     basis: str
+    #: Buckets whose value is not a count (negative, too large, not a number): the call is
+    #: then flagged and not priced from tokens (``ingest.routing``), never priced on the rest.
+    invalid: tuple[str, ...] = ()
 
 
 _CACHE_READ = ("cache_read", "cached")
@@ -113,46 +116,53 @@ def langfuse_usage(obj: Mapping[str, Any]) -> Usage | None:
     OpenAI-shaped usage (``prompt_tokens``, ``prompt_tokens_details``), which Langfuse passes
     through, is already inclusive.
     """
+    invalid: list[str] = []
+
+    def count(parent: object, key: str) -> int | None:
+        raw = parent.get(key) if isinstance(parent, dict) else None
+        n = token_count(raw)
+        if n is None and raw is not None:
+            invalid.append(key)
+        return n
+
     if "prompt_tokens" in obj or "completion_tokens" in obj:
-        details = obj.get("prompt_tokens_details")
-        out_details = obj.get("completion_tokens_details")
         return Usage(
-            input=token_count(obj.get("prompt_tokens")),
-            output=token_count(obj.get("completion_tokens")),
-            cache_read=token_count(details.get("cached_tokens"))
-            if isinstance(details, dict)
-            else None,
+            input=count(obj, "prompt_tokens"),
+            output=count(obj, "completion_tokens"),
+            cache_read=count(obj.get("prompt_tokens_details"), "cached_tokens"),
             cache_write=None,
-            reasoning=token_count(out_details.get("reasoning_tokens"))
-            if isinstance(out_details, dict)
-            else None,
-            total=token_count(obj.get("total_tokens")),
+            reasoning=count(obj.get("completion_tokens_details"), "reasoning_tokens"),
+            total=count(obj, "total_tokens"),
             basis=INCLUSIVE,
+            invalid=tuple(invalid),
         )
     inp = out = read = write = reasoning = None
     total = None
-    for key, raw in obj.items():
-        n = token_count(raw)
-        if n is None:
-            continue
+    for key in obj:
         low = key.lower()
-        if low in ("total", "total_tokens"):
-            total = n
-            continue
         is_read = any(m in low for m in _CACHE_READ)
         is_write = any(m in low for m in _CACHE_WRITE)
-        if low in ("input", "input_tokens") or low.startswith("input_") or is_read or is_write:
-            inp = (inp or 0) + n
-        elif low in ("output", "output_tokens") or low.startswith("output_"):
-            out = (out or 0) + n
-        else:
+        is_total = low in ("total", "total_tokens")
+        is_input = low in ("input", "input_tokens") or low.startswith("input_")
+        is_output = low in ("output", "output_tokens") or low.startswith("output_")
+        if not (is_total or is_input or is_output or is_read or is_write):
             continue
+        n = count(obj, key)
+        if n is None:
+            continue
+        if is_total:
+            total = n
+            continue
+        if is_input or is_read or is_write:
+            inp = (inp or 0) + n
+        else:
+            out = (out or 0) + n
         if is_read:
             read = (read or 0) + n
         elif is_write:
             write = (write or 0) + n
         elif "reasoning" in low:
             reasoning = (reasoning or 0) + n
-    if inp is None and out is None:
+    if inp is None and out is None and not invalid:
         return None
-    return Usage(inp, out, read, write, reasoning, total, LANGFUSE_EXCLUSIVE)
+    return Usage(inp, out, read, write, reasoning, total, LANGFUSE_EXCLUSIVE, tuple(invalid))

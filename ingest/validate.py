@@ -1,8 +1,18 @@
 """Which spans of a request we refuse, for OTLP partial success.
 
-A span is refused when it cannot be placed or joined: a trace id that is not 16 non-zero bytes,
-a span id that is not 8 non-zero bytes, a parent span id of the wrong length, no start time, or
-a time past what int64 nanoseconds hold.
+Validation decides what is stored: every span it accepts is converted and lands in the lake
+(the converter never refuses), so every value the lake cannot represent is refused here, with
+a reason, or kept by the converter with a flag (``ingest.normalize``). A span is refused when
+it cannot be placed or joined:
+
+* a trace id that is not 16 non-zero bytes, a span id that is not 8 non-zero bytes, a parent
+  span id of the wrong length;
+* a start time outside ``[1, MAX_SPAN_TIME_NS]`` (2262-01-01T00:00:00Z): Parquet and DuckDB
+  timestamps are int64 nanoseconds, which end in April 2262, and the query layer adds windows
+  (reopen, abandon) to span times — the three months left keep those sums representable;
+* an end time past ``MAX_SPAN_TIME_NS``. An end *before* the start (or 0) is kept: the span's
+  cost is real money; the converter stores ``duration_ns = 0`` and notes the end as sent.
+
 Refused spans are removed from the request in place; the rest are stored and the client is
 told how many were rejected and why (it must not retry a partial success).
 """
@@ -10,12 +20,15 @@ told how many were rejected and why (it must not retry a partial success).
 from __future__ import annotations
 
 from collections import Counter
+from typing import Final
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 ZERO_TRACE = bytes(16)
 ZERO_SPAN = bytes(8)
-MAX_TIME = (1 << 63) - 1  # Arrow timestamps are int64 nanoseconds
+#: Latest span time accepted: 2262-01-01T00:00:00Z in ns (int64 ns end on 2262-04-11).
+MAX_SPAN_TIME_NS: Final = 9_214_646_400_000_000_000
+MAX_SPAN_TIME_TEXT: Final = "2262-01-01T00:00:00Z"
 
 
 def _problem(trace_id: bytes, span_id: bytes, parent: bytes, start: int, end: int) -> str | None:
@@ -27,8 +40,10 @@ def _problem(trace_id: bytes, span_id: bytes, parent: bytes, start: int, end: in
         return "invalid parent_span_id (want 8 bytes or empty)"
     if start <= 0:
         return "missing start_time_unix_nano"
-    if start > MAX_TIME or end > MAX_TIME:
-        return "time beyond year 2262 (int64 nanoseconds)"
+    if start > MAX_SPAN_TIME_NS:
+        return f"start_time_unix_nano after {MAX_SPAN_TIME_TEXT}"
+    if end > MAX_SPAN_TIME_NS:
+        return f"end_time_unix_nano after {MAX_SPAN_TIME_TEXT}"
     return None
 
 
@@ -47,8 +62,8 @@ def validate_traces(request: ExportTraceServiceRequest) -> tuple[int, int, str]:
                 if (
                     len(trace_id) == 16
                     and len(span_id) == 8
-                    and 0 < span.start_time_unix_nano <= MAX_TIME
-                    and span.end_time_unix_nano <= MAX_TIME
+                    and 0 < span.start_time_unix_nano <= MAX_SPAN_TIME_NS
+                    and span.end_time_unix_nano <= MAX_SPAN_TIME_NS
                     and len(span.parent_span_id) in (0, 8)
                     and trace_id != ZERO_TRACE
                     and span_id != ZERO_SPAN

@@ -172,26 +172,49 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def recover(directory: Path) -> int:
-    """Truncate a torn tail of the last segment; return the end position of the log.
+@dataclass(frozen=True)
+class _Tail:
+    """The last segment of a log as a crash left it."""
 
-    Only the last segment can be torn by a crash (a segment is complete and fsynced before the
-    next one is created), so only it is scanned. A chain missing its last record is torn too.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
+    base: int
+    path: Path
+    size: int  # bytes in the file
+    good: int  # bytes up to the end of its last complete chain
+    why: str | None  # why parsing stopped before the end (None: a partial record, or none)
+
+
+def _tail(directory: Path) -> _Tail | None:
+    """Only the last segment can be torn by a crash (a segment is complete and fsynced before
+    the next one is created), so only it is scanned. A chain missing its last record is torn
+    too."""
     segments = list_segments(directory)
     if not segments:
-        return 0
+        return None
     base, path = segments[-1]
     data = path.read_bytes()
     records, _, why = parse_records(memoryview(data), base)
-    good = _chains_end(records, base) - base
-    del records
-    if good < len(data):
+    return _Tail(base, path, len(data), _chains_end(records, base) - base, why)
+
+
+def log_end(directory: Path) -> int:
+    """The end position of the log's last complete chain, without changing anything: where
+    ``recover`` would cut a torn tail (for readers of a log no writer holds)."""
+    tail = _tail(directory)
+    return 0 if tail is None else tail.base + tail.good
+
+
+def recover(directory: Path) -> int:
+    """Truncate a torn tail of the last segment; return the end position of the log."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tail = _tail(directory)
+    if tail is None:
+        return 0
+    base, path, good, why = tail.base, tail.path, tail.good, tail.why
+    if good < tail.size:
         log.warning(
             "WAL %s: torn tail, dropping %d bytes after position %d (%s)",
             path,
-            len(data) - good,
+            tail.size - good,
             base + good,
             why or "partial record",
         )

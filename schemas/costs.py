@@ -10,6 +10,10 @@ and/or team is charged to it; one naming neither is shared by inference spend in
 **entry_id when absent** is derived from the content, like a signal's id: posting the same
 entry twice (a retried request, a re-run import) counts once. Two real entries with identical
 content need their own ``entry_id``.
+
+``amount_usd`` is checked against the one money range (``schemas.money``: up to 10^15 USD,
+12 decimal places) and the period against the one time range (``schemas.jsonitems.check_time``:
+within [1970-01-01, 2262-01-01)); an entry outside them is refused on its own, with the reason.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from schemas.jsonitems import (
+    TIME_END_NS,
     ItemError,
     Parsed,
     check_fields,
@@ -35,6 +40,7 @@ from schemas.jsonitems import (
     parse_items,
 )
 from schemas.lake import COSTS, Table, register_table
+from schemas.money import USD_TOTAL
 from schemas.spans import TIME
 
 COST_SCHEMA_VERSION = 1
@@ -50,8 +56,6 @@ FIELDS: tuple[str, ...] = (
     "entry_id",
     "note",
 )
-#: Entries are totals over months and teams: room for billions, exact to 1e-12 USD.
-USD_TOTAL = pa.decimal128(38, 12)
 
 COST_SCHEMA = pa.schema(
     [
@@ -96,7 +100,7 @@ def cost_from_json(item: Mapping[str, Any]) -> CostEntry:
     amount = opt_usd(item, "amount_usd", required=True)
     assert amount is not None
     start = opt_time(item, "period_start", None, allow_date=True)
-    end = opt_time(item, "period_end", None, allow_date=True)
+    end = opt_time(item, "period_end", None, allow_date=True, not_after=TIME_END_NS)
     if end <= start:
         raise ItemError("period_end: must be after period_start (the period is [start, end))")
     workflow = opt_id(item, "workflow")

@@ -23,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 
 from schemas.attributes import ARRAY, BOOL, DOUBLE, EMPTY, INT, KVLIST, STRING
+from schemas.money import usd_amount
 
 T = TypeVar("T")
 
@@ -35,8 +36,6 @@ NDJSON_TYPES = (
 )
 MAX_ID_CHARS = 512
 MAX_TEXT_CHARS = 8192
-#: Decimal places a USD amount may carry (the lake's USD type has 12).
-USD_PLACES = 12
 
 
 class BodyError(ValueError):
@@ -190,7 +189,7 @@ def choice(item: Mapping[str, Any], key: str, allowed: Sequence[str]) -> str:
 
 
 def opt_usd(item: Mapping[str, Any], key: str, *, required: bool = False) -> Decimal | None:
-    """A non-negative dollar amount, exact, at most 12 decimal places."""
+    """A dollar amount in the one range every amount shares (``schemas.money.usd_amount``)."""
     value = item.get(key)
     if value is None:
         if required:
@@ -202,18 +201,10 @@ def opt_usd(item: Mapping[str, Any], key: str, *, required: bool = False) -> Dec
         amount = Decimal(value) if not isinstance(value, Decimal) else value
     except InvalidOperation as exc:
         raise ItemError(f"{key}: expected a number, got {value!r}") from exc
-    if not amount.is_finite():
-        raise ItemError(f"{key}: expected a finite number")
-    if amount < 0:
-        raise ItemError(f"{key}: must not be negative")
-    exponent = amount.as_tuple().exponent
-    if (
-        isinstance(exponent, int)
-        and exponent < -USD_PLACES
-        and amount != amount.quantize(Decimal(1).scaleb(-USD_PLACES))
-    ):
-        raise ItemError(f"{key}: at most {USD_PLACES} decimal places")
-    return amount.quantize(Decimal(1).scaleb(-USD_PLACES))
+    try:
+        return usd_amount(amount)
+    except ValueError as exc:
+        raise ItemError(f"{key}: {exc}") from exc
 
 
 def opt_number(item: Mapping[str, Any], key: str) -> float | None:
@@ -277,9 +268,36 @@ def rfc3339_ns(text: str, *, allow_date: bool = False) -> int:
     return ns
 
 
+#: Every accepted time lies in [1970-01-01, 2262-01-01): nanoseconds since the epoch in an
+#: int64, with room left for the windows the views add to them (reopen, abandon_after).
+TIME_END_NS = (date(2262, 1, 1) - _EPOCH.date()).days * 86_400 * 10**9
+
+
+def check_time(ns: int, key: str, *, not_after: int = TIME_END_NS - 1) -> int:
+    """The one bound check of every accepted time (signals, log records, cost periods):
+    not before 1970, not from 2262 on, and not after ``not_after`` (a signal: the receiver's
+    clock plus ``max_clock_skew``)."""
+    if ns < 0:
+        raise ItemError(f"{key}: before 1970-01-01T00:00:00Z")
+    if ns > min(not_after, TIME_END_NS):
+        if not_after < TIME_END_NS - 1:
+            raise ItemError(
+                f"{key}: in the future ({ns_to_iso(ns)} is after the receiver's clock plus"
+                f" max_clock_skew, {ns_to_iso(not_after)})"
+            )
+        raise ItemError(f"{key}: from 2262-01-01 on, got {ns_to_iso(ns)}")
+    return ns
+
+
 def opt_time(
-    item: Mapping[str, Any], key: str, default_ns: int | None, *, allow_date: bool = False
+    item: Mapping[str, Any],
+    key: str,
+    default_ns: int | None,
+    *,
+    allow_date: bool = False,
+    not_after: int = TIME_END_NS - 1,
 ) -> int:
+    """An RFC 3339 time (or a date, with ``allow_date``) within ``check_time``'s bounds."""
     value = item.get(key)
     if value is None:
         if default_ns is None:
@@ -288,9 +306,10 @@ def opt_time(
     if not isinstance(value, str):
         raise ItemError(f"{key}: expected an RFC 3339 string, got {_json_type(value)}")
     try:
-        return rfc3339_ns(value.strip(), allow_date=allow_date)
+        ns = rfc3339_ns(value.strip(), allow_date=allow_date)
     except ValueError as exc:
         raise ItemError(f"{key}: {exc}, got {value!r}") from exc
+    return check_time(ns, key, not_after=not_after)
 
 
 def ns_to_iso(ns: int) -> str:

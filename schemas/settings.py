@@ -80,6 +80,11 @@ SETTINGS: tuple[Setting, ...] = (
         " size); beyond it 503 + Retry-After. A larger request is served alone.",
     ),
     Setting("auth_tokens", "list", "Bearer tokens accepted on every route; empty: no auth."),
+    Setting(
+        "max_clock_skew",
+        "duration",
+        "How far past the receiver's clock a signal may be dated; later ones are refused.",
+    ),
     Setting("lanes", "int", "Parallel WAL lanes, each with a converter process; 0: one per CPU."),
     Setting("wal_fsync", "bool", "fsync the WAL before acknowledging (durable mode)."),
     Setting("wal_segment_bytes", "bytes", "Roll to a new WAL segment past this size."),
@@ -215,6 +220,7 @@ class Settings:
     max_decompressed_bytes: int = 64 * MiB
     max_inflight_bytes: int = 256 * MiB
     auth_tokens: tuple[str, ...] = ()
+    max_clock_skew: float = 300.0
     lanes: int = 0
     wal_fsync: bool = True
     wal_segment_bytes: int = 64 * MiB
@@ -570,6 +576,8 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"{name}: must be positive")
     if s.row_group_rows <= 0 or s.flush_rows <= 0 or s.compaction_target_rows <= 0:
         raise SettingsError("row counts must be positive")
+    if s.max_clock_skew < 0:
+        raise SettingsError("max_clock_skew: must not be negative")
     if s.flush_interval <= 0:
         raise SettingsError("flush_interval: must be positive")
     if s.writer_id and not re.fullmatch(r"[a-z0-9]{1,32}", s.writer_id):

@@ -11,6 +11,13 @@ signal sent without an id gets one derived from its content (every field, includ
 ``occurred_at`` as well gets the receipt time, so its retries cannot be recognised — send
 ``signal_id`` (or at least ``occurred_at``) to be idempotent. Two genuinely distinct signals
 with identical content and time need their own ids.
+
+**What is refused, per item.** ``occurred_at`` before 1970 or later than the receiver's clock
+plus ``max_clock_skew`` (a signal from the future would decide a task before its time, and
+the read side could no longer answer from its task store); a ``rework_cost_usd`` outside the
+one money range (``schemas.money``). Schema version 2 stores ``rework_cost_usd`` as
+``DECIMAL(38, 12)`` like every amount (version 1 files, ``DECIMAL(18, 12)``, still read: the
+views read with ``union_by_name``).
 """
 
 from __future__ import annotations
@@ -39,9 +46,14 @@ from schemas.jsonitems import (
     parse_items,
 )
 from schemas.lake import SIGNALS, Table, register_table
-from schemas.spans import ATTR_MAP, TIME, USD
+from schemas.money import USD_TOTAL
+from schemas.settings import Settings
+from schemas.spans import ATTR_MAP, TIME
 
-SIGNAL_SCHEMA_VERSION = 1
+#: 2: rework_cost_usd is DECIMAL(38, 12), the one money type (1: DECIMAL(18, 12)).
+SIGNAL_SCHEMA_VERSION = 2
+#: How far ahead of the receiver's clock a signal may be dated (the setting's default).
+DEFAULT_CLOCK_SKEW_S = Settings.max_clock_skew
 
 #: What a signal may say, in the words of DESIGN §2.
 OUTCOMES: tuple[str, ...] = (
@@ -75,7 +87,7 @@ SIGNAL_SCHEMA = pa.schema(
         pa.field("occurred_at", TIME),
         pa.field("workflow", pa.string()),
         pa.field("reason", pa.string()),
-        pa.field("rework_cost_usd", USD),
+        pa.field("rework_cost_usd", USD_TOTAL),
         pa.field("rework_minutes", pa.float64()),
         pa.field("attributes", ATTR_MAP),
         pa.field("attribute_types", pa.string()),
@@ -107,15 +119,23 @@ class Signal:
         return ns_to_iso(self.occurred_at_ns)[:10]
 
 
-def signal_from_json(item: Mapping[str, Any], *, now: int | None = None) -> Signal:
-    """Validate one JSON object; raise ``ItemError`` naming the first bad field."""
+def signal_from_json(
+    item: Mapping[str, Any],
+    *,
+    now: int | None = None,
+    max_clock_skew: float = DEFAULT_CLOCK_SKEW_S,
+) -> Signal:
+    """Validate one JSON object; raise ``ItemError`` naming the first bad field. ``now`` (ns)
+    is the default ``occurred_at``; an ``occurred_at`` more than ``max_clock_skew`` seconds
+    after it is refused."""
     check_fields(item, FIELDS)
+    moment = now if now is not None else now_ns()
     task_id = opt_id(item, "task_id")
     correlation_id = opt_id(item, "correlation_id")
     if task_id is None and correlation_id is None:
         raise ItemError("task_id or correlation_id: one is required")
     outcome = choice(item, "outcome", OUTCOMES)
-    occurred = opt_time(item, "occurred_at", now if now is not None else now_ns())
+    occurred = opt_time(item, "occurred_at", moment, not_after=moment + round(max_clock_skew * 1e9))
     workflow = opt_id(item, "workflow")
     reason = opt_text(item, "reason")
     rework_cost = opt_usd(item, "rework_cost_usd")
@@ -153,7 +173,11 @@ def signal_from_json(item: Mapping[str, Any], *, now: int | None = None) -> Sign
 
 
 def parse_signals(
-    body: bytes, content_type: str | None = None, *, now: int | None = None
+    body: bytes,
+    content_type: str | None = None,
+    *,
+    now: int | None = None,
+    max_clock_skew: float = DEFAULT_CLOCK_SKEW_S,
 ) -> Parsed[Signal]:
     """Every signal of a request body (object, array or NDJSON) and the errors of the rest.
 
@@ -161,7 +185,11 @@ def parse_signals(
     (nanoseconds) is the default ``occurred_at``: one value for the whole request.
     """
     moment = now if now is not None else now_ns()
-    return parse_items(body, content_type, lambda item: signal_from_json(item, now=moment))
+    return parse_items(
+        body,
+        content_type,
+        lambda item: signal_from_json(item, now=moment, max_clock_skew=max_clock_skew),
+    )
 
 
 def signals_table(
@@ -179,7 +207,7 @@ def signals_table(
             "occurred_at": pa.array([s.occurred_at_ns for s in signals], pa.int64()).cast(TIME),
             "workflow": [s.workflow for s in signals],
             "reason": [s.reason for s in signals],
-            "rework_cost_usd": pa.array([s.rework_cost_usd for s in signals], USD),
+            "rework_cost_usd": pa.array([s.rework_cost_usd for s in signals], USD_TOTAL),
             "rework_minutes": pa.array([s.rework_minutes for s in signals], pa.float64()),
             "attributes": pa.array([list(s.attributes) for s in signals], ATTR_MAP),
             "attribute_types": pa.array([s.attribute_types for s in signals], pa.string()),

@@ -56,7 +56,12 @@ _COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("name", pa.string(), "Span name."),
     ("kind", pa.int8(), "OTLP SpanKind number (0 unspecified .. 5 consumer)."),
     ("start_time", TIME, "Start, UTC, nanoseconds."),
-    ("duration_ns", pa.int64(), "end - start in nanoseconds (end_time in the view)."),
+    (
+        "duration_ns",
+        pa.int64(),
+        "end - start in nanoseconds (end_time in the view); 0 when the end was before the start"
+        " or 0 (the end as sent: attributes['tasklake.end_time_unix_nano']).",
+    ),
     ("status_code", pa.int8(), "0 unset, 1 ok, 2 error."),
     ("status_message", pa.string(), "Status description; null when empty."),
     ("service_name", pa.string(), "Resource service.name."),
@@ -72,10 +77,20 @@ _COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("cache_write_tokens", pa.int64(), "Subset of input written to cache."),
     ("reasoning_tokens", pa.int64(), "Subset of output spent reasoning."),
     ("total_tokens", pa.int64(), "Reported total, else input + output."),
-    ("usage_basis", pa.string(), "'inclusive', or 'exclusive:<why>' when input excluded cache."),
+    (
+        "usage_basis",
+        pa.string(),
+        "'inclusive', 'exclusive:<why>' when input excluded cache, 'invalid:<keys>' when a"
+        " usage attribute was not a count (the call is then not priced from tokens).",
+    ),
     ("cost_usd", USD, "Our price of this call in USD; null when unpriced or not a model call."),
     ("cost_source", pa.string(), "override | genai-prices | reported | unpriced."),
-    ("price_ref", pa.string(), "Which price: 'genai-prices@<ver>:<provider>/<model>', ..."),
+    (
+        "price_ref",
+        pa.string(),
+        "Which price: 'genai-prices@<ver>:<provider>/<model>', ...; 'overflow:<price>' when the"
+        " cost would not fit cost_usd.",
+    ),
     ("reported_cost_usd", pa.float64(), "Cost the emitter reported, kept beside ours."),
     # --- attribution: the span's own values (resource fallbacks below)
     ("correlation_id", pa.string(), "First configured correlation key on the span."),
@@ -102,8 +117,17 @@ _COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     # --- the lossless rest
     ("attributes", ATTR_MAP, "Every span attribute not moved to a typed column, as text."),
     ("attribute_types", pa.string(), "One type code per attributes entry; null if all 's'."),
-    ("dropped_attributes_count", pa.uint32(), "As sent (plus duplicate keys we dropped)."),
-    ("events", pa.list_(EVENT), "Span events, attributes as text maps."),
+    (
+        "dropped_attributes_count",
+        pa.uint32(),
+        "As sent (plus duplicate keys we dropped); every dropped count saturates at 4294967295.",
+    ),
+    (
+        "events",
+        pa.list_(EVENT),
+        "Span events, attributes as text maps; a time past 2262-01-01 is null (as sent:"
+        " the event's attributes['tasklake.time_unix_nano']).",
+    ),
     ("dropped_events_count", pa.uint32(), "As sent."),
     ("links", pa.list_(LINK), "Span links."),
     ("dropped_links_count", pa.uint32(), "As sent."),

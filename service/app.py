@@ -14,9 +14,10 @@ from starlette.routing import BaseRoute
 
 from schemas.settings import Settings
 from service.api import install_read_api
+from service.api.openapi import install_openapi
 from service.auth import BearerAuthMiddleware
 from service.db import Database
-from service.errors import install_error_handlers
+from service.errors import RequestIdMiddleware, install_error_handlers
 from service.health import StatusSource, health_router
 
 
@@ -40,6 +41,9 @@ def create_app(
     app.router.routes[:0] = list(ingest_routes)
     app.include_router(health_router(status))
     install_read_api(app, db)
+    install_openapi(app)
     if settings.auth_tokens:
         app.add_middleware(BearerAuthMiddleware, tokens=settings.auth_tokens, prefix="/api/")
+    # outermost: every answer, refusals of the auth check included, carries a request id
+    app.add_middleware(RequestIdMiddleware)
     return app

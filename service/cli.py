@@ -1,4 +1,4 @@
-"""The ``tasklake`` command: serve, sql, compact, report, views.
+"""The ``tasklake`` command: serve, sql, compact, report, views, migrate.
 
 Every setting in ``schemas.settings.SETTINGS`` is a flag of every subcommand (``--http-port``,
 ``--lake``, ...), so flags, ``TASKLAKE_*`` variables and the TOML file always agree.
@@ -58,6 +58,19 @@ def _parser() -> argparse.ArgumentParser:
 
     views = sub.add_parser("views", help="Print the view definitions (SQL) for this lake.")
     _add_settings_flags(views)
+
+    migrate = sub.add_parser(
+        "migrate",
+        help="Turn a lake of the old layout (partition symlinks) into Delta tables.",
+        description="Migrate the lake named by --lake in place (the old layout is kept in"
+        " <lake>/_old_layout/), or into another lake with --to. Counts every table's rows"
+        " before and after; exits 1 if they differ. Use the settings the server runs with:"
+        " records still in the write-ahead log are converted with them.",
+    )
+    migrate.add_argument(
+        "--to", metavar="LAKE", help="Write the Delta tables here (a directory or s3://...)."
+    )
+    _add_settings_flags(migrate)
     return parser
 
 
@@ -110,6 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
     except SettingsError as exc:
         print(f"tasklake: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "migrate":
+        from ingest.lake.migrate.command import migrate
+
+        return migrate(settings, args.to)
+    from ingest.lake.migrate.guard import pending_migration
+
+    unmigrated = pending_migration(settings.location)
+    if unmigrated is not None:
+        print(f"tasklake: {unmigrated}", file=sys.stderr)
         return 2
     if args.command == "serve":
         from service.server import run

@@ -24,16 +24,23 @@ from starlette.requests import Request
 from schemas.delta import Snapshot, Tables, is_vanished_file_error
 from schemas.settings import Settings
 from schemas.views import load_views
+from service.follow import Follower, StoreUnavailable
 from service.store import Store
 
 #: How often a query is tried when compaction keeps replacing the files it listed.
 VANISHED_FILE_TRIES = 3
 
 
+#: Seconds a client is asked to wait before asking again after a 503 of the read side.
+RETRY_AFTER_S = 5
+
+
 class QueryError(Exception):
-    """The query failed; ``status`` is the HTTP status it deserves."""
+    """The query failed; ``status`` is the HTTP status it deserves and ``retry_after`` (seconds,
+    0: none) whether asking again later can help. ``service.errors`` renders them."""
 
     status = 500
+    retry_after = 0
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -41,13 +48,34 @@ class QueryError(Exception):
 
 
 class QueryTimeout(QueryError):
+    """The query ran past ``query_timeout``: the machine may be busy; retry later."""
+
     status = 503
+    retry_after = RETRY_AFTER_S
+
+
+class StoreNotReady(QueryError):
+    """The task store is being built or cannot follow the lake: retry later."""
+
+    status = 503
+    retry_after = RETRY_AFTER_S
 
 
 class QueryTooLarge(QueryError):
-    """Out of memory under ``query_memory_limit``: retrying as is will not help."""
+    """Out of memory under ``query_memory_limit``: a passing condition when other queries
+    hold the memory, so 503 with Retry-After (a question that alone needs more than the
+    limit keeps failing: the message says what to change)."""
 
     status = 503
+    retry_after = RETRY_AFTER_S
+
+
+def out_of_memory(settings: Settings, exc: duckdb.Error) -> QueryTooLarge:
+    return QueryTooLarge(
+        "the query needs more memory than query_memory_limit"
+        f" ({settings.query_memory_limit >> 20} MiB) allows now; retry later, raise it, or"
+        f" narrow the question: {exc}"
+    )
 
 
 class Database:
@@ -84,25 +112,30 @@ class Database:
             if store
             else None
         )
+        # the store follows the lake from its own thread, from the first read on: a receiver
+        # nobody reads from never spends memory on it
+        self.follower = Follower(self.store, self.tables) if self.store else None
 
     def store_for(self, as_of: datetime | None = None) -> Store | None:
-        """The store, brought up to date (it answers for any ``as_of``); None when this
-        database reads the views alone. The first call builds it (seconds on a large lake;
-        ``warm`` does it early)."""
+        """The store at the versions newest now (it answers for any ``as_of``); None when
+        this database reads the views alone. Waits for the store's build, or for it to
+        follow a commit, at most ``query_timeout``."""
         del as_of  # the store decides tasks at any moment (tasks_at.sql)
-        if self.store is None:
+        if self.follower is None:
             return None
         try:
-            self.store.refresh()
-        except duckdb.Error as exc:
-            raise QueryError(f"refreshing the task store failed: {exc}") from exc
-        return self.store
+            return self.follower.current(self.timeout)
+        except StoreUnavailable as exc:
+            raise StoreNotReady(str(exc)) from exc
 
-    def warm(self) -> None:
-        """Build the store now (call from a background thread at start-up)."""
-        self.store_for(None)
+    def warm(self, timeout: float = 3600.0) -> None:
+        """Wait until the store is built and at the newest versions (tools, benchmarks)."""
+        if self.follower is not None:
+            self.follower.current(timeout)
 
     def close(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
         if self.store is not None:
             self.store.close()
         self._con.close()
@@ -133,12 +166,7 @@ class Database:
             except duckdb.InterruptException as exc:
                 raise QueryTimeout(f"the query took longer than {limit:g} s") from exc
             except duckdb.OutOfMemoryException as exc:
-                raise QueryTooLarge(
-                    "the query needs more memory than query_memory_limit"
-                    f" ({self.settings.query_memory_limit >> 20} MiB) allows; raise it, or narrow"
-                    " the question (an as_of before the latest signal is answered without the"
-                    " task store, which takes far more memory)"
-                ) from exc
+                raise out_of_memory(self.settings, exc) from exc
             except duckdb.Error as exc:
                 if is_vanished_file_error(exc) and attempt + 1 < VANISHED_FILE_TRIES:
                     continue

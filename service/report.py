@@ -123,8 +123,15 @@ def render_report(
     if full:
         left = unallocated_rows(db, start=start, end=end, as_of=as_of)
         if left:
-            out += ["", "Not allocated (no inference spend in their scope), in no row above:"]
+            out += ["", "Not allocated, in no row above:"]
             for e in left:
+                if e["kind"] == "signal":  # rework of a signal that counts for no task
+                    out.append(
+                        f"  {_money(e['amount_usd'])} rework of signal {e['signal_id']}"
+                        f" for {e['task_id'] or e['correlation_id']}, {_cell(e['occurred_at'])}"
+                        f" ({e['reason']})"
+                    )
+                    continue
                 scope = (
                     ", ".join(f"{k} {e[k]}" for k in ("workflow", "team") if e[k] is not None)
                     or "all work"
@@ -132,7 +139,7 @@ def render_report(
                 out.append(
                     f"  {_money(e['amount_usd'])} {e['component']} for {scope},"
                     f" {_cell(e['period_start'])} .. {_cell(e['period_end'])}"
-                    f" (entry {e['entry_id']})"
+                    f" (entry {e['entry_id']}: {e['reason']})"
                 )
     pending = sum(int(t["pending"]) for t in total)
     if pending:

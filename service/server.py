@@ -12,7 +12,6 @@ import asyncio
 import logging
 import signal
 import sys
-import threading
 from types import FrameType
 
 import grpc
@@ -21,6 +20,7 @@ import uvicorn
 from ingest import IngestRuntime, otlp_routes, start_grpc_server, write_routes
 from schemas.settings import Settings
 from schemas.views import write_views_file
+from service.api.signal_lookup import StoreSignalLookup
 from service.app import create_app
 from service.db import Database
 
@@ -36,9 +36,7 @@ async def serve(settings: Settings) -> None:
     try:
         if settings.grpc_port:
             grpc_server = await start_grpc_server(runtime.exporter, settings, runtime.admission)
-        db = Database(settings)
-        # the task store takes seconds to build on a large lake: not on the start-up path
-        threading.Thread(target=db.warm, name="store-warm", daemon=True).start()
+        db = Database(settings)  # its store builds and follows the lake in the background
         app = create_app(
             settings,
             status=runtime,
@@ -46,7 +44,7 @@ async def serve(settings: Settings) -> None:
             ingest_routes=[
                 # one memory budget for every receiver of the process
                 *otlp_routes(runtime.exporter, settings, runtime.admission),
-                *write_routes(runtime.exporter, settings, runtime.admission),
+                *write_routes(runtime.exporter, settings, runtime.admission, StoreSignalLookup(db)),
             ],
         )
         config = uvicorn.Config(

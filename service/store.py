@@ -68,8 +68,9 @@ SCRATCH = "tl_build"
 STORE_VERSION = 3
 #: Compress the store (a checkpoint) after a rebuild and after this many refreshes.
 CHECKPOINT_EVERY = 200
-#: Spans per pass of a rebuild (whole traces per pass, by hash of the trace id).
-BUILD_PASS_SPANS = 1_000_000
+#: Spans per pass of a rebuild: whole days, and each trace whole with the day it starts on
+#: (the bound of what one pass holds in memory: ~1 KB a span under query_memory_limit).
+BUILD_PASS_SPANS = 150_000
 #: Attempts, signals or tasks per pass of the larger aggregations.
 BUILD_PASS_ROWS = 250_000
 #: Store files attached by this process: a second store on the same file stays in memory.
@@ -127,14 +128,26 @@ def _sql_list(items: Iterable[str]) -> str:
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in items) + "]"
 
 
-def span_read(uris: Sequence[str], seed: str | None, where: str = "") -> str:
+#: The span columns the stored parts are computed from: a pass reads only these (the maps of
+#: attributes, events and links are most of a span's bytes, and no stored figure reads them).
+PART_INPUT = (
+    "trace_id, span_id, parent_span_id, name, kind, start_time_unix_nano, duration_ns,"
+    " status_code, operation, is_model_call, provider, request_model, response_model,"
+    " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,"
+    " total_tokens, cost_usd, correlation_id, task_id, workflow, workflow_version, team, role,"
+    " resource_correlation_id, resource_workflow, resource_team, resource_version, ingested_at,"
+    " filename, file_row_number"
+)
+
+
+def span_read(uris: Sequence[str], seed: str | None, where: str = "", columns: str = "*") -> str:
     """A relation of span rows (as the templates' ``spans_table``) from ``uris``."""
     files = list(uris) or ([seed] if seed else [])
     read = (
         f"read_parquet({_sql_list(files)}, hive_partitioning = true, union_by_name = true,"
         " filename = true, file_row_number = true)"
     )
-    return f"(SELECT * FROM {read} {where})"
+    return f"(SELECT {columns} FROM {read} {where})"
 
 
 class Store:
@@ -351,11 +364,26 @@ class Store:
                 f"{_sql_list(uris or [self._seed() or ''])}, filename = true) r"
                 " JOIN listing l ON l.uri = r.filename",
             )
-            total = sum(f.rows for f in files)
-            passes = max(1, -(-total // BUILD_PASS_SPANS))
-            for i in range(passes):
-                where = f"WHERE hash(trace_id) % {passes} = {i}" if passes > 1 else ""
-                self._parts_of(cur, span_read(uris, self._seed(), where), f"{b}._pass")
+            for i, days in enumerate(self._day_passes(files)):
+                # the traces whose first day is in this pass, from every file holding them
+                self._run(
+                    cur,
+                    "CREATE OR REPLACE TEMP TABLE pass_traces AS SELECT t.trace_id FROM"
+                    f" {b}._trace_files t JOIN listing l USING (file_no) GROUP BY t.trace_id"
+                    " HAVING list_contains(?::VARCHAR[], min(l.day))",
+                    [days],
+                )
+                uris = [
+                    r[0]
+                    for r in self._run(
+                        cur,
+                        f"SELECT DISTINCT l.uri FROM {b}._trace_files t JOIN listing l USING"
+                        " (file_no) WHERE t.trace_id IN (SELECT trace_id FROM pass_traces)",
+                    ).fetchall()
+                ]
+                where = "WHERE trace_id IN (SELECT trace_id FROM pass_traces)"
+                spans = span_read(uris, self._seed(), where, PART_INPUT)
+                self._parts_of(cur, spans, f"{b}._pass")
                 verb = "CREATE OR REPLACE TABLE" if i == 0 else "INSERT INTO"
                 for table, template in (
                     ("_attempt_parts", "attempt_parts"),
@@ -425,6 +453,23 @@ class Store:
         self._signal_files = {f.path for f in snap[SIGNALS].files}
         count = cur.execute(f"SELECT count(*) FROM {s}.tasks").fetchone()
         return RefreshStats(kind="rebuild", tasks=count[0] if count else 0)
+
+    @staticmethod
+    def _day_passes(files: Sequence[DataFile]) -> list[list[str]]:
+        """The partitions in consecutive groups of about ``BUILD_PASS_SPANS`` spans (at least
+        one pass, so an empty lake builds empty tables)."""
+        rows: dict[str, int] = {}
+        for f in files:
+            rows[f.day] = rows.get(f.day, 0) + f.rows
+        passes: list[list[str]] = [[]]
+        held = 0
+        for day in sorted(rows):
+            if passes[-1] and held + rows[day] > BUILD_PASS_SPANS:
+                passes.append([])
+                held = 0
+            passes[-1].append(day)
+            held += rows[day]
+        return passes
 
     def _parts_of(self, cur: duckdb.DuckDBPyConnection, spans: str, into: str) -> None:
         """``into``: the columns of trace_spans the parts need, over span rows ``spans``."""
@@ -583,7 +628,9 @@ class Store:
             stats.traces = self._scalar(cur, "SELECT count(*) FROM t0")
             self._parts_of(
                 cur,
-                span_read(uris, self._seed(), "WHERE trace_id IN (SELECT trace_id FROM t0)"),
+                span_read(
+                    uris, self._seed(), "WHERE trace_id IN (SELECT trace_id FROM t0)", PART_INPUT
+                ),
                 "pass",
             )
             self._run(
@@ -664,11 +711,17 @@ class Store:
             )
             self._run(
                 cur,
+                "CREATE OR REPLACE TEMP TABLE breakdown_attempts AS SELECT * FROM"
+                f" {s}.attempts WHERE task_key IN (SELECT task_key FROM span_task_keys)",
+            )
+            self._run(
+                cur,
                 f"INSERT INTO {s}.breakdown "
                 + self._breakdown_sql(
-                    f"{s}.breakdown_parts",
-                    f"(SELECT * FROM {s}.attempts WHERE task_key IN (SELECT task_key FROM"
-                    " span_task_keys))",
+                    # the parts of those attempts only: a point lookup on the sorted table
+                    f"(SELECT * FROM {s}.breakdown_parts WHERE attempt_id IN"
+                    " (SELECT attempt_id FROM breakdown_attempts))",
+                    "breakdown_attempts",
                 ),
             )
             self._write_meta(cur, snap)
@@ -761,5 +814,27 @@ class Store:
             + render(
                 "allocation",
                 {"tasks": "store_task_facts", "costs": "costs", "output": "entry_allocations"},
+            )
+        )
+        self._con.execute(
+            "CREATE OR REPLACE VIEW store_unmatched_signals AS "
+            + render(
+                "signals_for_no_task",
+                {
+                    "signals": f"({render('signals_now', {'signals': f'{s}.signals'})})",
+                    "attempts": f"{s}.attempts",
+                    "tasks": "store_task_facts",
+                },
+            )
+        )
+        self._con.execute(
+            f"CREATE OR REPLACE MACRO store_unallocated_costs_in({bindings['unallocated_params']})"
+            " AS TABLE\n"
+            + render(
+                "unallocated",
+                {
+                    "entry_allocations": "store_cost_allocations",
+                    "unmatched": "store_unmatched_signals",
+                },
             )
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -102,12 +103,18 @@ def span_table(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=SPAN_SCHEMA)
 
 
-def tables(lake: Path) -> Tables:
-    """The lake's tables, with the seed files under the default store directory."""
+def tables(lake: Path | str) -> Tables:
+    """The lake's tables, with the seed files under the default store directory (for an
+    object-store lake: a local directory of this machine)."""
+    if str(lake).startswith("s3://"):
+        seeds = Path(tempfile.gettempdir()) / "tasklake-test-seeds"
+        return Tables(str(lake), seed_dir=seeds)
     return Tables(lake, seed_dir=Path(lake) / "_store" / "seeds")
 
 
-def load(con: duckdb.DuckDBPyConnection, lake: Path, settings: Settings | None = None) -> None:
+def load(
+    con: duckdb.DuckDBPyConnection, lake: Path | str, settings: Settings | None = None
+) -> None:
     """Load the views on ``con`` and pin them to the lake's newest versions."""
     t = tables(lake)
     t.ensure()
@@ -118,7 +125,7 @@ def load(con: duckdb.DuckDBPyConnection, lake: Path, settings: Settings | None =
     t.pin(con)
 
 
-def connect(lake: Path, settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
+def connect(lake: Path | str, settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views loaded, pinned to the tables' newest versions."""
     con = duckdb.connect()
     load(con, lake, settings)
@@ -131,12 +138,16 @@ def write_spans(lake: Path, rows: Sequence[Mapping[str, Any]], file: str) -> lis
     return [f"{Path(lake)}/{SPANS}/{f.path}" for f in files]
 
 
-def write_signals(lake: Path, items: Sequence[Mapping[str, Any]], file: str) -> None:
-    """Signals as the API would store them (JSON items through ``parse_signals``)."""
+def write_signals(
+    lake: Path, items: Sequence[Mapping[str, Any]], file: str, *, now: datetime | None = None
+) -> None:
+    """Signals as the API would store them (JSON items through ``parse_signals``), received
+    ``now`` (default: the clock; a later one lets a lake hold signals from the future, as a
+    lake written before max_clock_skew existed may)."""
     import json
 
     body = json.dumps([_jsonable(i) for i in items]).encode()
-    parsed = parse_signals(body)
+    parsed = parse_signals(body, now=None if now is None else ns(now))
     assert not parsed.rejected, parsed.rejected
     received = ns(T0 + timedelta(days=30)) // 1_000_000 + next(_counter)
     append_rows(

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
-from deltalake import CommitProperties
+from deltalake import CommitProperties, Transaction
 
 from ingest.lake.files import FileWriter, NewFile
 from ingest.parquet import FLUSH_LEVEL
@@ -41,11 +41,31 @@ def append_rows(
         for day, part in spec.split_by_day(spec.to_lake(rows))
     ]
     if files:
-        tables.current(table).create_write_transaction(
-            [f.add_action() for f in files],
-            mode="append",
-            schema=spec.delta_schema,
-            partition_by=[PARTITION],
-            commit_properties=CommitProperties(custom_metadata={"tasklake.op": op}),
-        )
+        commit_files(tables, table, files, op=op)
     return files
+
+
+def commit_files(
+    tables: Tables,
+    table: str,
+    files: Sequence[NewFile],
+    *,
+    op: str,
+    transaction: Transaction | None = None,
+) -> None:
+    """One blind-append commit adding ``files`` (written whole, see ``files``) to ``table``.
+
+    ``transaction`` (an application transaction, recorded in the same commit) lets a writer
+    that may be interrupted tell afterwards how far it got; it commits even without files.
+    """
+    spec = TABLES[table]
+    tables.current(table).create_write_transaction(
+        [f.add_action() for f in files],
+        mode="append",
+        schema=spec.delta_schema,
+        partition_by=[PARTITION],
+        commit_properties=CommitProperties(
+            app_transactions=[transaction] if transaction is not None else None,
+            custom_metadata={"tasklake.op": op},
+        ),
+    )

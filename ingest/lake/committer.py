@@ -9,10 +9,13 @@ table's state, so after any crash a manifest is committed to a table exactly whe
 table's version for its lane is below the manifest's WAL end (``pending``): a round is
 idempotent, and recovery is just a round (with a check that the files are still there).
 
-Once every table holds a lane's manifest, the manifest is deleted and the lane's checkpoint
-(the WAL position whose records are all in the lake) moves to its end; WAL segments below it
-are dropped. Commits of several receivers to one table never conflict: they are blind appends,
-retried by delta-rs when another commit took the version first.
+Once every table holds a lane's manifest, the lane's checkpoint (the WAL position whose
+records are all in the lake) moves durably to its end, and only then is the manifest deleted:
+a converter resumes after the newest manifest or the checkpoint, so it never converts again
+records a table already holds. WAL segments below the checkpoint are dropped.
+
+Commits of several receivers to one table never conflict: they are blind appends, retried by
+delta-rs when another commit took the version first.
 """
 
 from __future__ import annotations
@@ -182,8 +185,10 @@ class Committer:
         for lane, ms in waiting:
             rows = sum(f.rows for m in ms for f in m.files)
             files = sum(len(m.files) for m in ms)
-            remove_manifests(lane.wal_dir, ms)
+            # the checkpoint first, then the manifests go: a converter restarted in between
+            # resumes after one or the other, never below what the tables already hold
             self.on_committed(lane.app_id, ms[-1].wal_end, rows, files)
+            remove_manifests(lane.wal_dir, ms)
             done += len(ms)
         return done
 

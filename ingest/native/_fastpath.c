@@ -47,6 +47,11 @@
 #define MAX_PLANS 100000
 #define MAX_TOKENS (1LL << 53) /* ingest.usage.MAX_TOKENS */
 #define NS_PER_DAY 86400000000000ULL
+#define MAX_SPAN_TIME_NS 9214646400000000000ULL /* ingest.validate: 2262-01-01T00:00:00Z */
+/* ingest.notes: END_TIME_KEY, KIND_KEY, STATUS_CODE_KEY */
+#define END_NOTE "tasklake.end_time_unix_nano"
+#define KIND_NOTE "tasklake.kind"
+#define STATUS_NOTE "tasklake.status_code"
 #define MAX_PICO 1000000000000000000LL /* ingest.price.MAX_PICO */
 #define COEF_LIMIT (1LL << 62)
 
@@ -1213,9 +1218,12 @@ decode_attr(FastState *s, Attr *a)
                 const Route *rt = &ki->routes[i];
                 Contrib *c = &out[m];
                 if (rt->how == R_TOKENS) {
-                    /* an int in [0, 2^53] is a count, exactly the attribute; a bool none */
-                    if (code != 'i' || ival < 0 || ival > MAX_TOKENS)
-                        continue;
+                    /* an int in [0, 2^53] is a count, exactly the attribute; any other value
+                     * is Python's to route (flagged: ingest.routing, usage_basis invalid:) */
+                    if (code != 'i' || ival < 0 || ival > MAX_TOKENS) {
+                        m = -1;
+                        break;
+                    }
                     *c = (Contrib){.col = rt->col, .rank = rt->rank, .pair = rt->pair,
                                    .vtype = V_INT, .exact = 1, .src = ki, .i = ival};
                 }
@@ -1239,9 +1247,11 @@ decode_attr(FastState *s, Attr *a)
                 }
                 m++;
             }
-            a->cn = m;
-            s->scratch.len += m * (Py_ssize_t)sizeof(Contrib);
-            return OK;
+            if (m >= 0) {
+                a->cn = m;
+                s->scratch.len += m * (Py_ssize_t)sizeof(Contrib);
+                return OK;
+            }
         }
     }
     /* odd encodings and values Python must route: memoized per serialized KeyValue */
@@ -1483,15 +1493,15 @@ price_call(FastState *s, const Contrib *provider, const Contrib *model, uint64_t
             __int128 atto = (__int128)inp * c[0] + (__int128)cr * c[1] + (__int128)cw * c[2] +
                             (__int128)out * c[3] + (__int128)rs * c[4] + c[5];
             __int128 pico = to_pico(atto);
-            if (pico >= 0 && pico < MAX_PICO) {
-                pr->have_cost = 1;
-                pr->pico = (int64_t)pico;
-                pr->source = plan->source_s;
-                pr->source_n = plan->source_n;
-                pr->ref = plan->ref_s;
-                pr->ref_n = plan->ref_n;
-                return OK;
-            }
+            if (pico < 0 || pico >= MAX_PICO) /* Python says why (price_ref overflow:...) */
+                return price_by_python(s, provider, model, start, k, reported, pr);
+            pr->have_cost = 1;
+            pr->pico = (int64_t)pico;
+            pr->source = plan->source_s;
+            pr->source_n = plan->source_n;
+            pr->ref = plan->ref_s;
+            pr->ref_n = plan->ref_n;
+            return OK;
         }
     }
     if (reported != NULL) /* Pricer._reported: decimal rounding of the reported cost */
@@ -1986,6 +1996,24 @@ append_val(FastState *s, int col, const Val *v)
     }
 }
 
+/* A value kept adjusted and noted as sent, as an int attribute (ingest.notes). */
+typedef struct {
+    const char *key;
+    Py_ssize_t klen;
+    int64_t value;
+} Note;
+
+/* Whether an attribute named `key` gives way to one of the span's notes. */
+static int
+gives_way(const Note *notes, int nnotes, const uint8_t *key, Py_ssize_t klen)
+{
+    for (int j = 0; j < nnotes; j++) {
+        if (notes[j].klen == klen && memcmp(notes[j].key, key, (size_t)klen) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static int
 process_span(FastState *s, const uint8_t *p, Py_ssize_t n, int openlit)
 {
@@ -2008,16 +2036,25 @@ process_span(FastState *s, const uint8_t *p, Py_ssize_t n, int openlit)
         return ERR;
     if ((f.flags ? col_fixed(&s->flags, &f.flags) : col_null(&s->flags)) != OK)
         return ERR;
+    /* what does not fit is kept adjusted and noted as sent (ingest.notes.span_notes) */
+    Note notes[3];
+    int nnotes = 0;
     int8_t k8 = (int8_t)f.kind;
+    if (f.kind < -128 || f.kind > 127)
+        notes[nnotes++] = (Note){KIND_NOTE, (Py_ssize_t)strlen(KIND_NOTE), f.kind};
     if ((f.kind >= -128 && f.kind <= 127 ? col_fixed(&s->kind, &k8) : col_null(&s->kind)) != OK)
         return ERR;
+    /* an end before the start (or 0): duration 0, the end as sent noted */
+    int noted = f.end < f.start;
+    if (noted && f.end > (uint64_t)INT64_MAX)
+        return FALLBACK(s, "noted end time past int64");
     /* times past int64 are clamped (ingest.columns.int64_array) */
     int64_t st = f.start > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)f.start;
-    int64_t en = f.end > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)f.end;
+    int64_t en = noted ? st : f.end > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)f.end;
     if (col_fixed(&s->start_time, &st) != OK)
         return ERR;
-    int64_t dur = en - st; /* both in [0, 2^63): no overflow */
-    if ((f.end ? col_fixed(&s->duration, &dur) : col_null(&s->duration)) != OK)
+    int64_t dur = en - st; /* both in [0, 2^63) and en >= st: no overflow */
+    if (col_fixed(&s->duration, &dur) != OK)
         return ERR;
     int32_t scode = 0;
     const uint8_t *smsg = NULL;
@@ -2031,6 +2068,14 @@ process_span(FastState *s, const uint8_t *p, Py_ssize_t n, int openlit)
     if ((scode >= -128 && scode <= 127 ? col_fixed(&s->status_code, &sc8)
                                        : col_null(&s->status_code)) != OK)
         return ERR;
+    /* in the order of span_notes: end, kind, status code */
+    if (noted) {
+        memmove(notes + 1, notes, (size_t)nnotes * sizeof(Note));
+        notes[0] = (Note){END_NOTE, (Py_ssize_t)strlen(END_NOTE), (int64_t)f.end};
+        nnotes++;
+    }
+    if (scode < -128 || scode > 127)
+        notes[nnotes++] = (Note){STATUS_NOTE, (Py_ssize_t)strlen(STATUS_NOTE), scode};
     if ((smsg_n ? col_str(&s->status_message, (const char *)smsg, smsg_n)
                 : col_null(&s->status_message)) != OK)
         return ERR;
@@ -2080,10 +2125,6 @@ process_span(FastState *s, const uint8_t *p, Py_ssize_t n, int openlit)
             hot |= a->cn > 0;
         }
     }
-    uint64_t dropped = (uint64_t)f.dropped_attrs + dups;
-    if (dropped > UINT32_MAX)
-        return FALLBACK(s, "dropped_attributes_count beyond uint32");
-    uint32_t dropped32 = (uint32_t)dropped;
 
     /* typed columns */
     SpanOut o;
@@ -2160,11 +2201,27 @@ process_span(FastState *s, const uint8_t *p, Py_ssize_t n, int openlit)
         const Attr *a = &attrs[j];
         if (a->dup || (a->ki->drop_stamp == serial && a->ki->keep_stamp != serial))
             continue;
+        if (nnotes && gives_way(notes, nnotes, a->ki->h.key, a->ki->h.klen)) {
+            dups++; /* an attribute named like a note gives way to it, counted as dropped */
+            continue;
+        }
         if (col_str(&s->attr_keys, (const char *)a->ki->h.key, a->ki->h.klen) != OK ||
             col_str(&s->attr_vals, a->text, a->tlen) != OK || buf_byte(&s->codes, (uint8_t)a->code) != OK)
             return ERR;
         all_strings &= a->code == 's';
     }
+    for (int j = 0; j < nnotes; j++) {
+        char num[24];
+        int len = int_text(notes[j].value, num);
+        if (col_str(&s->attr_keys, notes[j].key, notes[j].klen) != OK ||
+            col_str(&s->attr_vals, num, len) != OK || buf_byte(&s->codes, 'i') != OK)
+            return ERR;
+        all_strings = 0;
+    }
+    /* as sent plus duplicates, saturating at the column's maximum (ingest.columns.uint32_array):
+     * the one place this path saturates */
+    uint64_t dropped = (uint64_t)f.dropped_attrs + dups;
+    uint32_t dropped32 = dropped > UINT32_MAX ? UINT32_MAX : (uint32_t)dropped;
     if (s->attr_keys.data.len > INT32_MAX || s->attr_keys.off.len / 4 > INT32_MAX)
         return FALLBACK(s, "attributes beyond int32 offsets");
     if (buf_i32(&s->attr_off, (int32_t)(s->attr_keys.off.len / 4 - 1)) != OK)
@@ -2379,10 +2436,10 @@ walk_request(FastState *s, const uint8_t *p, Py_ssize_t n)
 
 /* ------------------------------------------------------------------------------------------
  * The receiver's check (ingest.validate): every span of a request has a 16-byte non-zero trace
- * id, an 8-byte non-zero span id, an empty or 8-byte parent, 0 < start <= 2^63-1 and
- * end <= 2^63-1. Over the raw bytes of a request upb already parsed, so only the framing of
- * the fields read matters; anything unexpected (a wrong wire type, which upb reads as an
- * unknown field) leaves the decision to the Python check.
+ * id, an 8-byte non-zero span id, an empty or 8-byte parent, 0 < start <= MAX_SPAN_TIME_NS and
+ * end <= MAX_SPAN_TIME_NS. Over the raw bytes of a request upb already parsed, so only the
+ * framing of the fields read matters; anything unexpected (a wrong wire type, which upb reads
+ * as an unknown field) leaves the decision to the Python check.
  */
 static int
 check_span(const uint8_t *p, Py_ssize_t n)
@@ -2435,8 +2492,8 @@ check_span(const uint8_t *p, Py_ssize_t n)
     static const uint8_t zeros[16] = {0};
     if (tid_n != 16 || memcmp(tid, zeros, 16) == 0 || sid_n != 8 || memcmp(sid, zeros, 8) == 0)
         return ODD;
-    if ((parent_n != 0 && parent_n != 8) || start == 0 || start > (uint64_t)INT64_MAX ||
-        end > (uint64_t)INT64_MAX)
+    if ((parent_n != 0 && parent_n != 8) || start == 0 || start > MAX_SPAN_TIME_NS ||
+        end > MAX_SPAN_TIME_NS)
         return ODD;
     return OK;
 }

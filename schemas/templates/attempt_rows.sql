@@ -35,11 +35,11 @@ SELECT
     sum(errors)::BIGINT AS errors,
     sum(unpriced_spans)::BIGINT AS unpriced_spans,
     coalesce(sum(spend_usd), 0)::DECIMAL(38, 12) AS spend_usd,
-    coalesce(sum(input_tokens), 0)::BIGINT AS input_tokens,
-    coalesce(sum(output_tokens), 0)::BIGINT AS output_tokens,
-    coalesce(sum(cache_read_tokens), 0)::BIGINT AS cache_read_tokens,
-    coalesce(sum(cache_write_tokens), 0)::BIGINT AS cache_write_tokens,
-    coalesce(sum(reasoning_tokens), 0)::BIGINT AS reasoning_tokens,
-    coalesce(sum(total_tokens), 0)::BIGINT AS total_tokens
+    try_cast(coalesce(sum(input_tokens), 0) AS BIGINT) AS input_tokens,
+    try_cast(coalesce(sum(output_tokens), 0) AS BIGINT) AS output_tokens,
+    try_cast(coalesce(sum(cache_read_tokens), 0) AS BIGINT) AS cache_read_tokens,
+    try_cast(coalesce(sum(cache_write_tokens), 0) AS BIGINT) AS cache_write_tokens,
+    try_cast(coalesce(sum(reasoning_tokens), 0) AS BIGINT) AS reasoning_tokens,
+    try_cast(coalesce(sum(total_tokens), 0) AS BIGINT) AS total_tokens
 FROM {attempt_parts}
 GROUP BY attempt_id

@@ -9,13 +9,13 @@ SELECT
     billed AS billable,
     CASE WHEN billed THEN provider END AS provider,
     CASE WHEN billed THEN coalesce(response_model, request_model) END AS model,
-    count(*) AS spans,
-    count_if(billed) AS model_calls,
-    count_if(billed AND cost_usd IS NULL) AS unpriced_spans,
+    count(*)::BIGINT AS spans,
+    count_if(billed)::BIGINT AS model_calls,
+    count_if(billed AND cost_usd IS NULL)::BIGINT AS unpriced_spans,
     coalesce(sum(cost_usd) FILTER (WHERE billed), 0)::DECIMAL(38, 12) AS spend_usd,
-    sum(input_tokens) FILTER (WHERE billed) AS input_tokens,
-    sum(output_tokens) FILTER (WHERE billed) AS output_tokens,
-    sum(total_tokens) FILTER (WHERE billed) AS total_tokens
+    try_cast(sum(input_tokens) FILTER (WHERE billed) AS BIGINT) AS input_tokens,
+    try_cast(sum(output_tokens) FILTER (WHERE billed) AS BIGINT) AS output_tokens,
+    try_cast(sum(total_tokens) FILTER (WHERE billed) AS BIGINT) AS total_tokens
 FROM {trace_spans}
 GROUP BY trace_id, attempt_id, resolved_role, billed,
     CASE WHEN billed THEN provider END,

@@ -6,8 +6,8 @@ SELECT task_key, role, billable, provider, model,
     sum(model_calls)::BIGINT AS model_calls,
     sum(unpriced_spans)::BIGINT AS unpriced_spans,
     sum(spend_usd)::DECIMAL(38, 12) AS spend_usd,
-    sum(input_tokens)::BIGINT AS input_tokens,
-    sum(output_tokens)::BIGINT AS output_tokens,
-    sum(total_tokens)::BIGINT AS total_tokens
+    try_cast(sum(input_tokens) AS BIGINT) AS input_tokens,
+    try_cast(sum(output_tokens) AS BIGINT) AS output_tokens,
+    try_cast(sum(total_tokens) AS BIGINT) AS total_tokens
 FROM {rows} b
 GROUP BY ALL

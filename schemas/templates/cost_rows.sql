@@ -16,6 +16,10 @@
 -- calls, or spans with a cost) are split out.
 --
 -- success_rate = completed / decided tasks (pending ones are not decided yet).
+-- A row whose model calls are all unpriced (model_calls > 0, no inference spend and every
+-- one of them unpriced) has no known cost: cost_per_attempt_usd and
+-- cost_per_completed_task_usd are NULL, never $0; a partly priced row keeps its figures and
+-- says how many spans were unpriced.
 -- Filters: start_at <= task start < end_at; workflows, teams: lists of names.
 --
 -- Fully loaded cost (full_cost := true): a task's spend is its inference spend plus its rework
@@ -38,7 +42,7 @@ WITH t AS (
         CASE WHEN by_day THEN utc_day(started_at) END AS day,
         CASE WHEN by_week THEN date_trunc('week', utc_day(started_at))::DATE END AS week,
         CASE WHEN by_month THEN date_trunc('month', utc_day(started_at))::DATE END AS month,
-        task_key, attempts, counted_as, spend_usd, total_tokens, unpriced_spans,
+        task_key, attempts, counted_as, spend_usd, total_tokens, model_calls, unpriced_spans,
         rework_usd AS signal_rework_usd
     FROM {tasks}
     WHERE (start_at IS NULL OR started_at >= start_at::TIMESTAMPTZ)
@@ -81,7 +85,8 @@ base AS (
         count_if(counted_as = 'abandoned')::BIGINT AS abandoned,
         count_if(counted_as = 'pending')::BIGINT AS pending,
         sum(spend_usd)::DECIMAL(38, 12) AS spend_usd,
-        sum(total_tokens)::BIGINT AS tokens,
+        try_cast(sum(total_tokens) AS BIGINT) AS tokens,
+        sum(model_calls)::BIGINT AS model_calls,
         sum(unpriced_spans)::BIGINT AS unpriced_spans,
         sum(rework_usd)::DECIMAL(38, 12) AS rework_usd,
         sum(labor_usd)::DECIMAL(38, 12) AS labor_usd,
@@ -98,7 +103,8 @@ split AS (  -- span-level rows straight from the breakdown (with cost=full: each
         CASE WHEN by_model THEN b.model END AS model,
         CASE WHEN by_provider THEN b.provider END AS provider,
         coalesce(sum(b.spend_usd), 0)::DECIMAL(38, 12) AS spend_usd,
-        coalesce(sum(b.total_tokens), 0)::BIGINT AS tokens,
+        try_cast(coalesce(sum(b.total_tokens), 0) AS BIGINT) AS tokens,
+        coalesce(sum(b.model_calls), 0)::BIGINT AS model_calls,
         sum(b.unpriced_spans)::BIGINT AS unpriced_spans,
         sum(CASE WHEN full_cost AND t.spend_u > 0 AND t.rework_all > 0
                  THEN share_units(t.rework_all, usd_units(b.spend_usd), t.spend_u) END)
@@ -124,7 +130,8 @@ orphans AS (  -- cost=full: a task without inference spend has nothing to share 
               -- components by: they go to a row with no role, model or provider
     SELECT workflow, team, version, day, week, month,
         NULL::VARCHAR AS role, NULL::VARCHAR AS model, NULL::VARCHAR AS provider,
-        0::DECIMAL(38, 12) AS spend_usd, 0::BIGINT AS tokens, 0::BIGINT AS unpriced_spans,
+        0::DECIMAL(38, 12) AS spend_usd, 0::BIGINT AS tokens, 0::BIGINT AS model_calls,
+        0::BIGINT AS unpriced_spans,
         sum(rework_all) AS rework_u, sum(labor_all) AS labor_u,
         sum(infrastructure_all) AS infrastructure_u, sum(licence_all) AS licence_u,
         sum(other_all) AS other_u
@@ -144,7 +151,8 @@ rows_of AS (  -- span-level rows of each group; the largest takes what rounding 
         sum(other_u) OVER g AS other_g
     FROM (
         SELECT workflow, team, version, day, week, month, role, model, provider,
-            sum(spend_usd)::DECIMAL(38, 12) AS spend_usd, sum(tokens)::BIGINT AS tokens,
+            sum(spend_usd)::DECIMAL(38, 12) AS spend_usd, try_cast(sum(tokens) AS BIGINT) AS tokens,
+            sum(model_calls)::BIGINT AS model_calls,
             sum(unpriced_spans)::BIGINT AS unpriced_spans,
             coalesce(sum(rework_u), 0) AS rework_u, coalesce(sum(labor_u), 0) AS labor_u,
             coalesce(sum(infrastructure_u), 0) AS infrastructure_u,
@@ -155,17 +163,17 @@ rows_of AS (  -- span-level rows of each group; the largest takes what rounding 
     WINDOW g AS (PARTITION BY workflow, team, version, day, week, month)
 ),
 grouped AS (
-    SELECT base.* EXCLUDE (spend_usd, tokens, unpriced_spans, rework_usd, labor_usd,
-            infrastructure_usd, licence_usd, other_usd),
+    SELECT base.* EXCLUDE (spend_usd, tokens, model_calls, unpriced_spans, rework_usd,
+            labor_usd, infrastructure_usd, licence_usd, other_usd),
         NULL::VARCHAR AS role, NULL::VARCHAR AS model, NULL::VARCHAR AS provider,
-        spend_usd, tokens, unpriced_spans, rework_usd, labor_usd, infrastructure_usd,
-        licence_usd, other_usd
+        spend_usd, tokens, model_calls, unpriced_spans, rework_usd, labor_usd,
+        infrastructure_usd, licence_usd, other_usd
     FROM base
     WHERE NOT (by_role OR by_model OR by_provider)
     UNION ALL  -- the same columns, in the same order
-    SELECT base.* EXCLUDE (spend_usd, tokens, unpriced_spans, rework_usd, labor_usd,
-            infrastructure_usd, licence_usd, other_usd),
-        r.role, r.model, r.provider, r.spend_usd, r.tokens, r.unpriced_spans,
+    SELECT base.* EXCLUDE (spend_usd, tokens, model_calls, unpriced_spans, rework_usd,
+            labor_usd, infrastructure_usd, licence_usd, other_usd),
+        r.role, r.model, r.provider, r.spend_usd, r.tokens, r.model_calls, r.unpriced_spans,
         CASE WHEN full_cost THEN units_usd(r.rework_u + CASE WHEN r.is_top
             THEN usd_units(base.rework_usd) - r.rework_g ELSE 0 END)
         END AS rework_usd,
@@ -196,15 +204,17 @@ priced AS (
         CASE WHEN full_cost
              THEN spend_usd + rework_usd + labor_usd + infrastructure_usd + licence_usd
                   + other_usd
-             ELSE spend_usd END::DECIMAL(38, 12) AS total_usd
+             ELSE spend_usd END::DECIMAL(38, 12) AS total_usd,
+        model_calls > 0 AND spend_usd = 0 AND unpriced_spans >= model_calls AS all_unpriced
     FROM grouped
 )
 SELECT workflow, team, role, version, model, provider, day, week, month,
     attempts, tasks, completed, failed, escalated, abandoned, pending,
     completed / nullif(tasks - pending, 0) AS success_rate,
     total_usd AS spend_usd,
-    usd_per(total_usd, attempts) AS cost_per_attempt_usd,
-    usd_per(total_usd, completed) AS cost_per_completed_task_usd,
+    CASE WHEN NOT all_unpriced THEN usd_per(total_usd, attempts) END AS cost_per_attempt_usd,
+    CASE WHEN NOT all_unpriced THEN usd_per(total_usd, completed) END
+        AS cost_per_completed_task_usd,
     tokens / nullif(attempts, 0) AS tokens_per_attempt,
     unpriced_spans,
     inference_usd, rework_usd, labor_usd, infrastructure_usd, licence_usd, other_usd

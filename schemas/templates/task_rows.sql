@@ -5,8 +5,9 @@
 --
 -- The outcome is kept as a decision that does not depend on the clock: final_outcome, and
 -- whether it waits until decided_at (pending before). outcome_at() reads it at a time:
---   * no signal within abandon_after of the task's last span: abandoned once that time has
---     passed, pending before;
+--   * no signal (in force): abandoned once abandon_after has passed since the task's last
+--     span, pending before. Abandoned is provisional: a signal arriving later, however late,
+--     decides the task like any other;
 --   * else the latest signal decides, except that a `reopened` later than the reopen window
 --     of the acceptance before it changes nothing;
 --   * an acceptance (`completed`, or `rework` when the workflow's rule counts it) is
@@ -42,12 +43,12 @@ t AS (
         sum(errors)::BIGINT AS errors,
         sum(unpriced_spans)::BIGINT AS unpriced_spans,
         sum(spend_usd)::DECIMAL(38, 12) AS spend_usd,
-        sum(input_tokens)::BIGINT AS input_tokens,
-        sum(output_tokens)::BIGINT AS output_tokens,
-        sum(cache_read_tokens)::BIGINT AS cache_read_tokens,
-        sum(cache_write_tokens)::BIGINT AS cache_write_tokens,
-        sum(reasoning_tokens)::BIGINT AS reasoning_tokens,
-        sum(total_tokens)::BIGINT AS total_tokens
+        try_cast(sum(input_tokens) AS BIGINT) AS input_tokens,
+        try_cast(sum(output_tokens) AS BIGINT) AS output_tokens,
+        try_cast(sum(cache_read_tokens) AS BIGINT) AS cache_read_tokens,
+        try_cast(sum(cache_write_tokens) AS BIGINT) AS cache_write_tokens,
+        try_cast(sum(reasoning_tokens) AS BIGINT) AS reasoning_tokens,
+        try_cast(sum(total_tokens) AS BIGINT) AS total_tokens
     FROM a
     GROUP BY task_key
 ),
@@ -102,8 +103,7 @@ o AS (
     SELECT tr.*, d.signals, d.first_signal_at, d.last_signal_at, d.rework_usd,
         d.rework_minutes, d.deciding_signal_id, d.reason, d.last_accepts, d.last_at,
         d.last_outcome,
-        d.first_signal_at IS NULL OR d.first_signal_at > tr.ended_at + tr.abandon_after
-            AS unsignalled
+        d.first_signal_at IS NULL AS unsignalled
     FROM tr LEFT JOIN d ON d.task_key = tr.task_key
 )
 SELECT

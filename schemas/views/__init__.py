@@ -51,6 +51,7 @@ VIEW_FILES: tuple[str, ...] = (
     "costs",
     "task_allocations",
     "cost_allocations",
+    "unmatched_signals",
     "cost_per_task",
     "lookup",
 )
@@ -152,6 +153,7 @@ def settings_bindings(settings: Settings | None) -> dict[str, str]:
     return {
         "workflow_rules_values": workflow_rules_values(settings),
         "cost_params": sql_file(TEMPLATES, "cost_params").strip(),
+        "unallocated_params": sql_file(TEMPLATES, "unallocated_params").strip(),
     }
 
 

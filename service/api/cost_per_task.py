@@ -3,8 +3,10 @@
 Every figure comes from the ``cost_per_task_by`` macro (``schemas/cost_rows.sql``; with
 ``cost=full`` the cost entries allocated by ``schemas/allocation.sql``); this module only checks
 the parameters, picks the columns and renders them. With ``cost=full`` the answer also lists
-the cost entries that could not be allocated (no inference spend in their scope) under
-``unallocated``: they are in no row, and never silently dropped.
+under ``unallocated`` (``schemas/unallocated.sql``) the cost entries that could not be
+allocated (no inference spend in their scope, ``kind: "entry"``) and the rework money of
+signals that count for no task (unknown task, or another workflow named: ``kind: "signal"``):
+they are in no row, never silently dropped, and ``unallocated_usd`` adds them up.
 """
 
 from __future__ import annotations
@@ -14,12 +16,25 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from schemas.views import COMPONENT_COLUMNS
-from service.api.params import FORMATS, check_known, choices, moment, names, one_of
+from service.api.openapi import CSV, errors
+from service.api.params import (
+    FORMATS,
+    TIME_PATTERN,
+    AsOf,
+    Format,
+    check_known,
+    choices,
+    declared,
+    moment,
+    names,
+    one_of,
+)
 from service.api.render import csv_response, json_response, plain
-from service.db import Database, QueryError, get_db
+from service.db import Database, get_db
 from service.errors import ApiError
 
 router = APIRouter()
@@ -51,16 +66,6 @@ METRICS: tuple[str, ...] = (
     "unpriced_spans",
 )
 COSTS = ("inference", "full")
-UNALLOCATED_COLUMNS = (
-    "entry_id",
-    "component",
-    "amount_usd",
-    "period_start",
-    "period_end",
-    "workflow",
-    "team",
-    "note",
-)
 PARAMS = ("group_by", "start", "end", "workflow", "team", "cost", "format", "as_of")
 
 
@@ -102,19 +107,15 @@ def unallocated_query(
     end: datetime | None = None,
     workflows: list[str] | None = None,
     teams: list[str] | None = None,
-    view: str = "cost_allocations",
+    macro: str = "unallocated_costs_in",
 ) -> tuple[str, list[Any]]:
-    """The cost entries of ``view`` that were not allocated, whose period overlaps
-    ``[start, end)`` and which name one of ``workflows`` / ``teams`` (or none)."""
+    """What ``cost=full`` puts in no row (``schemas/unallocated.sql``): entries without spend
+    in their scope, and the rework of signals that count for no task, within the filters."""
     sql = (
-        f"SELECT {', '.join(UNALLOCATED_COLUMNS)} FROM {view} WHERE NOT allocated"
-        " AND (?::TIMESTAMPTZ IS NULL OR period_end > ?::TIMESTAMPTZ)"
-        " AND (?::TIMESTAMPTZ IS NULL OR period_start < ?::TIMESTAMPTZ)"
-        " AND (workflow IS NULL OR ?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], workflow))"
-        " AND (team IS NULL OR ?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], team))"
-        " ORDER BY period_start, entry_id"
+        f"SELECT * FROM {macro}(start_at := ?::TIMESTAMPTZ, end_at := ?::TIMESTAMPTZ,"
+        " workflows := ?::VARCHAR[], teams := ?::VARCHAR[])"
     )
-    return sql, [start, start, end, end, workflows, workflows, teams, teams]
+    return sql, [start, end, workflows, teams]
 
 
 def cost_per_task_rows(
@@ -150,67 +151,105 @@ def unallocated_rows(
     teams: list[str] | None = None,
     as_of: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The cost entries ``cost=full`` could not allocate (see ``unallocated_query``)."""
+    """What ``cost=full`` could put in no row (see ``unallocated_query``)."""
     store = db.store_for(as_of)
     sql, args = unallocated_query(
         start=start,
         end=end,
         workflows=workflows,
         teams=teams,
-        view="store_cost_allocations" if store is not None else "cost_allocations",
+        macro="store_unallocated_costs_in" if store is not None else "unallocated_costs_in",
     )
     return db.rows(sql, args, as_of=as_of, snapshot=store.snapshot if store else None)
 
 
-@router.get("/api/v1/cost-per-task")
-def cost_per_task(request: Request, db: Annotated[Database, Depends(get_db)]) -> Response:
+GroupBy = Annotated[
+    str | None,
+    declared(
+        f"Comma list of {', '.join(GROUP_KEYS)} (default: workflow)",
+        pattern=f"^({'|'.join(GROUP_KEYS)})(,({'|'.join(GROUP_KEYS)}))*$",
+    ),
+]
+Names = Annotated[str | None, declared("Comma list of names to keep")]
+Start = Annotated[
+    str | None, declared("Tasks started at or after (RFC 3339 or a date)", pattern=TIME_PATTERN)
+]
+End = Annotated[
+    str | None, declared("Tasks started before (RFC 3339 or a date)", pattern=TIME_PATTERN)
+]
+Cost = Annotated[
+    str | None, declared("inference (default) or full: every cost component", enum=list(COSTS))
+]
+
+
+class CostPerTaskAnswer(BaseModel):
+    """The JSON answer (``unallocated`` and ``unallocated_usd`` with ``cost=full`` only)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rows: list[dict[str, Any]]
+    currency: str
+    cost: str
+    group_by: list[str]
+    filters: dict[str, Any]
+    as_of: str | None
+
+
+@router.get(
+    "/api/v1/cost-per-task",
+    response_model=None,
+    responses={
+        200: {"model": CostPerTaskAnswer, "content": CSV, "description": "JSON, or CSV rows"},
+        **errors(400, 401, 403, 503),
+    },
+)
+def cost_per_task(
+    request: Request,
+    db: Annotated[Database, Depends(get_db)],
+    *,
+    group_by: GroupBy = None,
+    start: Start = None,
+    end: End = None,
+    workflow: Names = None,
+    team: Names = None,
+    cost: Cost = None,
+    format: Format = None,
+    as_of: AsOf = None,
+) -> Response:
     """Cost per completed task, grouped by ``group_by`` (default: workflow)."""
-    q = request.query_params
-    check_known(q, PARAMS)
-    group_by = choices(q, "group_by", GROUP_KEYS, "workflow")
-    start, end = moment(q, "start"), moment(q, "end")
-    if start is not None and end is not None and end <= start:
+    check_known(request.query_params, PARAMS)
+    keys = choices("group_by", group_by, GROUP_KEYS, "workflow")
+    since, until = moment("start", start), moment("end", end)
+    if since is not None and until is not None and until <= since:
         raise ApiError(400, "end: must be after start (the period is [start, end))")
-    workflows, teams = names(q, "workflow"), names(q, "team")
-    cost = one_of(q, "cost", COSTS, "inference")
-    fmt = one_of(q, "format", FORMATS, "json")
-    as_of = moment(q, "as_of")
-    full = cost == "full"
-    unallocated: list[dict[str, Any]] = []
-    try:
-        rows = cost_per_task_rows(
-            db,
-            group_by,
-            start=start,
-            end=end,
-            workflows=workflows,
-            teams=teams,
-            as_of=as_of,
-            full=full,
-        )
-        if full:
-            unallocated = unallocated_rows(
-                db, start=start, end=end, workflows=workflows, teams=teams, as_of=as_of
-            )
-    except QueryError as exc:
-        raise ApiError(exc.status, exc.message) from exc
+    workflows, teams = names("workflow", workflow), names("team", team)
+    kind = one_of("cost", cost, COSTS, "inference")
+    fmt = one_of("format", format, FORMATS, "json")
+    at = moment("as_of", as_of)
+    full = kind == "full"
+    rows = cost_per_task_rows(
+        db, keys, start=since, end=until, workflows=workflows, teams=teams, as_of=at, full=full
+    )
     if fmt == "csv":
-        columns = [*group_by, *METRICS, *(COMPONENT_COLUMNS if full else ())]
+        columns = [*keys, *METRICS, *(COMPONENT_COLUMNS if full else ())]
         return csv_response(rows, columns, "cost-per-task")
     doc: dict[str, Any] = {
         "rows": rows,
         "currency": "USD",
-        "cost": cost,
-        "group_by": group_by,
+        "cost": kind,
+        "group_by": keys,
         "filters": {
-            "start": plain(start),
-            "end": plain(end),
+            "start": plain(since),
+            "end": plain(until),
             "workflow": workflows,
             "team": teams,
         },
-        "as_of": plain(as_of),
+        "as_of": plain(at),
     }
     if full:
+        unallocated = unallocated_rows(
+            db, start=since, end=until, workflows=workflows, teams=teams, as_of=at
+        )
         doc["unallocated"] = unallocated
         doc["unallocated_usd"] = sum((u["amount_usd"] for u in unallocated), Decimal(0))
     return json_response(doc)

@@ -5,13 +5,35 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
+from typing import Annotated, Any
 
+from fastapi import Query
 from starlette.datastructures import QueryParams
 
 from schemas.jsonitems import rfc3339_ns
 from service.errors import ApiError
 
 FORMATS = ("json", "csv")
+#: What the OpenAPI document says a time parameter looks like (the parser is ``moment``).
+TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2}))?$"
+
+
+def declared(description: str, **schema: Any) -> Any:
+    """A query parameter as the OpenAPI document describes it. Values arrive as text and are
+    checked by the functions below (whose 400s name the parameter and the values allowed),
+    so ``schema`` only documents them: ``enum``, ``pattern``."""
+    return Query(description=description, json_schema_extra=schema or None)
+
+
+#: The declared parameters every table route shares.
+Format = Annotated[str | None, declared("json (default) or csv", enum=list(FORMATS))]
+AsOf = Annotated[
+    str | None,
+    declared(
+        "Outcomes as they stood at this time (RFC 3339 or a date; default: now)",
+        pattern=TIME_PATTERN,
+    ),
+]
 
 
 def check_known(params: QueryParams, known: Collection[str]) -> None:
@@ -23,16 +45,16 @@ def check_known(params: QueryParams, known: Collection[str]) -> None:
             raise ApiError(400, f"parameter '{key}' given more than once")
 
 
-def one_of(params: QueryParams, key: str, allowed: Sequence[str], default: str) -> str:
-    value = params.get(key, default).strip().lower()
+def one_of(key: str, raw: str | None, allowed: Sequence[str], default: str) -> str:
+    """One word from ``allowed`` (any case); ``default`` when absent."""
+    value = (raw if raw is not None else default).strip().lower()
     if value not in allowed:
         raise ApiError(400, f"{key}: expected one of {', '.join(allowed)}, got '{value}'")
     return value
 
 
-def names(params: QueryParams, key: str) -> list[str] | None:
+def names(key: str, raw: str | None) -> list[str] | None:
     """A comma list of names (``workflow=a,b``); None when absent."""
-    raw = params.get(key)
     if raw is None:
         return None
     values = [v.strip() for v in raw.split(",") if v.strip()]
@@ -41,9 +63,9 @@ def names(params: QueryParams, key: str) -> list[str] | None:
     return values
 
 
-def choices(params: QueryParams, key: str, allowed: Sequence[str], default: str) -> list[str]:
+def choices(key: str, raw: str | None, allowed: Sequence[str], default: str) -> list[str]:
     """A comma list of distinct words from ``allowed``, in the order given."""
-    raw = params.get(key, default)
+    raw = raw if raw is not None else default
     values = [v.strip().lower() for v in raw.split(",")]
     if not raw.strip() or any(not v for v in values):
         raise ApiError(400, f"{key}: expected a comma list of {', '.join(allowed)}")
@@ -55,9 +77,8 @@ def choices(params: QueryParams, key: str, allowed: Sequence[str], default: str)
     return values
 
 
-def moment(params: QueryParams, key: str) -> datetime | None:
+def moment(key: str, raw: str | None) -> datetime | None:
     """An RFC 3339 time or a date (midnight UTC); None when absent."""
-    raw = params.get(key)
     if raw is None:
         return None
     try:

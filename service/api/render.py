@@ -7,10 +7,12 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from starlette.responses import Response
 
@@ -108,5 +110,26 @@ def csv_response(
     return Response(
         buf.getvalue(),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'inline; filename="{filename}.csv"'},
+        headers={"Content-Disposition": content_disposition(f"{filename}.csv")},
     )
+
+
+#: What the ASCII fallback of a file name keeps; anything else (quotes, backslashes, CR/LF,
+#: control characters, path separators, non-ASCII) becomes "_".
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._+-]")
+#: Longest file name offered (a header stays small whatever the length of a task id).
+MAX_FILENAME = 200
+
+
+def content_disposition(filename: str, disposition: str = "inline") -> str:
+    """A ``Content-Disposition`` value for any ``filename`` (RFC 6266): a plain ASCII
+    ``filename="..."`` fallback with every unsafe character replaced, and the exact name as
+    ``filename*=UTF-8''<percent-encoded>``. Task ids hold quotes, CR/LF, slashes and emoji;
+    none of them can break the header or name a path."""
+    if len(filename) > MAX_FILENAME:  # keep the extension of a name cut short
+        stem, dot, ext = filename.rpartition(".")
+        filename = stem[: MAX_FILENAME - len(ext) - 1] + dot + ext if dot else filename
+        filename = filename[:MAX_FILENAME]
+    fallback = _UNSAFE_FILENAME.sub("_", filename) or "download"
+    exact = quote(filename, safe="")
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{exact}"

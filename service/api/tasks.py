@@ -11,18 +11,37 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, ConfigDict
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from schemas.delta import Snapshot
 from schemas.templates import render
-from service.api.params import FORMATS, check_known, moment, one_of
+from service.api.openapi import CSV, errors
+from service.api.params import FORMATS, AsOf, Format, check_known, moment, one_of
 from service.api.render import csv_response, json_response
-from service.db import Database, QueryError, get_db
+from service.db import Database, get_db
 from service.errors import ApiError
 from service.store import SCHEMA, span_read
 
 router = APIRouter()
+
+
+class _AnyId(Convertor[str]):
+    """The rest of the path, whatever it holds: ``/``, and CR/LF too (Starlette's ``path``
+    stops at a newline)."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("any_id", _AnyId())
 
 SPAN_COLUMNS: tuple[str, ...] = (
     "trace_id",
@@ -241,16 +260,40 @@ def span_tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return roots
 
 
-@router.get("/api/v1/tasks/{task_id}")
-def get_task(task_id: str, request: Request, db: Annotated[Database, Depends(get_db)]) -> Response:
-    """A task (``task.id``) or attempt (correlation id): attempts, span tree, signals, outcome."""
-    q = request.query_params
-    check_known(q, ("format", "as_of"))
-    fmt = one_of(q, "format", FORMATS, "json")
-    try:
-        doc = task_detail(db, task_id, as_of=moment(q, "as_of"))
-    except QueryError as exc:
-        raise ApiError(exc.status, exc.message) from exc
+class TaskAnswer(BaseModel):
+    """The drill-down document (JSON); with ``format=csv``, its span rows."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    kind: str
+    currency: str
+    task: dict[str, Any] | None
+    attempts: list[dict[str, Any]]
+    signals: list[dict[str, Any]]
+    spans: list[dict[str, Any]]
+
+
+@router.get(
+    "/api/v1/tasks/{task_id:any_id}",
+    response_model=None,
+    responses={
+        200: {"model": TaskAnswer, "content": CSV, "description": "JSON, or CSV span rows"},
+        **errors(400, 401, 403, 404, 503),
+    },
+)
+def get_task(
+    task_id: Annotated[str, Path(description="A task id or attempt (correlation) id; may hold /")],
+    request: Request,
+    db: Annotated[Database, Depends(get_db)],
+    format: Format = None,
+    as_of: AsOf = None,
+) -> Response:
+    """A task (``task.id``) or attempt (correlation id): attempts, span tree, signals, outcome.
+    The id is the rest of the path, so ids holding ``/`` work sent as is or percent-encoded."""
+    check_known(request.query_params, ("format", "as_of"))
+    fmt = one_of("format", format, FORMATS, "json")
+    doc = task_detail(db, task_id, as_of=moment("as_of", as_of))
     rows = doc.pop("span_rows")
     if fmt == "csv":
         return csv_response(

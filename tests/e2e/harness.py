@@ -33,12 +33,14 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """A ``tasklake serve`` child process on free ports over ``lake``."""
+    """A ``tasklake serve`` child process on free ports over ``lake`` — or, given ``uri``
+    (``s3://...``), over that object-store lake, with its WAL and store under ``lake``."""
 
     lake: Path
     log: Path
     args: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    uri: str | None = None
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
@@ -46,6 +48,11 @@ class Server:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def target(self) -> str:
+        """The lake as settings name it: the object-store URI, else the directory."""
+        return self.uri or str(self.lake)
 
     @property
     def grpc_target(self) -> str:
@@ -58,7 +65,12 @@ class Server:
             "service.cli",
             "serve",
             "--lake",
-            str(self.lake),
+            self.target,
+            *(
+                ("--wal-dir", str(self.lake / "_wal"), "--store-dir", str(self.lake / "_store"))
+                if self.uri
+                else ()
+            ),
             "--http-port",
             str(self.http_port),
             "--grpc-port",
@@ -105,7 +117,7 @@ class Server:
             self.proc.wait()
 
 
-def query(lake: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+def query(lake: Path | str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     """Run ``sql`` over the lake's views pinned to the newest versions, in a fresh in-memory
     DuckDB (and again should a vacuum have removed a file of that version)."""
     for attempt in range(20):
@@ -121,7 +133,7 @@ def query(lake: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, .
 
 
 def wait_for(
-    lake: Path, sql: str, expected: Any, timeout: float = 15.0, params: Sequence[Any] = ()
+    lake: Path | str, sql: str, expected: Any, timeout: float = 15.0, params: Sequence[Any] = ()
 ) -> Any:
     """Poll ``sql`` (one value) until it equals ``expected``; return the last value seen."""
     deadline = time.monotonic() + timeout

@@ -27,6 +27,7 @@ from opentelemetry.trace.status import Status, StatusCode
 from schemas.attributes import decode_attributes, encode_attributes
 from tests.e2e.harness import Server, query, wait_for
 from tests.lakes import tables
+from tests.s3 import S3
 
 CASES = [
     ("http", "OTEL_EXPORTER_OTLP_ENDPOINT"),
@@ -36,10 +37,19 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=["local", "s3"])
+def shared_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One server over a local lake, one over an S3-compatible lake (moto)."""
     base = tmp_path_factory.mktemp("sdk")
-    srv = Server(lake=base / "lake", log=base / "server.log").start()
+    store: S3 | None = request.getfixturevalue("s3") if request.param == "s3" else None
+    srv = Server(
+        lake=base / "lake",
+        log=base / "server.log",
+        env=store.env if store else {},
+        uri=store.lake("sdk") if store else None,
+    ).start()
     try:
         yield srv
     finally:
@@ -150,10 +160,14 @@ def _emit(exporter: SpanExporter, label: str) -> tuple[list[ReadableSpan], Resou
     return spans, resource
 
 
-def _lake_rows(lake: Path, trace_hex: str) -> dict[str, dict[str, Any]]:
+def _lake_rows(lake: Path | str, trace_hex: str) -> dict[str, dict[str, Any]]:
     """The rows of the newest spans table version, as stored (times are int64 nanoseconds)."""
-    files = tables(lake).version_of("spans").uris()
-    table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+    t = tables(lake)
+    fs, _ = t.location.filesystem()
+    files = [t.location.fs_path(uri) for uri in t.version_of("spans").uris()]
+    table = pa.concat_tables(
+        [pq.read_table(f, filesystem=fs) for f in files], promote_options="default"
+    )
     table = table.filter(pc.equal(table["trace_id"], trace_hex))
     return {r["span_id"]: r for r in table.to_pylist()}
 
@@ -163,7 +177,7 @@ def _kv_text(kvs: Any) -> tuple[list[tuple[str, str]], str | None]:
     return entries, codes
 
 
-def _all_attributes(lake: Path, span_id: str) -> dict[str, str]:
+def _all_attributes(lake: Path | str, span_id: str) -> dict[str, str]:
     ((value,),) = query(lake, "SELECT all_attributes FROM spans WHERE span_id = ?", [span_id])
     return dict(value)
 
@@ -175,7 +189,7 @@ def test_sdk_exporter_delivers_every_field(
     label = f"{protocol}-{variable.lower()}"
     spans, _ = _emit(_exporter(protocol, variable, shared_server, monkeypatch), label)
     trace_hex = f"{spans[0].context.trace_id:032x}"
-    lake = shared_server.lake
+    lake = shared_server.target
     seen = wait_for(lake, "SELECT count(*) FROM spans WHERE trace_id = ?", 3, params=[trace_hex])
     assert seen == 3, shared_server.log_text()
 

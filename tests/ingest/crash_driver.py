@@ -94,11 +94,12 @@ def acknowledged(acks: Path) -> list[int]:
     return out
 
 
-def lake_span_ids(lake: Path) -> Counter[int]:
+def lake_span_ids(lake: Path | str) -> Counter[int]:
     """How many times each span id was committed to the spans table by ingest: every commit
     of the log, so a span committed twice counts twice even after compaction merged the
     copies away (the ``spans`` view would count it once either way)."""
     from schemas.lake import SPANS
+    from schemas.location import configure_duckdb
     from tests.lakes import tables
 
     t = tables(lake)
@@ -112,6 +113,7 @@ def lake_span_ids(lake: Path) -> Counter[int]:
     if not files:
         return Counter()
     con = duckdb.connect()
+    configure_duckdb(con, t.location)
     rows = con.execute(
         "SELECT span_id, count(*) FROM read_parquet(?) GROUP BY span_id", [files]
     ).fetchall()

@@ -159,7 +159,8 @@ def test_adversarial_requests() -> None:
     stats = p.stats()
     # most requests must really take the fast path, or this test proves little
     assert stats["native"] > 0.8 * stats["requests"]
-    assert stats["python_spans"] > 50 and stats["spans"] > 3 * stats["python_spans"]
+    # spans with JSON, markers or usage values that are not counts (flagged) resolve in Python
+    assert stats["python_spans"] > 50 and stats["spans"] > 2 * stats["python_spans"]
 
 
 def test_adversarial_requests_with_custom_keys_and_odd_prices() -> None:

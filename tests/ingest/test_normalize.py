@@ -683,8 +683,14 @@ def test_odd_ids_missing_end_and_out_of_range_values() -> None:
     spans.append(_span({}, start_time_unix_nano=2**64 - 1, end_time_unix_nano=2**64 - 1))
     spans[1].status.code = Status.STATUS_CODE_OK
     first, second = rows(Normalizer(Settings()).normalize(request, 0))
-    assert first["parent_span_id"] == "010203" and first["duration_ns"] is None
-    assert first["kind"] is None  # does not fit the column: null, never a failed batch
+    # no end: kept with duration 0; a kind beyond int8: null, never a failed batch; both
+    # noted as sent (ingest.notes)
+    assert first["parent_span_id"] == "010203" and first["duration_ns"] == 0
+    assert first["kind"] is None
+    assert first["attributes"] == [
+        ("tasklake.end_time_unix_nano", "0"),
+        ("tasklake.kind", "300"),
+    ]
     assert second["start_time"] == 2**63 - 1 and second["duration_ns"] == 0
     assert second["status_code"] == 1
 

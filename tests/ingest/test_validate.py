@@ -8,7 +8,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from ingest.validate import MAX_TIME, validate_traces
+from ingest.validate import MAX_SPAN_TIME_NS, validate_traces
 
 GOOD: dict[str, Any] = {
     "trace_id": b"\x01" * 16,
@@ -33,8 +33,11 @@ def _request(*spans: Span) -> ExportTraceServiceRequest:
         ({"span_id": bytes(8)}, "invalid span_id"),
         ({"parent_span_id": b"\x03" * 4}, "invalid parent_span_id"),
         ({"start_time_unix_nano": 0}, "missing start_time_unix_nano"),
-        ({"start_time_unix_nano": MAX_TIME + 1}, "time beyond year 2262"),
-        ({"end_time_unix_nano": MAX_TIME + 1}, "time beyond year 2262"),
+        ({"start_time_unix_nano": MAX_SPAN_TIME_NS + 1}, "start_time_unix_nano after 2262-01-01"),
+        ({"start_time_unix_nano": 2**63 - 1}, "start_time_unix_nano after 2262-01-01"),
+        ({"start_time_unix_nano": 2**64 - 1}, "start_time_unix_nano after 2262-01-01"),
+        ({"end_time_unix_nano": MAX_SPAN_TIME_NS + 1}, "end_time_unix_nano after 2262-01-01"),
+        ({"end_time_unix_nano": 2**64 - 1}, "end_time_unix_nano after 2262-01-01"),
     ],
 )
 def test_bad_span_is_refused_and_the_good_ones_kept(
@@ -71,3 +74,14 @@ def test_problems_are_counted_by_kind() -> None:
         message == "2 span(s): invalid span_id (want 8 non-zero bytes); "
         "1 span(s): invalid trace_id (want 16 non-zero bytes)"
     )
+
+
+def test_the_last_accepted_time_and_an_end_before_the_start_are_kept() -> None:
+    """The range is inclusive; an end before the start is the converter's to flag, not ours."""
+    request = _request(
+        Span(name="last", **{**GOOD, "start_time_unix_nano": MAX_SPAN_TIME_NS}),
+        Span(name="end-at-max", **{**GOOD, "end_time_unix_nano": MAX_SPAN_TIME_NS}),
+        Span(name="ends-before", **{**GOOD, "end_time_unix_nano": 5}),
+        Span(name="no-end", **{**GOOD, "end_time_unix_nano": 0}),
+    )
+    assert validate_traces(request) == (4, 0, "")

@@ -16,6 +16,7 @@ from ingest.wal import (
     WalReader,
     WalWriter,
     list_segments,
+    log_end,
     read_records,
     recover,
 )
@@ -108,6 +109,9 @@ def test_a_chain_cut_short_by_a_crash_is_dropped_whole(tmp_path: Path, keep: int
     (_, segment) = list_segments(tmp_path)[-1]
     data = segment.read_bytes()
     segment.write_bytes(data[: before + keep * (HEADER_SIZE + 100)])  # whole records, not all
+    torn = segment.read_bytes()
+    assert log_end(tmp_path) == before  # where recover cuts, without cutting
+    assert segment.read_bytes() == torn
     assert recover(tmp_path) == before
     assert _replay(tmp_path) == [(KIND_TRACES, 1, b"acknowledged")]
 

@@ -4,9 +4,12 @@ auth, and back-pressure."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import http.client
 import json
+import threading
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -15,9 +18,10 @@ import requests
 
 from ingest.errors import Overloaded
 from ingest.wal import KIND_COSTS, KIND_SIGNALS
+from ingest.write_api import signal_warnings
 from schemas.costs import COST_SCHEMA
 from schemas.settings import MiB
-from schemas.signals import SIGNAL_SCHEMA
+from schemas.signals import SIGNAL_SCHEMA, Signal, parse_signals
 from tests.ingest.conftest import AUTH_TOKEN
 from tests.ingest.receiver_harness import ReceiverServer, SinkExporter
 
@@ -74,16 +78,16 @@ def test_good_items_are_stored_and_bad_ones_named_by_index(
 def test_ndjson_and_one_object(receiver: ReceiverServer, sink: SinkExporter) -> None:
     lines = '{"task_id": "a", "outcome": "completed"}\n\n{"task_id": "b", "outcome": "escalated"}\n'
     resp = post(receiver, SIGNALS, lines, "application/x-ndjson")
-    assert resp.json() == {"accepted": 2, "rejected": []}
+    assert resp.json() == {"accepted": 2, "rejected": [], "warnings": []}
     resp = post(receiver, SIGNALS, '{"task_id": "c", "outcome": "rework"}', None)
-    assert resp.json() == {"accepted": 1, "rejected": []}  # no Content-Type: sniffed
+    assert resp.json() == {"accepted": 1, "rejected": [], "warnings": []}  # sniffed
     gz = post(
         receiver,
         SIGNALS,
         gzip.compress(b'[{"task_id": "d", "outcome": "failed"}]'),
         **{"Content-Encoding": "gzip"},
     )
-    assert gz.json() == {"accepted": 1, "rejected": []}
+    assert gz.json() == {"accepted": 1, "rejected": [], "warnings": []}
     assert [r.num_rows for _, r in sink.rows] == [2, 1, 1]
 
 
@@ -111,6 +115,35 @@ def test_cost_entries(receiver: ReceiverServer, sink: SinkExporter) -> None:
     ((kind, rows),) = sink.rows
     assert kind == KIND_COSTS and rows.schema == COST_SCHEMA
     assert rows.column("amount_usd").to_pylist() == [Decimal("1200.5")]
+
+
+def test_amounts_and_times_out_of_range_are_refused_per_item_never_503(
+    receiver: ReceiverServer, sink: SinkExporter
+) -> None:
+    """A value no retry can fix is the item's error (400 when no item is valid), never a 503
+    that a sender would retry forever while the valid items wait."""
+    signals = [
+        {"task_id": "T-1", "outcome": "rework", "rework_cost_usd": 1000000},
+        {"task_id": "T-2", "outcome": "rework", "rework_cost_usd": 1e16},
+        {"task_id": "T-3", "outcome": "completed", "occurred_at": "2262-04-11T23:47:16.854775807Z"},
+    ]
+    resp = post(receiver, SIGNALS, json.dumps(signals))
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["accepted"] == 1
+    assert [r["index"] for r in resp.json()["rejected"]] == [1, 2]
+    ((_, rows),) = sink.rows
+    assert rows.column("rework_cost_usd").to_pylist() == [Decimal(1000000)]
+    costs = [
+        {
+            "component": "labor",
+            "amount_usd": a,
+            "period_start": "2026-01-01",
+            "period_end": "2026-02-01",
+        }
+        for a in ("1e16", "1e17")
+    ]
+    doc = assert_error_shape(post(receiver, COSTS, json.dumps(costs)), 400, "largest amount")
+    assert [r["index"] for r in doc["rejected"]] == [0, 1]
 
 
 def test_nothing_valid_is_400_with_the_items_errors(
@@ -185,4 +218,62 @@ def test_bearer_token(auth_receiver: ReceiverServer) -> None:
     assert missing.headers["www-authenticate"].startswith("Bearer")
     assert_error_shape(post(auth_receiver, COSTS, body, Authorization="Bearer nope"), 403, "")
     ok = post(auth_receiver, SIGNALS, body, Authorization=f"Bearer {AUTH_TOKEN}")
-    assert ok.json() == {"accepted": 1, "rejected": []}
+    assert ok.json() == {"accepted": 1, "rejected": [], "warnings": []}
+
+
+class _Lookup:
+    """The read side's answer, as the composition root would inject it (a stand-in: the real
+    one, over the task store, is exercised end to end in tests/e2e/test_trust.py)."""
+
+    def __init__(self, found: dict[str, tuple[str, str | None]] | Exception) -> None:
+        self.found = found
+        self.release = threading.Event()
+
+    def unmatched(self, signals: Sequence[Signal]) -> dict[str, tuple[str, str | None]]:
+        if isinstance(self.found, Exception):
+            raise self.found
+        if not self.found:
+            self.release.wait(30)  # slower than any answer waits
+        return self.found
+
+
+def _signals() -> tuple[list[Signal], list[int]]:
+    body = json.dumps(
+        [
+            {"task_id": "T-1", "outcome": "completed"},
+            {"task_id": "T-2", "outcome": "done"},
+            {"correlation_id": "att-3", "outcome": "failed"},
+            {"task_id": "T-4", "outcome": "rework", "workflow": "w2"},
+        ]
+    ).encode()
+    parsed = parse_signals(body)
+    return parsed.items, parsed.indexes
+
+
+def test_signals_for_no_task_are_stored_with_a_warning_each() -> None:
+    items, indexes = _signals()
+    lookup = _Lookup(
+        {
+            items[1].signal_id: ("unknown task", None),
+            items[2].signal_id: ("workflow mismatch", "w1"),
+        }
+    )
+    warnings = asyncio.run(signal_warnings(lookup, items, indexes))
+    assert [w["index"] for w in warnings] == [2, 3]  # indexes in the body, as rejections
+    assert "attempt 'att-3' is not known (yet)" in warnings[0]["warning"]
+    assert "workflow 'w2' is not its task's ('w1')" in warnings[1]["warning"]
+
+
+def test_a_failing_or_slow_lookup_means_no_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    items, indexes = _signals()
+    assert asyncio.run(signal_warnings(_Lookup(RuntimeError("store gone")), items, indexes)) == []
+    monkeypatch.setattr("ingest.write_api.LOOKUP_TIMEOUT", 0.01)
+    slow = _Lookup({})
+
+    async def answer() -> list[dict[str, Any]]:
+        try:
+            return await signal_warnings(slow, items, indexes)
+        finally:
+            slow.release.set()  # let the abandoned lookup end before the loop closes
+
+    assert asyncio.run(answer()) == []

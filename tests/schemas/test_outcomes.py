@@ -37,7 +37,15 @@ CASES: dict[str, tuple[list[tuple[str, float, dict[str, Any]]], float, str, str]
     ),
     "no-signal-yet": ([], 6 * 24, "pending", "pending"),
     "no-signal": ([], 8 * 24, "abandoned", "abandoned"),
-    "first-signal-too-late": ([("completed", 8 * 24, {})], 30 * 24, "abandoned", "abandoned"),
+    # abandoned is provisional: a completion arriving after abandon_after decides the task
+    "late-completion-not-yet-in": (
+        [("completed", 8 * 24, {})],
+        7 * 24 + 12,
+        "abandoned",
+        "abandoned",
+    ),
+    "late-completion-in": ([("completed", 8 * 24, {})], 30 * 24, "completed", "completed"),
+    "late-failure-in": ([("failed", 9 * 24, {})], 30 * 24, "failed", "failed"),
     "rework": ([("completed", 1, {}), ("rework", 5, {})], 500, "rework", "failed"),
     "failed-then-completed": (
         [("failed", 1, {}), ("completed", 3, {})],

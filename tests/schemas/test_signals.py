@@ -3,16 +3,19 @@ array or NDJSON; every bad item reported by index, every good one kept; money ex
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from ingest.lake.append import append_rows
+from ingest.lake.files import FileWriter
 from schemas.costs import COST_SCHEMA, costs_table, parse_costs
 from schemas.jsonitems import BodyError, ns_to_iso, rfc3339_ns
-from schemas.lake import SIGNALS
+from schemas.lake import PARTITION, SIGNALS, TABLES
 from schemas.signals import SIGNAL_SCHEMA, parse_signals, signals_table
 from tests.lakes import load, tables
 
@@ -127,3 +130,80 @@ def test_cost_entries() -> None:
 def test_times_out_of_range_are_refused() -> None:
     body = b'{"task_id": "T", "outcome": "completed", "occurred_at": "2300-01-01T00:00:00Z"}'
     assert "out of range" in parse_signals(body).rejected[0]["error"]
+
+
+@pytest.mark.parametrize(
+    ("item", "error"),
+    [
+        ('"occurred_at": "2262-04-11T23:47:16.854775807Z"', "occurred_at: in the future"),
+        ('"occurred_at": "2026-02-01T00:05:00.000000001Z"', "occurred_at: in the future"),
+        ('"occurred_at": "1969-12-31T23:59:59Z"', "out of range"),
+        ('"rework_cost_usd": 1000000000000000.000000000001', "largest amount"),
+        ('"rework_cost_usd": 1e16', "largest amount"),
+    ],
+)
+def test_signals_outside_the_time_and_money_ranges_are_refused_per_item(
+    item: str, error: str
+) -> None:
+    good = '{"task_id": "U", "outcome": "failed"}'
+    body = f'[{{"task_id": "T", "outcome": "failed", {item}}}, {good}]'
+    parsed = parse_signals(body.encode(), now=NOW)  # max_clock_skew: 300 s by default
+    assert [s.task_id for s in parsed.items] == ["U"]
+    assert error in parsed.rejected[0]["error"], parsed.rejected
+
+
+def test_the_clock_skew_allowed_is_a_setting() -> None:
+    body = b'{"task_id": "T", "outcome": "failed", "occurred_at": "2026-02-01T00:30:00Z"}'
+    assert parse_signals(body, now=NOW).rejected
+    assert parse_signals(body, now=NOW, max_clock_skew=3600).items
+
+
+def test_the_largest_amounts_are_stored_exactly() -> None:
+    body = b'{"task_id": "T", "outcome": "rework", "rework_cost_usd": "1000000000000000"}'
+    table = signals_table(parse_signals(body, now=NOW).items, received_at_ms=0)
+    assert table.column("rework_cost_usd").to_pylist() == [Decimal(10**15)]
+
+
+def test_cost_periods_stay_within_1970_and_2262() -> None:
+    def entry(start: str, end: str) -> bytes:
+        return (
+            f'{{"component": "labor", "amount_usd": 1, "period_start": "{start}",'
+            f' "period_end": "{end}"}}'
+        ).encode()
+
+    assert parse_costs(entry("1970-01-01", "2262-01-01")).items
+    late = parse_costs(entry("2261-01-01", "2262-01-02")).rejected
+    assert "period_end: from 2262-01-01 on" in late[0]["error"]
+    early = parse_costs(entry("1969-12-31", "1970-01-02")).rejected
+    assert "period_start" in early[0]["error"]
+
+
+def test_version_1_signal_files_still_read(tmp_path: Path) -> None:
+    """Version 1 stored rework_cost_usd as DECIMAL(18, 12); the views read both."""
+    old = b'{"task_id": "T", "outcome": "rework", "rework_cost_usd": "2.5", "signal_id": "a"}'
+    new = b'{"task_id": "T", "outcome": "rework", "rework_cost_usd": "1e15", "signal_id": "b"}'
+    spec = TABLES[SIGNALS]
+    v1 = spec.to_lake(signals_table(parse_signals(old, now=NOW).items, received_at_ms=0))
+    index = v1.schema.get_field_index("rework_cost_usd")
+    v1 = v1.set_column(
+        index, "rework_cost_usd", v1.column(index).cast(pa.decimal128(18, 12))
+    ).set_column(0, "schema_version", pa.array([1], pa.int8()))
+    t = tables(tmp_path)
+    written = FileWriter(t.location).write(
+        spec, dt.date(2026, 1, 5), v1, prefix="old", row_group_rows=10, level=1
+    )
+    t.current(SIGNALS).create_write_transaction(
+        [written.add_action()],
+        mode="append",
+        schema=spec.delta_schema,
+        partition_by=[PARTITION],
+    )
+    append_rows(
+        t, SIGNALS, signals_table(parse_signals(new, now=NOW).items, received_at_ms=0), prefix="new"
+    )
+    con = duckdb.connect()
+    load(con, tmp_path)
+    assert con.execute("SELECT signal_id, rework_cost_usd FROM signals ORDER BY 1").fetchall() == [
+        ("a", Decimal("2.5")),
+        ("b", Decimal(10**15)),
+    ]

@@ -30,6 +30,7 @@ MACROS = (
     "SELECT * FROM cost_per_task_by(by_role := true, by_month := true)",
     "SELECT * FROM cost_per_task_by(by_model := true, start_at := '2026-01-01',"
     " workflows := ['a'], teams := ['b'])",
+    "SELECT * FROM unallocated_costs_in(start_at := '2026-01-01', workflows := ['a'])",
 )
 
 

@@ -14,8 +14,9 @@ from fastapi import FastAPI
 
 from schemas.settings import Settings
 from service.api import install_read_api
+from service.api.openapi import install_openapi
 from service.db import Database
-from service.errors import install_error_handlers
+from service.errors import RequestIdMiddleware, install_error_handlers
 from tests.service import scenario
 
 
@@ -27,13 +28,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_api(settings: Settings, *, store: bool = True) -> Iterator[str]:
-    """The read API over ``settings.lake`` in a real uvicorn on a free port (answering from
-    the materialized store, or from the views alone)."""
-    app = FastAPI()
-    install_error_handlers(app)
-    db = Database(settings, store=store)
-    install_read_api(app, db)
+def serve_app(app: FastAPI) -> Iterator[str]:
+    """``app`` in a real uvicorn on a free port; yields its base URL."""
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off")
     )
@@ -49,6 +45,22 @@ def serve_api(settings: Settings, *, store: bool = True) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextmanager
+def serve_api(settings: Settings, *, store: bool = True) -> Iterator[str]:
+    """The read API over ``settings.lake`` in a real uvicorn on a free port (answering from
+    the materialized store, or from the views alone), with the server's middleware."""
+    app = FastAPI()
+    install_error_handlers(app)
+    db = Database(settings, store=store)
+    install_read_api(app, db)
+    install_openapi(app)
+    app.add_middleware(RequestIdMiddleware)
+    try:
+        with serve_app(app) as base:
+            yield base
+    finally:
         db.close()
 
 

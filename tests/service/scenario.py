@@ -319,7 +319,13 @@ def expected_rows(
         b["tasks"] += 1
         b[task.counted_as] += 1
     money: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
-        lambda: {"spend": Decimal(0), "tokens": 0, "unpriced": 0, **dict.fromkeys(COMPONENTS, 0)}
+        lambda: {
+            "spend": Decimal(0),
+            "tokens": 0,
+            "calls": 0,
+            "unpriced": 0,
+            **dict.fromkeys(COMPONENTS, 0),
+        }
     )
     # each task's rows of the span-level dimensions: spend decides their share of the rest
     per_task: dict[str, dict[tuple[Any, ...], Decimal]] = defaultdict(dict)
@@ -333,6 +339,7 @@ def expected_rows(
         m = money[(tkey, dims)]
         m["spend"] += s.cost or 0
         m["tokens"] += s.tokens
+        m["calls"] += int(s.model_call)
         m["unpriced"] += int(s.model_call and s.cost is None)
         per_task[s.task][dims] = per_task[s.task].get(dims, Decimal(0)) + (s.cost or 0)
     if full:
@@ -350,12 +357,16 @@ def expected_rows(
         keys = dict(zip(task_dims, tkey, strict=True)) | dict(zip(span_dims, skey, strict=True))
         decided = b["tasks"] - b["pending"]
         total = m["spend"] + sum(m[c] for c in COMPONENTS) if full else m["spend"]
+        # every model call unpriced: the cost is unknown, not zero
+        known = not (m["calls"] and m["unpriced"] == m["calls"])
         out[tuple(keys[g] for g in group_by)] = {
             **b,
             "success_rate": b["completed"] / decided if decided else None,
             "spend_usd": total,
-            "cost_per_attempt_usd": total / b["attempts"],
-            "cost_per_completed_task_usd": total / b["completed"] if b["completed"] else None,
+            "cost_per_attempt_usd": total / b["attempts"] if known else None,
+            "cost_per_completed_task_usd": (
+                total / b["completed"] if b["completed"] and known else None
+            ),
             "tokens_per_attempt": m["tokens"] / b["attempts"],
             "unpriced_spans": m["unpriced"],
         }

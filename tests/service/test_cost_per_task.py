@@ -148,7 +148,8 @@ def test_bad_parameters_are_400_in_the_one_error_shape(
     resp = scenario_api.get("/api/v1/cost-per-task", **params)
     assert resp.status_code == 400
     body = resp.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"status", "message"}
+    assert set(body) == {"error", "request_id"} and set(body["error"]) == {"status", "message"}
+    assert body["request_id"] == resp.headers["x-request-id"]
     assert body["error"]["status"] == 400 and fragment in body["error"]["message"]
 
 

@@ -68,9 +68,11 @@ def assert_store_matches_views(
         (f"({FACTS})", "store_task_facts"),
         ("signals", "tl_store.signals"),
         (f"({BREAKDOWN})", "tl_store.breakdown"),
+        ("unmatched_signals", "store_unmatched_signals"),
     ]
     if full:
         pairs.append(("cost_allocations", "store_cost_allocations"))
+        pairs.append(("unallocated_costs_in()", "store_unallocated_costs_in()"))
         pairs.extend(
             (
                 f"cost_per_task_by({g}, full_cost := true)",
@@ -142,13 +144,18 @@ def test_every_kind_of_change(
             signal("task2", "failed", at(70), signal_id="x2"),
             signal("c1", "completed", at(71), signal_id="x3", by="correlation_id"),
             signal("task1", "reopened", at(80), signal_id="x4"),
-            signal("nobody", "completed", at(70), signal_id="x5"),
+            signal("nobody", "completed", at(70), signal_id="x5", rework_cost_usd="2.5"),
+            signal("task2", "rework", at(72), signal_id="x6", workflow="elsewhere"),
         ],
         "sig-1",
     )
     write_signals(lake, [signal("task1", "completed", at(70), signal_id="x1")], "sig-2")
     assert store.refresh().kind == "incremental"
-    assert_store_matches_views(con, store)
+    assert_store_matches_views(con, store, full=True)
+    unmatched = dict(
+        con.execute("SELECT signal_id, reason FROM store_unmatched_signals").fetchall()
+    )
+    assert unmatched["x5"] == "unknown task" and "x6" in unmatched
 
     write_spans(  # a late root that now names the correlation id of a whole trace
         lake,
@@ -167,6 +174,10 @@ def test_every_kind_of_change(
     )
     assert store.refresh().kind == "incremental"
     assert_store_matches_views(con, store)
+    unmatched = dict(
+        con.execute("SELECT signal_id, reason FROM store_unmatched_signals").fetchall()
+    )
+    assert "x5" not in unmatched and "x6" in unmatched  # its task's spans arrived
 
     _compact(lake)  # compaction: files replaced, copies dropped, answers unchanged
     stats = store.refresh()

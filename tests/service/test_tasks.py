@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
-from tests.service.conftest import Api
+import pytest
+import requests
+
+from schemas.settings import Settings
+from tests.lakes import at, span, write_spans
+from tests.service.conftest import Api, serve_api
 from tests.service.scenario import AS_OF
 
 AS_OF_TEXT = AS_OF.isoformat().replace("+00:00", "Z")
@@ -78,7 +86,10 @@ def test_pending_and_abandoned(scenario_api: Api) -> None:
 def test_unknown_id_is_404_in_the_one_error_shape(scenario_api: Api) -> None:
     resp = scenario_api.get("/api/v1/tasks/NOPE")
     assert resp.status_code == 404
-    assert resp.json() == {"error": {"status": 404, "message": "no task or attempt with id 'NOPE'"}}
+    assert resp.json() == {
+        "error": {"status": 404, "message": "no task or attempt with id 'NOPE'"},
+        "request_id": resp.headers["x-request-id"],
+    }
 
 
 def test_spans_as_csv(scenario_api: Api) -> None:
@@ -88,3 +99,44 @@ def test_spans_as_csv(scenario_api: Api) -> None:
         ("S3-0-root", "orchestrator", ""),
         ("S3-0-chat0", "planner", "0.3"),
     ]
+
+
+ODD_IDS = ("team/a/TICKET-1", 'say "hi"', "line\r\nbreak", "ünïcode-🎉", "x" * 400)
+
+
+@pytest.mark.parametrize("store", [True, False], ids=["store", "views"])
+def test_ids_with_slashes_quotes_crlf_and_emoji(tmp_path: Path, store: bool) -> None:
+    lake = tmp_path / "lake"
+    rows = []
+    for i, task in enumerate(ODD_IDS):
+        rows.append(
+            span(
+                f"odd{i}",
+                f"odd{i}-root",
+                start=at(i),
+                op="invoke_workflow",
+                task_id=task,
+                correlation_id=f"{task}/attempt",
+            )
+        )
+    write_spans(lake, rows, "odd")
+    with serve_api(Settings(lake=str(lake)), store=store) as base:
+        for task in ODD_IDS:
+            encoded = quote(task, safe="")
+            doc = requests.get(f"{base}/api/v1/tasks/{encoded}", timeout=60).json()
+            assert (doc["id"], doc["kind"]) == (task, "task"), doc
+            attempt = requests.get(
+                f"{base}/api/v1/tasks/{quote(task + '/attempt', safe='')}", timeout=60
+            ).json()
+            assert (attempt["kind"], attempt["task"]["task_key"]) == ("attempt", task)
+            resp = requests.get(f"{base}/api/v1/tasks/{encoded}?format=csv", timeout=60)
+            assert resp.status_code == 200
+            header = resp.headers["content-disposition"]
+            assert header.isascii() and "\r" not in header and "\n" not in header
+            fallback = header.split('filename="', 1)[1].split('"', 1)[0]
+            assert re.fullmatch(r"[A-Za-z0-9._+-]+", fallback), header
+            exact = unquote(header.split("filename*=UTF-8''", 1)[1])
+            name = f"task-{task}-spans.csv"
+            assert exact == name if len(name) <= 200 else exact == name[:196] + ".csv"
+        raw = requests.get(f"{base}/api/v1/tasks/team/a/TICKET-1", timeout=60)  # not encoded
+        assert raw.json()["id"] == "team/a/TICKET-1"

@@ -1,0 +1,70 @@
+"""An S3-compatible store for tests: moto's server on a free port of this machine.
+
+``moto[server]`` answers the S3 API (conditional puts included: ``If-None-Match: *`` gets
+412, as on S3), so a lake at ``s3://<bucket>/<prefix>`` behaves here as on an object store:
+delta-rs commits with conditional puts, pyarrow writes data files, DuckDB reads them through
+httpfs. Receivers started as child processes get the endpoint through the standard ``AWS_*``
+variables (``env``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+BUCKET = "tasklake-tests"
+
+
+@dataclass(frozen=True)
+class S3:
+    endpoint: str
+    bucket: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+        }
+
+    def lake(self, name: str = "") -> str:
+        """A fresh lake URI in the bucket."""
+        return f"s3://{self.bucket}/{name or 'lake'}-{uuid.uuid4().hex[:8]}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def moto_s3() -> Iterator[S3]:
+    """moto's S3 server, with a bucket; the ``AWS_*`` variables set in this process too."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    s3 = S3(f"http://127.0.0.1:{port}", BUCKET)
+    saved = {k: os.environ.get(k) for k in s3.env}
+    os.environ.update(s3.env)
+    try:
+        boto3.client("s3").create_bucket(Bucket=s3.bucket)
+        yield s3
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
