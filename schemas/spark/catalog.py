@@ -27,7 +27,7 @@ from schemas.delta import Snapshot, Tables
 from schemas.lake import SPANS
 from schemas.settings import Settings
 from schemas.spark.script import parse_script
-from schemas.spark.steps import Shared, hoist, readers
+from schemas.spark.steps import Shared, hoist, readers, tables_read
 from schemas.spark.transpile import Transpiler, parse, star_source
 from schemas.views import TABLE_INPUTS, render_catalog
 
@@ -57,6 +57,8 @@ class SparkView:
     query: str  # Spark SQL
     #: Read by other views: a session computes it once (its plan would be copied into each).
     step: bool
+    #: The views and table views its query reads.
+    reads: frozenset[str] = frozenset()
 
     def create(self) -> str:
         return f"CREATE OR REPLACE TEMPORARY VIEW {self.name} AS\n{self.query}"
@@ -80,8 +82,22 @@ class SparkCatalog:
     def query(self, sql: str, params: Sequence[object] = ()) -> str:
         """A DuckDB query over the views (the API's, ``tasklake sql``'s) as Spark SQL; table
         macros such as ``cost_per_task_by(by_team := true)`` are inlined."""
-        tree = self.shared.reuse(self.transpiler.expand(parse(sql, params)))
-        return self.transpiler.to_spark(tree)
+        return self.transpiler.to_spark(self._tree(sql, params))
+
+    def _tree(self, sql: str, params: Sequence[object] = ()) -> exp.Expr:
+        return self.shared.reuse(self.transpiler.expand(parse(sql, params)))
+
+    def needed_by(self, queries: Sequence[str]) -> SparkCatalog:
+        """This catalog with only the views ``queries`` (DuckDB) read, directly or not: a
+        session loads them sooner than all."""
+        wanted: set[str] = set()
+        for sql in queries:
+            wanted |= tables_read(self._tree(sql))
+        for view in reversed(self.views):
+            if view.name in wanted:
+                wanted |= view.reads
+        kept = tuple(v for v in self.views if v.name in wanted)
+        return SparkCatalog(kept, self.transpiler, self.shared)
 
 
 def spark_catalog(
@@ -102,7 +118,8 @@ def spark_catalog(
     for name, tree in trees:
         shared.remember(name, tree)
         passthrough = isinstance(star_source(tree), exp.Table)  # SELECT * FROM an input
-        views.append(SparkView(name, transpiler.to_spark(tree), read[name] > 0 and not passthrough))
+        step = read[name] > 0 and not passthrough
+        views.append(SparkView(name, transpiler.to_spark(tree), step, frozenset(tables_read(tree))))
     return SparkCatalog(tuple(views), transpiler, shared)
 
 

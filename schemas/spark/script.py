@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
-from sqlglot.tokens import TokenType
+from sqlglot.tokenizer_core import TokenType
 
 READ = "duckdb"
 _MACRO = re.compile(
@@ -30,8 +30,8 @@ class Macro:
 
     name: str
     params: tuple[str, ...]
-    defaults: Mapping[str, exp.Expression]
-    body: exp.Expression
+    defaults: Mapping[str, exp.Expr]
+    body: exp.Expr
     table: bool
 
 
@@ -88,7 +88,7 @@ def parse_script(script: str) -> Script:
 
 def _macro(head: re.Match[str], body: str) -> Macro:
     params: list[str] = []
-    defaults: dict[str, exp.Expression] = {}
+    defaults: dict[str, exp.Expr] = {}
     for part in head.group(2).split(","):
         if not part.strip():
             continue

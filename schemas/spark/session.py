@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 
+#: The local session's settings: views over one lake answer small, and plan much.
+LOCAL_CONF = {
+    "spark.sql.shuffle.partitions": "1",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
 def start_session(master: str | None = None, app_name: str = "tasklake") -> SparkSession:
     """The active session, else one on ``master`` (default: ``$SPARK_REMOTE`` for Spark
     Connect, else ``$MASTER``, else in-process ``local[*]``)."""
@@ -29,10 +37,9 @@ def start_session(master: str | None = None, app_name: str = "tasklake") -> Spar
     if master is None and remote:
         return builder.remote(remote).getOrCreate()
     builder = builder.master(master or os.environ.get("MASTER") or "local[*]")
-    # small answers on one machine: few shuffle partitions, no web UI
-    builder = builder.config("spark.sql.shuffle.partitions", "4").config(
-        "spark.ui.enabled", "false"
-    )
+    # small answers on one machine: one shuffle partition, no web UI, no progress bars
+    for key, value in LOCAL_CONF.items():
+        builder = builder.config(key, value)
     return builder.getOrCreate()
 
 

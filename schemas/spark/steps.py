@@ -24,7 +24,7 @@ from schemas.spark.transpile import MACRO, key, star_source
 #: Subqueries shorter than this (as SQL) are not worth a view of their own.
 HOIST_MIN_CHARS = 400
 
-View = tuple[str, exp.Expression]
+View = tuple[str, exp.Expr]
 
 
 class Shared:
@@ -33,8 +33,8 @@ class Shared:
     def __init__(self) -> None:
         self.known: dict[str, str] = {}  # a defining query's SQL -> its view
 
-    def remember(self, name: str, tree: exp.Expression) -> None:
-        core: exp.Expression = tree
+    def remember(self, name: str, tree: exp.Expr) -> None:
+        core: exp.Expr = tree
         while True:  # SELECT * FROM (q) defines q too
             self.known.setdefault(key(core), name)
             inner = star_source(core)
@@ -42,7 +42,7 @@ class Shared:
                 return
             core = inner.this
 
-    def reuse(self, tree: exp.Expression) -> exp.Expression:
+    def reuse(self, tree: exp.Expr) -> exp.Expr:
         """``tree`` with each subquery that is the defining query of a known view replaced by
         that view (innermost first, so an enclosing copy matches in its turn)."""
         for node in reversed(list(tree.walk(bfs=False))):
@@ -53,7 +53,7 @@ class Shared:
         return tree
 
 
-def _by_view(tree: exp.Expression, node: exp.Subquery, name: str) -> exp.Expression:
+def _by_view(tree: exp.Expr, node: exp.Subquery, name: str) -> exp.Expr:
     table = exp.Table(this=exp.to_identifier(name), alias=node.args.get("alias"))
     if node is tree:
         return table
@@ -61,14 +61,14 @@ def _by_view(tree: exp.Expression, node: exp.Subquery, name: str) -> exp.Express
     return tree
 
 
-def relations(tree: exp.Expression) -> Iterator[exp.Subquery]:
+def relations(tree: exp.Expr) -> Iterator[exp.Subquery]:
     """The subqueries read as relations (in FROM or JOIN): never correlated."""
     for node in tree.walk():
         if isinstance(node, exp.Subquery) and isinstance(node.parent, exp.From | exp.Join):
             yield node
 
 
-def tables_read(tree: exp.Expression) -> set[str]:
+def tables_read(tree: exp.Expr) -> set[str]:
     """The relations ``tree`` reads by name, less the CTEs it defines."""
     ctes = {cte.alias for cte in tree.find_all(exp.CTE)}
     return {t.name for t in tree.find_all(exp.Table) if t.name not in ctes}

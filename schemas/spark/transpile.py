@@ -39,8 +39,8 @@ class Spark4(Spark):
     """sqlglot's Spark dialect, keeping each WITH where it is: Spark 3+ runs CTEs nested in
     subqueries, and hoisting them (for Spark 2) would clash the names of inlined templates."""
 
-    class Generator(Spark.Generator):
-        EXPRESSIONS_WITHOUT_NESTED_CTES: set[type[exp.Expression]] = set()  # noqa: RUF012
+    class Generator(Spark.Generator):  # type: ignore[valid-type, misc]
+        EXPRESSIONS_WITHOUT_NESTED_CTES: set[type[exp.Expr]] = set()  # noqa: RUF012
 
 
 WRITE = Spark4
@@ -68,7 +68,7 @@ class NotPortable(ValueError):
     """SQL that Spark would not run, or would answer differently: change the template."""
 
 
-def literal(value: object) -> exp.Expression:
+def literal(value: object) -> exp.Expr:
     """A Python value as a SQL literal (instants in UTC)."""
     if value is None:
         return exp.null()
@@ -98,11 +98,11 @@ class Transpiler:
         self.macros = macros
         self.variables = dict(variables or {})
 
-    def to_spark(self, tree: exp.Expression) -> str:
+    def to_spark(self, tree: exp.Expr) -> str:
         """``tree`` (expanded) as Spark SQL."""
         return spark_tree(tree.copy(), self.variables).sql(dialect=WRITE, pretty=True)
 
-    def expand(self, tree: exp.Expression) -> exp.Expression:
+    def expand(self, tree: exp.Expr) -> exp.Expr:
         """``tree`` with every macro call inlined and literal conditions folded."""
         tree = tree.copy()
         for _ in range(MAX_DEPTH):
@@ -121,7 +121,7 @@ class Transpiler:
                 tree = self._inline(tree, call, self.macros[call.name.lower()])
         raise NotPortable(f"macros nested deeper than {MAX_DEPTH}: a macro calls itself?")
 
-    def _inline(self, tree: exp.Expression, call: exp.Anonymous, macro: Macro) -> exp.Expression:
+    def _inline(self, tree: exp.Expr, call: exp.Anonymous, macro: Macro) -> exp.Expr:
         body = substitute(macro.body.copy(), arguments(macro, call))
         if not macro.table:
             return _replace(tree, call, exp.Paren(this=body))
@@ -136,7 +136,7 @@ class Transpiler:
         return _replace(tree, table, inlined)
 
 
-def parse(sql: str, params: Sequence[object] = ()) -> exp.Expression:
+def parse(sql: str, params: Sequence[object] = ()) -> exp.Expr:
     """``sql`` (DuckDB) with its ``?`` placeholders bound to ``params`` as literals."""
     tree = sqlglot.parse_one(sql, read=READ)
     holes = [n for n in tree.walk(bfs=False) if isinstance(n, exp.Placeholder)]
@@ -147,16 +147,16 @@ def parse(sql: str, params: Sequence[object] = ()) -> exp.Expression:
     return tree
 
 
-def _replace(tree: exp.Expression, node: exp.Expression, by: exp.Expression) -> exp.Expression:
+def _replace(tree: exp.Expr, node: exp.Expr, by: exp.Expr) -> exp.Expr:
     if node is tree:
         return by
     node.replace(by)
     return tree
 
 
-def arguments(macro: Macro, call: exp.Anonymous) -> dict[str, exp.Expression]:
+def arguments(macro: Macro, call: exp.Anonymous) -> dict[str, exp.Expr]:
     """Each parameter of ``macro`` bound to the argument of ``call`` or to its default."""
-    bound: dict[str, exp.Expression] = {}
+    bound: dict[str, exp.Expr] = {}
     positional = 0
     for arg in call.expressions:
         if isinstance(arg, exp.PropertyEQ | exp.Kwarg):
@@ -177,7 +177,7 @@ def arguments(macro: Macro, call: exp.Anonymous) -> dict[str, exp.Expression]:
     return bound
 
 
-def substitute(body: exp.Expression, args: Mapping[str, exp.Expression]) -> exp.Expression:
+def substitute(body: exp.Expr, args: Mapping[str, exp.Expr]) -> exp.Expr:
     """``body`` with every unqualified column named like a parameter replaced by its value."""
     for column in list(body.find_all(exp.Column)):
         name = column.name.lower()
@@ -189,7 +189,7 @@ def substitute(body: exp.Expression, args: Mapping[str, exp.Expression]) -> exp.
     return body
 
 
-def _atom(e: exp.Expression) -> exp.Expression:
+def _atom(e: exp.Expr) -> exp.Expr:
     """``e`` parenthesized unless it already binds tighter than any operator around it."""
     atomic = exp.Column | exp.Literal | exp.Null | exp.Boolean | exp.Paren | exp.Func | exp.Array
     return e if isinstance(e, atomic) else exp.Paren(this=e)
@@ -198,7 +198,7 @@ def _atom(e: exp.Expression) -> exp.Expression:
 # ---------------------------------------------------------------------- folding
 
 
-def fold(tree: exp.Expression) -> exp.Expression:
+def fold(tree: exp.Expr) -> exp.Expr:
     """``tree`` with the boolean logic on literals decided (children before parents)."""
     for node in reversed(list(tree.walk(bfs=False))):
         folded = _fold(node)
@@ -207,13 +207,13 @@ def fold(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def key(query: exp.Expression) -> str:
+def key(query: exp.Expr) -> str:
     """What ``query`` computes, as text to compare (sqlglot's generic SQL: it neither copies
     nor rewrites the tree)."""
     return query.sql(copy=False)
 
 
-def star_source(query: exp.Expression) -> exp.Expression | None:
+def star_source(query: exp.Expr) -> exp.Expr | None:
     """X when ``query`` is ``SELECT * FROM X`` and nothing else."""
     if not isinstance(query, exp.Select) or len(query.expressions) != 1:
         return None
@@ -224,11 +224,11 @@ def star_source(query: exp.Expression) -> exp.Expression | None:
     return source.this if source is not None and not others else None
 
 
-def _truth(e: exp.Expression | None) -> bool | None:
+def _truth(e: exp.Expr | None) -> bool | None:
     return e.this if isinstance(e, exp.Boolean) else None
 
 
-def _fold(node: exp.Expression) -> exp.Expression:
+def _fold(node: exp.Expr) -> exp.Expr:
     if isinstance(node, exp.Select) and _truth(node.args.get("where") and node.args["where"].this):
         node.set("where", None)  # WHERE TRUE
     if isinstance(node, exp.Subquery):  # (SELECT * FROM x) AS a is x AS a
@@ -250,17 +250,20 @@ def _fold(node: exp.Expression) -> exp.Expression:
         left, right = _truth(node.this), _truth(node.expression)
         if decisive in (left, right):
             return exp.Boolean(this=decisive)
+        kept: exp.Expr | None = None  # the side that decides when the other is a literal
         if left is not None:
-            return node.expression
-        if right is not None:
-            return node.this
+            kept = node.expression
+        elif right is not None:
+            kept = node.this
+        if kept is not None:
+            return kept
     return node
 
 
 # ---------------------------------------------------------------------- Spark
 
 
-def spark_tree(tree: exp.Expression, variables: Mapping[str, object]) -> exp.Expression:
+def spark_tree(tree: exp.Expr, variables: Mapping[str, object]) -> exp.Expr:
     """``tree`` (macros inlined) with DuckDB's constructs rewritten as Spark's (module doc)."""
     for node in list(tree.walk()):
         if isinstance(node, exp.ArgMin | exp.ArgMax):
@@ -290,7 +293,7 @@ def _skip_null_values(node: exp.ArgMin | exp.ArgMax) -> None:
 def _star_replace(select: exp.Select) -> None:
     """``* REPLACE (e AS c)`` (Spark has none) as ``* EXCEPT (c), e AS c``: the same columns,
     the replaced ones after the others."""
-    out: list[exp.Expression] = []
+    out: list[exp.Expr] = []
     for projection in select.expressions:
         star = projection.this if isinstance(projection, exp.Column) else projection
         replaced = star.args.get("replace") if isinstance(star, exp.Star) else None
@@ -305,7 +308,7 @@ def _star_replace(select: exp.Select) -> None:
     select.set("expressions", out)
 
 
-def _spark(node: exp.Expression, variables: Mapping[str, object]) -> exp.Expression:
+def _spark(node: exp.Expr, variables: Mapping[str, object]) -> exp.Expr:
     if isinstance(node, exp.Anonymous):
         return _function(node, variables)
     if isinstance(node, exp.DataType):
@@ -330,7 +333,7 @@ def _spark(node: exp.Expression, variables: Mapping[str, object]) -> exp.Express
     return node
 
 
-def _function(node: exp.Anonymous, variables: Mapping[str, object]) -> exp.Expression:
+def _function(node: exp.Anonymous, variables: Mapping[str, object]) -> exp.Expr:
     name = node.name.lower()
     args = node.expressions
     if name in ENGINE_DEPENDENT:
