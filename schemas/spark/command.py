@@ -50,6 +50,7 @@ def spark_sql_command(
         )
         return 1
     spark = start_session()
+    spark.sparkContext.setLogLevel("ERROR")  # the answers on stdout, problems on stderr
     try:
         catalog = spark_catalog(settings, as_of=as_of).needed_by(queries)
         _, refused = pin_and_load(spark, tables, catalog)
