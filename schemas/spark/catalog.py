@@ -155,6 +155,9 @@ def spark_script(
         "-- tasklake views for Spark SQL (Spark 4.1+ or Databricks, with the Delta connector),\n"
         f"-- over {tables.location.root} at versions "
         + ", ".join(f"{t} {v}" for t, v in snapshot.versions.items())
-        + ".\n"
+        + ".\n-- Each view is a plain temporary view here: Spark copies a view into every"
+        " reader's plan,\n-- so the cost views plan slowly (or run out of driver memory)"
+        " unless the views other views\n-- read are computed once:"
+        " schemas.spark.session.load_views does that (README).\n"
     )
     return header + "".join(f"\n{p};\n" for p in parts)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from schemas.delta import Snapshot, Tables
 from schemas.lake import PARTITION, SPANS, TABLES
-from schemas.spark.catalog import COPY_COLUMNS, TABLE_VIEWS, SparkCatalog
+from schemas.spark.catalog import COPY_COLUMNS, TABLE_VIEWS, SparkCatalog, delta_inputs
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -66,6 +66,13 @@ def register_pinned(spark: SparkSession, tables: Tables, snapshot: Snapshot) -> 
                 )
         frame.createOrReplaceTempView(view)
     assert PARTITION in TABLES[SPANS].delta_schema.names
+
+
+def register_delta(spark: SparkSession, tables: Tables, snapshot: Snapshot) -> None:
+    """``tasklake_<table>`` views through Spark's Delta connector (Databricks, or Spark with
+    ``delta-spark``), at ``snapshot``'s versions: for a session of your own."""
+    for statement in delta_inputs(tables, snapshot):
+        spark.sql(statement)
 
 
 def load_views(spark: SparkSession, catalog: SparkCatalog) -> dict[str, str]:
