@@ -9,6 +9,7 @@ NULL, as in DuckDB's ``union_by_name``).
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import TYPE_CHECKING
 
 from schemas.delta import Snapshot, Tables
@@ -24,6 +25,8 @@ LOCAL_CONF = {
     "spark.sql.shuffle.partitions": "1",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
+    # never a spark-warehouse/ folder in the directory it was started from
+    "spark.sql.warehouse.dir": os.path.join(tempfile.gettempdir(), "tasklake-spark-warehouse"),
 }
 
 
