@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint fuzz bench docs clean
 
-$(STAMP): pyproject.toml ingest/native/_fastpath.c
+$(STAMP): pyproject.toml ingest/convert/native/_fastpath.c
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
@@ -30,6 +30,8 @@ test: lint
 fuzz: $(STAMP)
 	TASKLAKE_FUZZ=1 $(BIN)/pytest -q -m fuzz --timeout 0 --hypothesis-show-statistics
 
+# every benchmark and one summary table (README, Performance); BENCH=<module> for one,
+# BENCH_QUICK=1 for a smoke run on small sizes
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH)
 

@@ -1,217 +1,219 @@
-"""Ingest throughput, latency, bytes at rest and memory of a real ``tasklake serve``.
+"""Ingest into a Delta lake through real ``tasklake serve`` receivers: throughput, visibility,
+commits, latency, memory, bytes at rest; local, two receivers on one lake, and S3.
 
-Workload: realistic agent spans (``bench.workload``), 512-span protobuf requests, 4 concurrent
-client processes over keep-alive HTTP, durable mode (fsync before 200). Figures:
+Workload: realistic agent spans (``bench.load``), 512-span protobuf requests, 4 client
+processes over keep-alive HTTP, durable mode (fsync before 200); clients and servers share the
+machine's cores. Each case starts fresh servers on a fresh lake; the background compactor is
+off while timing. Figures (medians over ``runs`` for the local case):
 
-- acknowledged spans/s in a 10 s burst (closed loop: each client sends as fast as it is
-  answered), and per core (÷ CPU count; server and clients share the machine);
-- sustained spans/s: acknowledged *and visible in the ``spans`` view*, from the first send to
-  the moment the last acknowledged span can be queried;
-- p50/p99 request latency at half of the burst rate (open loop: requests are scheduled);
-- bytes per span at rest after compaction (span files ÷ rows, 512k distinct spans);
-- peak RSS of the server process, and of the server with its converter processes (the
-  background compactor is off while timing); the peak RSS of one compaction of the
-  bytes-at-rest lake (what the compactor process adds while it merges).
-
-Each run starts a fresh server on a fresh lake; figures are medians over the runs. Clients
-read their requests from a cache file and start together, so process start-up is not timed.
+- acknowledged spans/s in a 10 s burst (closed loop), and per core (÷ CPU count);
+- spans/s *visible*: from the first send until every acknowledged span is in the newest
+  version of the spans table (what any reader pinned to it sees), read from the Delta log;
+- commits per second per receiver while it ingests and drains (``lake_commits`` in
+  ``/metrics``, every table; under a spans-only load, spans commits);
+- p50/p99 request latency at half the burst rate (open loop: requests are scheduled);
+- peak RSS of the server with its converters;
+- two receivers (own ``--writer-id``, port and ``--wal-dir``) on one local lake, 2 clients
+  each: combined acknowledged and visible spans/s, commits/s of each, failed commits;
+- one receiver on an S3-compatible lake (moto server on loopback, ``bench.s3``; the WAL on
+  local disk): acknowledged and visible spans/s and commits/s;
+- bytes per span at rest: every distinct request once (512k spans), ``tasklake compact``, then
+  the data files of the spans table's newest version ÷ rows; and that compaction's peak RSS.
 """
 
 from __future__ import annotations
 
-import http.client
-import multiprocessing as mp
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+import traceback
+import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bench.workload import request_bodies
-from tests.e2e.harness import Server, query
+from bench.figures import percentile
+from bench.load import SPANS_PER_REQUEST, Sent, clients, drive, write_cache
+from bench.s3 import moto_server
+from schemas.delta import Tables
+from schemas.lake import SPANS
+from tests.e2e.harness import Server
 from tests.e2e.proctree import PeakSampler
 
-SPANS_PER_REQUEST = 512
-HEADERS = {"Content-Type": "application/x-protobuf"}
-CACHE = Path(__file__).parent / "out"
+CORES = os.cpu_count() or 1
 
 
-def _cache_file(n: int) -> Path:
-    return CACHE / f"ingest-bodies-{n}x{SPANS_PER_REQUEST}.bin"
+def committed_spans(lake: str) -> int:
+    """Rows of the spans table's newest version, from its log (no data file is read)."""
+    return sum(f.rows for f in Tables(lake).version_of(SPANS).files)
 
 
-def _write_cache(n: int) -> Path:
-    """Distinct realistic requests, generated once (it takes a while) and kept in bench/out."""
-    path = _cache_file(n)
-    if not path.exists():
-        bodies = request_bodies(n_requests=n, spans_per_request=SPANS_PER_REQUEST, seed=7)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(b"".join(len(b).to_bytes(4, "little") + b for b in bodies))
-        tmp.replace(path)
-    return path
-
-
-def _read_cache(path: Path) -> list[bytes]:
-    data = path.read_bytes()
-    bodies, i = [], 0
-    while i < len(data):
-        size = int.from_bytes(data[i : i + 4], "little")
-        bodies.append(data[i + 4 : i + 4 + size])
-        i += 4 + size
-    return bodies
-
-
-@dataclass(frozen=True)
-class Load:
-    """What one client process does (small, so it pickles cheaply)."""
-
-    port: int
-    cache: Path
-    index: int
-    clients: int
-    mode: str  # "closed" (as fast as answered), "paced" (scheduled), "once" (each body once)
-    start: float  # wall clock, seconds
-    until: float = 0.0
-    rate: float = 0.0  # requests/s of this client when paced
-
-
-def _client(load: Load, out: mp.Queue) -> None:  # type: ignore[type-arg]
-    bodies = _read_cache(load.cache)[load.index :: load.clients]
-    conn = http.client.HTTPConnection("127.0.0.1", load.port, timeout=120)
-    acked = refused = 0
-    latencies: list[float] = []
-    time.sleep(max(0.0, load.start - time.time()))
-    k = 0
-    while True:
-        if load.mode == "once" and k >= len(bodies):
-            break
-        if load.mode == "closed" and time.time() >= load.until:
-            break
-        if load.mode == "paced":
-            due = load.start + k / load.rate
-            if due >= load.until:
-                break
-            time.sleep(max(0.0, due - time.time()))
-        t0 = time.monotonic()
-        conn.request("POST", "/v1/traces", body=bodies[k % len(bodies)], headers=HEADERS)
-        resp = conn.getresponse()
-        resp.read()
-        latencies.append(time.monotonic() - t0)
-        if resp.status == 200:
-            acked += SPANS_PER_REQUEST
-        else:
-            refused += 1
-        k += 1
-    conn.close()
-    out.put((acked, refused, latencies))
-
-
-def _drive(loads: list[Load]) -> tuple[int, int, list[float]]:
-    ctx = mp.get_context("spawn")
-    out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-    procs = [ctx.Process(target=_client, args=(load, out)) for load in loads]
-    for p in procs:
-        p.start()
-    results = [out.get() for _ in procs]
-    for p in procs:
-        p.join()
-    acked = sum(r[0] for r in results)
-    refused = sum(r[1] for r in results)
-    latencies = sorted(x for r in results for x in r[2])
-    return acked, refused, latencies
-
-
-def _visible(lake: Path) -> int:
-    count: int = query(lake, "SELECT count(*) FROM spans")[0][0]
-    return count
-
-
-def _wait_visible(lake: Path, n: int, timeout: float = 600.0) -> int:
+def wait_committed(lake: str, n: int, timeout: float = 600.0) -> int:
     deadline = time.monotonic() + timeout
-    seen = _visible(lake)
+    seen = committed_spans(lake)
     while seen < n and time.monotonic() < deadline:
         time.sleep(0.2)
-        seen = _visible(lake)
+        seen = committed_spans(lake)
     return seen
 
 
-def _server(tmp: str) -> Server:
+def metric(server: Server, name: str) -> float:
+    """One gauge of the server's ``/metrics`` (``tasklake_<name>``)."""
+    with urllib.request.urlopen(server.url + "/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    for line in text.splitlines():
+        if line.startswith(f"tasklake_{name} "):
+            return float(line.split()[1])
+    raise KeyError(name)
+
+
+def start_server(
+    tmp: Path,
+    lake: str,
+    name: str,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> Server:
+    """A receiver on ``lake`` with its own writer id and WAL directory, compactor off."""
     return Server(
-        lake=Path(tmp) / "lake", log=Path(tmp) / "server.log", args=["--compaction-interval", "0"]
-    ).start()
+        lake=Path(lake) if "://" not in lake else Path(tmp / "unused"),
+        log=tmp / f"{name}.log",
+        args=[
+            *(["--lake", lake] if "://" in lake else []),
+            "--writer-id",
+            name,
+            "--wal-dir",
+            str(tmp / f"wal-{name}"),
+            "--compaction-interval",
+            "0",
+            *args,
+        ],
+        env=dict(env or {}),
+    ).start(timeout=120)
 
 
-def _one_run(cache: Path, clients: int, seconds: float) -> dict[str, float]:
+def burst(
+    servers: list[Server], lake: str, cache: Path, n_clients: int, seconds: float
+) -> dict[str, float]:
+    """A closed-loop burst; then wait until every acknowledged span is committed."""
+    commits0 = [metric(s, "lake_commits") for s in servers]
+    started: list[float] = []
+    sent = drive(
+        clients([s.http_port for s in servers], cache, n_clients, mode="closed", seconds=seconds),
+        on_start=lambda: started.append(time.time()),
+    )
+    seen = wait_committed(lake, sent.acked_spans)
+    elapsed = time.time() - started[0]
+    commits = [metric(s, "lake_commits") - c for s, c in zip(servers, commits0, strict=True)]
+    out = {
+        "burst_acked_spans_per_s": sent.acked_spans / seconds,
+        "visible_spans_per_s": seen / elapsed,
+        "refused_requests": float(sent.refused),
+        "commits_per_s_per_receiver": statistics.mean(commits) / elapsed,
+        "commit_failures": sum(metric(s, "lake_commit_failures") for s in servers),
+    }
+    if seen < sent.acked_spans:
+        print(f"  NOT VISIBLE: {sent.acked_spans - seen} acknowledged spans after 600 s")
+    return out
+
+
+def paced_latency(server: Server, cache: Path, n_clients: int, rate: float, seconds: float) -> Sent:
+    return drive(
+        clients([server.http_port], cache, n_clients, mode="paced", seconds=seconds, rate=rate)
+    )
+
+
+def _local_run(cache: Path, n_clients: int, seconds: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="tasklake-bench-") as tmp:
-        server = _server(tmp)
+        lake = str(Path(tmp) / "lake")
+        server = start_server(Path(tmp), lake, "bench")
         assert server.proc is not None
         sampler = PeakSampler(server.proc.pid, every=0.2)
         try:
-            start = time.time() + 3.0  # clients load their requests meanwhile
-            burst = [
-                Load(server.http_port, cache, i, clients, "closed", start, start + seconds)
-                for i in range(clients)
-            ]
-            acked, refused, _ = _drive(burst)
-            burst_rate = acked / seconds
-            seen = _wait_visible(server.lake, acked)
-            sustained = seen / (time.time() - start)
-
-            rate = burst_rate / 2 / SPANS_PER_REQUEST / clients
-            start = time.time() + 3.0
-            paced = [
-                Load(server.http_port, cache, i, clients, "paced", start, start + seconds, rate)
-                for i in range(clients)
-            ]
-            _, _, latencies = _drive(paced)
+            b = burst([server], lake, cache, n_clients, seconds)
+            rate = b["burst_acked_spans_per_s"] / 2 / SPANS_PER_REQUEST
+            sent = paced_latency(server, cache, n_clients, rate, seconds)
         finally:
             sampler.stop()
             server.stop()
     return {
-        "burst_acked_spans_per_s": burst_rate,
-        "burst_acked_spans_per_s_per_core": burst_rate / (os.cpu_count() or 1),
-        "sustained_visible_spans_per_s": sustained,
-        "sustained_visible_spans_per_s_per_core": sustained / (os.cpu_count() or 1),
-        "refused_requests": float(refused),
-        "p50_ms_at_half_burst_rate": latencies[len(latencies) // 2] * 1000,
-        "p99_ms_at_half_burst_rate": latencies[int(len(latencies) * 0.99)] * 1000,
-        "server_rss_mib_peak": sampler.main_peak_rss,
+        "burst_acked_spans_per_s": b["burst_acked_spans_per_s"],
+        "burst_acked_spans_per_s_per_core": b["burst_acked_spans_per_s"] / CORES,
+        "sustained_visible_spans_per_s": b["visible_spans_per_s"],
+        "sustained_visible_spans_per_s_per_core": b["visible_spans_per_s"] / CORES,
+        "commits_per_s_per_receiver": b["commits_per_s_per_receiver"],
+        "refused_requests": b["refused_requests"] + sent.refused,
+        "p50_ms_at_half_burst_rate": percentile(sent.latencies, 0.5) * 1000,
+        "p99_ms_at_half_burst_rate": percentile(sent.latencies, 0.99) * 1000,
         "server_and_converters_rss_mib_peak": sampler.peak.rss,
-        "server_and_converters_pss_mib_peak": sampler.peak.pss,
     }
 
 
-def _bytes_per_span(cache: Path, clients: int) -> tuple[float, float]:
+def _two_receivers(cache: Path, n_clients: int, seconds: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="tasklake-bench-") as tmp:
+        lake = str(Path(tmp) / "lake")
+        servers = [start_server(Path(tmp), lake, f"bench{i}") for i in (1, 2)]
+        try:
+            b = burst(servers, lake, cache, n_clients, seconds)
+        finally:
+            for s in servers:
+                s.stop()
+    return {
+        "two_receivers_acked_spans_per_s": b["burst_acked_spans_per_s"],
+        "two_receivers_visible_spans_per_s": b["visible_spans_per_s"],
+        "two_receivers_commits_per_s_per_receiver": b["commits_per_s_per_receiver"],
+        "two_receivers_commit_failures": b["commit_failures"],
+    }
+
+
+def _s3(cache: Path, n_clients: int, seconds: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="tasklake-bench-") as tmp:
+        lake = "s3://bench-lake/lake"
+        with moto_server(Path(tmp) / "moto.log", "bench-lake") as env:
+            server = start_server(Path(tmp), lake, "benchs3", env=env)
+            try:
+                b = burst([server], lake, cache, n_clients, seconds)
+            finally:
+                server.stop()
+                log = server.log_text()
+                if "Traceback" in log or "ERROR" in log:
+                    print("  the S3 receiver logged errors:\n" + _tail(log))
+    return {
+        "s3_acked_spans_per_s": b["burst_acked_spans_per_s"],
+        "s3_visible_spans_per_s": b["visible_spans_per_s"],
+        "s3_commits_per_s_per_receiver": b["commits_per_s_per_receiver"],
+        "s3_commit_failures": b["commit_failures"],
+    }
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+def _bytes_per_span(cache: Path, n_clients: int) -> tuple[float, float]:
     """Every distinct request once into a fresh lake, then compaction: bytes/span at rest."""
     with tempfile.TemporaryDirectory(prefix="tasklake-bench-") as tmp:
-        server = _server(tmp)
+        lake = str(Path(tmp) / "lake")
+        server = start_server(Path(tmp), lake, "bench")
         try:
-            start = time.time() + 3.0
-            acked, _, _ = _drive(
-                [Load(server.http_port, cache, i, clients, "once", start) for i in range(clients)]
-            )
-            _wait_visible(server.lake, acked)
+            sent = drive(clients([server.http_port], cache, n_clients, mode="once"))
+            wait_committed(lake, sent.acked_spans)
         finally:
             server.stop()
-        compaction_rss = _compact_in_child(server.lake)
-        size = sum(
-            p.stat().st_size
-            for p in server.lake.glob("spans/*/*.parquet")
-            if not p.name.startswith("_schema")
-        )
-        return size / max(_visible(server.lake), 1), compaction_rss
+        compaction_rss = compact_in_child(lake)
+        files = Tables(lake).version_of(SPANS).files
+        return sum(f.size for f in files) / max(sum(f.rows for f in files), 1), compaction_rss
 
 
-def _compact_in_child(lake: Path) -> float:
+def compact_in_child(lake: str) -> float:
     """``tasklake compact`` (what the background compactor runs) in a child: its peak RSS."""
     # VmHWM, not ru_maxrss: Linux carries the forked parent's peak across exec into the latter
     code = (
         "import sys; from service.cli import main; "
-        f"main(['compact', '--lake', {str(lake)!r}]); "
+        f"main(['compact', '--lake', {lake!r}]); "
         "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0], file=sys.stderr)"
     )
     done = subprocess.run(
@@ -220,11 +222,16 @@ def _compact_in_child(lake: Path) -> float:
     return int(done.stderr.strip().splitlines()[-1]) / 1024
 
 
-def run(runs: int = 3, clients: int = 4, seconds: float = 10.0) -> dict[str, float]:
-    cache = _write_cache(1000)
-    figures = [_one_run(cache, clients, seconds) for _ in range(runs)]
+def run(runs: int = 3, n_clients: int = 4, seconds: float = 10.0) -> dict[str, float]:
+    cache = write_cache(1000)
+    figures = [_local_run(cache, n_clients, seconds) for _ in range(runs)]
     result = {key: statistics.median(f[key] for f in figures) for key in figures[0]}
-    per_span, compaction_rss = _bytes_per_span(cache, clients)
+    result.update(_two_receivers(cache, n_clients, seconds))
+    try:
+        result.update(_s3(cache, n_clients, seconds))
+    except Exception:  # report what fails; the local figures stand
+        print("  S3 ingest failed:\n" + _tail(traceback.format_exc()))
+    per_span, compaction_rss = _bytes_per_span(cache, n_clients)
     result["bytes_per_span_after_compaction"] = per_span
     result["compaction_rss_mib_peak"] = compaction_rss
     return result

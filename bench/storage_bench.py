@@ -1,5 +1,5 @@
-"""Storage figures: WAL group commit, converter throughput and flush cost, compaction speed and
-CPU, bytes per span at rest (per column).
+"""Storage figures on the Delta lake: WAL group commit, converter throughput and flush cost,
+the commit of its manifests, compaction speed and CPU, bytes per span at rest (per column).
 
     .venv/bin/python -m bench.storage_bench
 
@@ -7,18 +7,19 @@ CPU, bytes per span at rest (per column).
   clients through ``LakeExporter`` into 2 lanes, no converters: what the main process can
   acknowledge after fsync (HTTP decoding excluded);
 - ``converter_spans_per_s``: one converter (the real normalizer) draining a WAL of the
-  ingest bench's requests (512k distinct spans, ``bench.ingest_bench``) into published Parquet
-  files, in-process, single core; ``flush_write_us_per_span``: the Parquet part of a flush
-  (``write_parquet`` at the flush level, no fsync) and ``bytes_per_span_flushed``;
+  ingest bench's requests (512k distinct spans) into data files and manifests, in-process,
+  single core; ``commit_s``: the committer's round that commits all of them (one Delta commit
+  per table); ``flush_write_us_per_span``: the Parquet part of a flush (``write_parquet`` at
+  the flush level, no fsync) and ``bytes_per_span_flushed``;
 - ``compaction_rows_per_s`` (wall) and ``compaction_cpu_us_per_row``: ``compact_once`` over
-  those flush files (row groups of 100k); ``rollup_hook_cpu_us_per_row``: the companion hook
-  the server runs on every compacted file (``schemas.rollup.build_rollups``), measured apart;
-- ``bytes_per_span``: span files after compaction ÷ rows (the issue's target: <= 40);
-  ``footer_bytes_per_span``; ``col_<leaf>``: bytes per span of the 15 biggest leaf columns,
-  ``col_other`` the rest.
+  those flush files (row groups of 100k, one Delta commit per partition);
+- ``bytes_per_span``: the data files of the spans table's newest version after compaction ÷
+  rows (the issue's target: <= 40); ``footer_bytes_per_span``; ``col_<leaf>``: bytes per
+  span of the 15 biggest leaf columns, ``col_other`` the rest. The Delta log is not counted
+  (a few KB per commit, checkpointed and cleaned up).
 
 Where the bytes went (this workload, 512k spans, row groups of 100k), before -> after the
-column plan of ``ingest.parquet`` and dictionary-aware compaction:
+column plan of ``ingest.lake.parquet`` and dictionary-aware compaction:
 
 =============================  ======  ======  =============================================
 column                         before  after   what bought it
@@ -57,19 +58,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from ingest.compact import compact_once
-from ingest.storage import Storage
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from bench.ingest_bench import _read_cache, _write_cache
-from ingest.convert import COMMITTED, STATUS_SLOTS, STOP, Converter, LaneSpec, build_handlers
-from ingest.parquet import FLUSH_LEVEL, column_bytes, footer_bytes, write_parquet
+from bench.load import SPANS_PER_REQUEST, read_cache, write_cache
+from ingest.convert.lane import COMMITTED, STATUS_SLOTS, STOP, Converter, LaneSpec, build_handlers
+from ingest.lake.committer import Committer, LaneOutbox
+from ingest.lake.compaction import compact_once
+from ingest.lake.parquet import FLUSH_LEVEL, column_bytes, footer_bytes, write_parquet
 from ingest.pipeline import LakeExporter, Lane
-from ingest.wal import WalWriter
-from schemas.lake import SPANS, ensure_lake
+from ingest.wal.log import WalWriter
+from schemas.delta import Tables
+from schemas.lake import SPANS
 from schemas.settings import Settings
-
-SPANS_PER_REQUEST = 512
 
 
 def _wal_ack(root: Path, bodies: list[bytes], fsync: bool, seconds: float = 3.0) -> float:
@@ -109,18 +109,14 @@ def _wal_ack(root: Path, bodies: list[bytes], fsync: bool, seconds: float = 3.0)
     return requests * SPANS_PER_REQUEST / elapsed
 
 
-def _span_files(storage: Storage) -> list[Path]:
-    return [
-        storage.partition_path(SPANS, p) / n
-        for p in storage.partitions(SPANS)
-        if storage.is_generational(SPANS, p)
-        for n in storage.list_files(SPANS, p)
-    ]
+def _span_files(lake: Path) -> list[Path]:
+    """The data files of the spans table's newest version."""
+    return [Path(f.uri) for f in Tables(lake).version_of(SPANS).files]
 
 
 def _flush_write_us(files: list[Path], root: Path) -> float:
     """CPU of writing the flush files again as a converter does (no fsync), per span."""
-    tables = [pq.read_table(f) for f in files[:4]]
+    tables = [pq.ParquetFile(f).read() for f in files[:4]]
     rows: int = sum(t.num_rows for t in tables)
     started = time.process_time()
     for i, table in enumerate(tables):
@@ -128,26 +124,54 @@ def _flush_write_us(files: list[Path], root: Path) -> float:
     return (time.process_time() - started) / rows * 1e6
 
 
-def _rollup_us(path: Path, root: Path) -> float:
-    from schemas.rollup import build_rollups
-
-    rows: int = pq.read_metadata(path).num_rows
-    started = time.process_time()
-    build_rollups(path, root)
-    return (time.process_time() - started) / rows * 1e6
+def _convert(
+    lake: Path, wal_root: Path, settings: Settings, bodies: list[bytes]
+) -> dict[str, float]:
+    """A WAL of ``bodies`` converted by one converter in-process, then committed."""
+    spec = LaneSpec(str(wal_root), "bench", 0)
+    writer = WalWriter(spec.wal_dir, segment_bytes=64 << 20)
+    for body in bodies:
+        writer.append(1, body, int(time.time() * 1000))
+    writer.close()
+    status = [0] * STATUS_SLOTS
+    status[COMMITTED] = writer.position
+    status[STOP] = 1
+    conv = Converter(
+        spec,
+        settings,
+        status,
+        handlers=build_handlers(settings, {1: "ingest.convert.lane:span_handler"}),
+    )
+    conv.recover()
+    started = time.monotonic()
+    conv.run()
+    spans = len(bodies) * SPANS_PER_REQUEST
+    out = {"converter_spans_per_s": spans / (time.monotonic() - started)}
+    tables = Tables(lake)
+    tables.ensure()
+    committer = Committer(
+        tables,
+        [LaneOutbox(spec.name, spec.wal_dir)],
+        writer_id="bench",
+        on_committed=lambda *_: None,
+    )
+    started = time.monotonic()
+    committer.commit_round()
+    out["commit_s"] = time.monotonic() - started
+    out["commits"] = float(committer.stats.commits)
+    return out
 
 
 def run(root: Path | None = None) -> dict[str, float]:
     own = root is None
     root = Path(tempfile.mkdtemp(prefix="storage-bench-")) if root is None else root
     try:
-        bodies = _read_cache(_write_cache(1000))  # the ingest bench's 512k distinct spans
+        bodies = read_cache(write_cache(1000))  # the ingest bench's 512k distinct spans
         out: dict[str, float] = {
             "wal_ack_spans_per_s_durable": _wal_ack(root, bodies[:64], True),
             "wal_ack_spans_per_s_nofsync": _wal_ack(root, bodies[:64], False),
         }
         lake = root / "lake"
-        ensure_lake(lake)
         settings = replace(
             Settings(),
             lake=str(lake),
@@ -155,40 +179,20 @@ def run(root: Path | None = None) -> dict[str, float]:
             flush_rows=50_000,
             compaction_target_rows=1_000_000,
             row_group_rows=100_000,
-            compaction_grace=0.0,
         )
-        spec = LaneSpec(str(lake), "bench", 0)
-        writer = WalWriter(spec.wal_dir, segment_bytes=64 << 20)
-        for body in bodies:
-            writer.append(1, body, int(time.time() * 1000))
-        writer.close()
-        status = [0] * STATUS_SLOTS
-        status[COMMITTED] = writer.position
-        status[STOP] = 1
-        conv = Converter(
-            spec,
-            settings,
-            status,
-            handlers=build_handlers(settings, {1: "ingest.convert:span_handler"}),
-        )
-        conv.recover()
-        started = time.monotonic()
-        conv.run()
+        out.update(_convert(lake, root / "wal", settings, bodies))
         spans = len(bodies) * SPANS_PER_REQUEST
-        out["converter_spans_per_s"] = spans / (time.monotonic() - started)
-        storage = Storage(lake)
-        files = _span_files(storage)
+        files = _span_files(lake)
         out["flush_files"] = float(len(files))
         out["bytes_per_span_flushed"] = sum(f.stat().st_size for f in files) / spans
         out["flush_write_us_per_span"] = _flush_write_us(files, root)
-        stats = compact_once(settings)
+        stats = compact_once(settings, quiet=0)
         out["compaction_rows_per_s"] = stats.rows / stats.seconds if stats.seconds else 0.0
         out["compaction_cpu_us_per_row"] = stats.cpu_seconds / max(stats.rows, 1) * 1e6
-        files = _span_files(storage)
+        files = _span_files(lake)
         out["compacted_files"] = float(len(files))
         out["bytes_per_span"] = sum(f.stat().st_size for f in files) / spans
         out["footer_bytes_per_span"] = footer_bytes(files) / spans
-        out["rollup_hook_cpu_us_per_row"] = _rollup_us(files[0], root)
         cols: dict[str, int] = {}
         for f in files:
             for name, size in column_bytes(f).items():

@@ -9,6 +9,7 @@ at start-up with a message naming the setting.
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import os
 import re
 import tomllib
@@ -16,9 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from schemas.auth import Authenticator, Scope, TokenSpec
 from schemas.location import LakeLocation
 
 ENV_PREFIX = "TASKLAKE_"
@@ -63,7 +66,11 @@ SETTINGS: tuple[Setting, ...] = (
         "The read side's local directory (task store, spill files); default <lake>/_store,"
         " or <wal_dir>/_store for s3:// lakes.",
     ),
-    Setting("host", "str", "Interface to listen on; 0.0.0.0 exposes it."),
+    Setting(
+        "host",
+        "str",
+        "Interface to listen on; 0.0.0.0 exposes it (without tokens only with insecure).",
+    ),
     Setting("http_port", "int", "OTLP/HTTP and REST API port."),
     Setting("grpc_port", "int", "OTLP/gRPC port; 0 disables the gRPC receiver."),
     Setting("writer_id", "str", "Writer id in file names; default: derived from hostname."),
@@ -79,7 +86,28 @@ SETTINGS: tuple[Setting, ...] = (
         "Memory the requests in flight may take, counting what decoding builds (~4x a body's"
         " size); beyond it 503 + Retry-After. A larger request is served alone.",
     ),
-    Setting("auth_tokens", "list", "Bearer tokens accepted on every route; empty: no auth."),
+    Setting(
+        "auth_tokens",
+        "list",
+        "Full-access bearer tokens (secrets in the clear); prefer [[tokens]] (README: Access).",
+    ),
+    Setting(
+        "insecure",
+        "bool",
+        "Serve a host other than localhost with no token configured (anyone reaching the port"
+        " reads and writes everything).",
+    ),
+    Setting(
+        "probe_networks",
+        "list",
+        "CIDR networks (e.g. 10.0.0.0/8) whose clients read /readyz and /metrics without a token.",
+    ),
+    Setting(
+        "audit_log",
+        "str",
+        "Where the audit lines (JSON, logger tasklake.audit) go: '-' stderr, a file path, or"
+        " 'off'.",
+    ),
     Setting(
         "max_clock_skew",
         "duration",
@@ -132,7 +160,17 @@ SETTINGS: tuple[Setting, ...] = (
         " (longer than query_timeout).",
     ),
     Setting("query_timeout", "duration", "Time limit of one API/SQL query."),
-    Setting("query_max_rows", "int", "Row cap of POST /api/v1/query answers."),
+    Setting(
+        "read_wait",
+        "duration",
+        "How long a read waits for the task store to reach the newest commit; then it answers"
+        " from the versions the store has (consistent, a moment old).",
+    ),
+    Setting(
+        "query_max_rows",
+        "int",
+        "Row cap of POST /api/v1/query answers (the answer says truncated).",
+    ),
     Setting(
         "query_memory_limit",
         "bytes",
@@ -197,7 +235,9 @@ class PriceOverride:
 
 @dataclass(frozen=True)
 class WorkflowRule:
-    """A workflow's acceptance rule and targets (``[workflows.<name>]``)."""
+    """A workflow's acceptance rule, targets and analysis thresholds (``[workflows.<name>]``;
+    ``[workflows."*"]`` for every workflow without its own table). Each key is declared in
+    ``RULES`` with its documentation."""
 
     reopen_window: timedelta = timedelta(hours=48)
     abandon_after: timedelta = timedelta(days=7)
@@ -205,6 +245,93 @@ class WorkflowRule:
     budget_per_completed_task: Decimal | None = None
     target_success_rate: float | None = None
     human_minutes_per_task: float | None = None
+    human_cost_per_hour: Decimal | None = None
+    min_tasks: int = 100
+    autonomy_window: timedelta = timedelta(days=28)
+    autonomy_confidence: float = 0.95
+    drift_threshold: float = 0.10
+    drift_period: str = "week"
+    trend_threshold: float = 0.10
+    trend_volume_threshold: float = 0.10
+    trend_baseline_periods: int = 2
+    trend_recent_periods: int = 1
+    trend_max_pending: float = 0.20
+
+
+RuleKind = Literal["duration", "bool", "money", "rate", "number", "count", "period"]
+#: What a period may be (trends, drift).
+PERIODS = ("day", "week", "month")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One key of ``[workflows.<name>]``: its kind (how it is parsed) and its documentation."""
+
+    name: str
+    kind: RuleKind
+    help: str
+
+    @property
+    def default(self) -> Any:
+        return getattr(WorkflowRule(), self.name)
+
+
+# The declared keys of [workflows.<name>], in the order of the documentation table.
+RULES: tuple[Rule, ...] = (
+    Rule("reopen_window", "duration", "A completion counts once this long passes with no reopen."),
+    Rule("abandon_after", "duration", "No signal this long after the last span: abandoned."),
+    Rule(
+        "rework_counts_as_completed",
+        "bool",
+        "Whether a `rework` outcome counts as completed.",
+    ),
+    Rule(
+        "budget_per_completed_task",
+        "money",
+        "USD per completed task finance signed off (autonomy: cost proven within it).",
+    ),
+    Rule(
+        "target_success_rate",
+        "rate",
+        "Completed / decided tasks the workflow must reach (autonomy: quality proven).",
+    ),
+    Rule("human_minutes_per_task", "number", "Minutes of human work one completed task saves."),
+    Rule("human_cost_per_hour", "money", "USD an hour of that human work costs (time saved)."),
+    Rule(
+        "min_tasks", "count", "Decided tasks in the autonomy window before quality can be proven."
+    ),
+    Rule("autonomy_window", "duration", "Whole days before `end` the autonomy gate looks at."),
+    Rule(
+        "autonomy_confidence",
+        "rate",
+        "Confidence of the one-sided Wilson lower bound on the success rate.",
+    ),
+    Rule(
+        "drift_threshold",
+        "rate",
+        "Rise of cost per completed task (recent vs baseline periods) counted as upward drift.",
+    ),
+    Rule("drift_period", "period", "Periods (day, week, month) drift is judged over."),
+    Rule(
+        "trend_threshold",
+        "rate",
+        "Relative change of cost per completed task counted as up or down (trends).",
+    ),
+    Rule(
+        "trend_volume_threshold",
+        "rate",
+        "Relative change of tasks or spend per period counted as rising or falling (trends).",
+    ),
+    Rule("trend_baseline_periods", "count", "Periods pooled as the baseline of a diagnosis."),
+    Rule("trend_recent_periods", "count", "Latest periods pooled as the recent side."),
+    Rule(
+        "trend_max_pending",
+        "rate",
+        "Periods with a larger share of pending tasks are left out of diagnoses.",
+    ),
+)
+#: The keys the task store's decisions depend on (a change rebuilds it).
+DECISION_RULES = ("reopen_window", "abandon_after", "rework_counts_as_completed")
 
 
 @dataclass(frozen=True)
@@ -220,6 +347,9 @@ class Settings:
     max_decompressed_bytes: int = 64 * MiB
     max_inflight_bytes: int = 256 * MiB
     auth_tokens: tuple[str, ...] = ()
+    insecure: bool = False
+    probe_networks: tuple[str, ...] = ()
+    audit_log: str = "-"
     max_clock_skew: float = 300.0
     lanes: int = 0
     wal_fsync: bool = True
@@ -235,6 +365,7 @@ class Settings:
     commit_interval: float = 0.5
     vacuum_retention: float = 3600.0
     query_timeout: float = 30.0
+    read_wait: float = 1.0
     query_max_rows: int = 10_000
     query_memory_limit: int = 384 * MiB
     correlation_keys: tuple[str, ...] = ("correlation.id", "task.attempt.id")
@@ -252,7 +383,17 @@ class Settings:
     version_resource_key: str = "service.version"
     prices: tuple[PriceOverride, ...] = ()
     workflows: Mapping[str, WorkflowRule] = field(default_factory=dict)
+    tokens: tuple[TokenSpec, ...] = ()
     config_file: str | None = None
+
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        """The configured tokens ([[tokens]] and the flat auth_tokens), built once."""
+        return Authenticator(self.tokens, self.auth_tokens)
+
+    @cached_property
+    def probe_nets(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(n, strict=False) for n in self.probe_networks)
 
     @property
     def location(self) -> LakeLocation:
@@ -293,7 +434,7 @@ class Settings:
 _DEFAULTS: dict[str, Any] = {
     f.name: f.default
     for f in fields(Settings)
-    if f.name not in {"prices", "workflows", "config_file"}
+    if f.name not in {"prices", "workflows", "tokens", "config_file"}
 }
 _BY_NAME = {s.name: s for s in SETTINGS}
 if set(_DEFAULTS) != set(_BY_NAME):  # every field declared, every declaration a field
@@ -470,7 +611,38 @@ def parse_prices(entries: object) -> tuple[PriceOverride, ...]:
     return tuple(out)
 
 
-_RULE_KEYS = {f.name for f in fields(WorkflowRule)}
+_RULES_BY_NAME = {r.name: r for r in RULES}
+if set(_RULES_BY_NAME) != {f.name for f in fields(WorkflowRule)}:
+    raise RuntimeError("workflow rules out of sync with RULES")
+
+
+def _rule_value(rule: Rule, value: object, where: str) -> Any:
+    if rule.kind == "duration":
+        seconds = parse_duration(value, where)
+        if seconds < 0:
+            raise SettingsError(f"{where}: must not be negative")
+        return timedelta(seconds=seconds)
+    if rule.kind == "bool":
+        if not isinstance(value, bool):
+            raise SettingsError(f"{where}: expected true or false")
+        return value
+    if rule.kind == "money":
+        return _decimal(value, where)
+    if rule.kind == "period":
+        if value not in PERIODS:
+            raise SettingsError(f"{where}: expected one of {', '.join(PERIODS)}, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SettingsError(f"{where}: expected a number")
+    if rule.kind == "count":
+        if not isinstance(value, int) or value < 1:
+            raise SettingsError(f"{where}: expected a whole number of at least 1")
+        return value
+    if rule.kind == "rate" and not 0 <= value <= 1:
+        raise SettingsError(f"{where}: expected a number from 0 to 1")
+    if value < 0:
+        raise SettingsError(f"{where}: must not be negative")
+    return float(value)
 
 
 def parse_workflows(table: object) -> dict[str, WorkflowRule]:
@@ -481,26 +653,88 @@ def parse_workflows(table: object) -> dict[str, WorkflowRule]:
         where = f"workflows.{name}"
         if not isinstance(body, dict):
             raise SettingsError(f"{where}: expected a table")
-        unknown = set(body) - _RULE_KEYS
+        unknown = set(body) - set(_RULES_BY_NAME)
         if unknown:
             raise SettingsError(f"{where}: unknown keys {sorted(unknown)}")
-        rule = WorkflowRule()
-        values: dict[str, Any] = {}
-        for key, value in body.items():
-            if key in {"reopen_window", "abandon_after"}:
-                values[key] = timedelta(seconds=parse_duration(value, f"{where}.{key}"))
-            elif key == "rework_counts_as_completed":
-                if not isinstance(value, bool):
-                    raise SettingsError(f"{where}.{key}: expected true or false")
-                values[key] = value
-            elif key == "budget_per_completed_task":
-                values[key] = _decimal(value, f"{where}.{key}")
-            else:
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise SettingsError(f"{where}.{key}: expected a number")
-                values[key] = float(value)
-        out[name] = replace(rule, **values)
+        values = {
+            key: _rule_value(_RULES_BY_NAME[key], value, f"{where}.{key}")
+            for key, value in body.items()
+        }
+        rule = replace(WorkflowRule(), **values)
+        if rule.autonomy_confidence in (0, 1):
+            raise SettingsError(f"{where}.autonomy_confidence: expected a number between 0 and 1")
+        if rule.autonomy_window < timedelta(days=1):
+            raise SettingsError(f"{where}.autonomy_window: at least one day")
+        out[name] = rule
     return out
+
+
+_TOKEN_KEYS = {"name", "sha256", "scopes", "teams"}
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _names(value: object, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise SettingsError(f"{where}: expected a list of non-empty strings")
+    return list(value)
+
+
+def parse_tokens(entries: object) -> tuple[TokenSpec, ...]:
+    """The ``[[tokens]]`` tables: name, sha256 (hex of the secret), scopes, optional teams.
+    A config holding a secret itself (any other key) is refused, never silently used."""
+    if not isinstance(entries, list):
+        raise SettingsError("tokens: expected an array of tables ([[tokens]])")
+    out: list[TokenSpec] = []
+    for i, entry in enumerate(entries):
+        where = f"tokens[{i}]"
+        if not isinstance(entry, dict):
+            raise SettingsError(f"{where}: expected a table")
+        unknown = set(entry) - _TOKEN_KEYS
+        if unknown:
+            raise SettingsError(
+                f"{where}: unknown keys {sorted(unknown)} (a token is name, sha256, scopes,"
+                " teams; the config holds the secret's SHA-256, never the secret)"
+            )
+        for required in ("name", "sha256", "scopes"):
+            if required not in entry:
+                raise SettingsError(f"{where}: '{required}' is required")
+        name = entry["name"]
+        if not isinstance(name, str) or not re.fullmatch(
+            r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}", name
+        ):
+            raise SettingsError(f"{where}.name: 1-128 letters, digits and ._:@- (it is logged)")
+        where = f"tokens.{name}"
+        sha = entry["sha256"]
+        if not isinstance(sha, str) or not _HEX_SHA256.fullmatch(sha.strip().lower()):
+            raise SettingsError(
+                f'{where}.sha256: expected 64 hex digits (printf %s "$SECRET" | sha256sum)'
+            )
+        scopes = _names(entry["scopes"], f"{where}.scopes")
+        known = {s.value for s in Scope}
+        if not scopes or not set(scopes) <= known:
+            raise SettingsError(
+                f"{where}.scopes: one or more of {', '.join(sorted(known))}, got {scopes!r}"
+            )
+        teams = None
+        if "teams" in entry:
+            teams = frozenset(_names(entry["teams"], f"{where}.teams"))
+            if not teams:
+                raise SettingsError(f"{where}.teams: at least one team (leave it out: all teams)")
+        out.append(
+            TokenSpec(
+                name=name,
+                sha256=bytes.fromhex(sha.strip().lower()),
+                scopes=frozenset(Scope(s) for s in scopes),
+                teams=teams,
+            )
+        )
+    names = [t.name for t in out]
+    if len(set(names)) != len(names):
+        raise SettingsError("tokens: two tokens share a name (audit lines name tokens)")
+    digests = [t.sha256 for t in out]
+    if len(set(digests)) != len(digests):
+        raise SettingsError("tokens: two tokens share a secret (their sha256 is equal)")
+    return tuple(out)
 
 
 def _apply(values: dict[str, Any], source: Mapping[str, object], *, from_text: bool) -> None:
@@ -529,6 +763,7 @@ def load_settings(
     values: dict[str, Any] = {}
     prices: tuple[PriceOverride, ...] = ()
     workflows: dict[str, WorkflowRule] = {}
+    tokens: tuple[TokenSpec, ...] = ()
     if path:
         try:
             with open(path, "rb") as fh:
@@ -539,6 +774,7 @@ def load_settings(
             raise SettingsError(f"config file {path}: {exc}") from exc
         prices = parse_prices(doc.pop("prices", []))
         workflows = parse_workflows(doc.pop("workflows", {}))
+        tokens = parse_tokens(doc.pop("tokens", []))
         _apply(values, doc, from_text=False)
 
     env_values = {
@@ -553,6 +789,7 @@ def load_settings(
         **values,
         prices=prices,
         workflows=workflows,
+        tokens=tokens,
         config_file=str(path) if path else None,
     )
     _validate(settings)
@@ -593,6 +830,19 @@ def _validate(s: Settings) -> None:
             f"wal_dir: required for the object-store lake {location.root} (the write-ahead"
             " log stays on local disk)"
         )
+    for net in s.probe_networks:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError as exc:
+            raise SettingsError(f"probe_networks: {exc}") from None
+    if not s.audit_log.strip():
+        raise SettingsError("audit_log: '-', 'off' or a file path")
+    if s.query_max_rows <= 0:
+        raise SettingsError("query_max_rows: must be positive")
+    if s.query_timeout <= 0:
+        raise SettingsError("query_timeout: must be positive")
+    if s.read_wait < 0:
+        raise SettingsError("read_wait: must not be negative")
     if s.vacuum_retention <= s.query_timeout:
         raise SettingsError("vacuum_retention: must be longer than query_timeout")
 
@@ -603,4 +853,29 @@ def settings_table() -> str:
     for s in SETTINGS:
         default = ",".join(s.default) if isinstance(s.default, tuple) else s.default
         rows.append(f"| `{s.name}` | `{ENV_PREFIX}{s.name.upper()}` | `{default}` | {s.help} |")
+    return "\n".join(rows)
+
+
+def _rule_default(rule: Rule) -> str:
+    value = rule.default
+    if value is None:
+        return "(none)"
+    if isinstance(value, timedelta):
+        seconds = int(value.total_seconds())
+        if seconds % 86400 == 0 and seconds > 3 * 86400:
+            return f"{seconds // 86400}d"
+        for unit, size in (("h", 3600), ("m", 60)):
+            if seconds % size == 0:
+                return f"{seconds // size}{unit}"
+        return f"{seconds}s"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def workflow_rules_table() -> str:
+    """The documentation table of ``[workflows.<name>]`` (README embeds it)."""
+    rows = ["| key | default | what |", "|---|---|---|"]
+    for r in RULES:
+        rows.append(f"| `{r.name}` | `{_rule_default(r)}` | {r.help} |")
     return "\n".join(rows)

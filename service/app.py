@@ -2,7 +2,9 @@
 
 The app is assembled from parts handed in by the composition root (``service.server``): the
 ingest side's OTLP routes and its status source. The read side (``service.api``) only ever
-talks to the lake through ``service.db``.
+talks to the lake through ``service.db``. Every route declares who may call it and the
+gatekeeper enforces it (``service.access``): the ingest routes check the ingest scope
+themselves, the read API needs ``read``, health and metrics say what they need.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from fastapi import FastAPI
 from starlette.routing import BaseRoute
 
 from schemas.settings import Settings
+from service.access import Access, Gatekeeper, declare
 from service.api import install_read_api
 from service.api.openapi import install_openapi
-from service.auth import BearerAuthMiddleware
+from service.audit import Audit
 from service.db import Database
 from service.errors import RequestIdMiddleware, install_error_handlers
 from service.health import StatusSource, health_router
@@ -27,6 +30,7 @@ def create_app(
     status: StatusSource,
     db: Database,
     ingest_routes: Sequence[BaseRoute] = (),
+    audit: Audit | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="tasklake",
@@ -37,13 +41,23 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
-    # OTLP routes first: they are the hot path and must not be shadowed.
-    app.router.routes[:0] = list(ingest_routes)
+    # the API's description: any valid token (FastAPI made these routes itself)
+    for route in app.router.routes:
+        if getattr(route, "path", None) in (
+            app.openapi_url,
+            app.docs_url,
+            app.swagger_ui_oauth2_redirect_url,
+        ):
+            declare(route, Access.TOKEN)
+    # OTLP routes first: they are the hot path and must not be shadowed. Each checks the
+    # ingest scope itself, answering in its protocol's format.
+    app.router.routes[:0] = [declare(route, Access.INGEST) for route in ingest_routes]
     app.include_router(health_router(status))
     install_read_api(app, db)
     install_openapi(app)
-    if settings.auth_tokens:
-        app.add_middleware(BearerAuthMiddleware, tokens=settings.auth_tokens, prefix="/api/")
-    # outermost: every answer, refusals of the auth check included, carries a request id
+    app.add_middleware(
+        Gatekeeper, router=app.router, settings=settings, audit=audit or Audit(settings)
+    )
+    # outermost: every answer, refusals of the gatekeeper included, carries a request id
     app.add_middleware(RequestIdMiddleware)
     return app

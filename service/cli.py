@@ -7,28 +7,66 @@ Every setting in ``schemas.settings.SETTINGS`` is a flag of every subcommand (``
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 from schemas.delta import Tables
 from schemas.settings import SETTINGS, Settings, SettingsError, load_settings
 from schemas.views import cli_script
 
 
-def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="TOML settings file (also $TASKLAKE_CONFIG).")
+def _add_settings_flags(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    """Every setting as a flag; ``nested`` (a subcommand's parser): absent flags leave what the
+    command's own parser read (argparse would overwrite it with the subparser's default)."""
+    default = argparse.SUPPRESS if nested else None
+    parser.add_argument(
+        "--config", default=default, help="TOML settings file (also $TASKLAKE_CONFIG)."
+    )
     group = parser.add_argument_group("settings (also TASKLAKE_<NAME> or the TOML file)")
     for s in SETTINGS:
-        group.add_argument(
-            "--" + s.name.replace("_", "-"),
-            dest=s.name,
-            default=None,
-            metavar=s.kind.upper(),
-            help=f"{s.help} [default: {s.default!r}]",
-        )
+        flag = "--" + s.name.replace("_", "-")
+        help_text = f"{s.help} [default: {s.default!r}]"
+        if s.kind == "bool":  # --insecure alone means true
+            group.add_argument(
+                flag,
+                dest=s.name,
+                default=None,
+                nargs="?",
+                const="true",
+                metavar="BOOL",
+                help=help_text,
+            )
+        else:
+            group.add_argument(
+                flag, dest=s.name, default=None, metavar=s.kind.upper(), help=help_text
+            )
+
+
+def _add_analyses(report: argparse.ArgumentParser) -> None:
+    """``tasklake report compare | trends | levers | autonomy``: the analyses as tables."""
+    sub = report.add_subparsers(dest="analysis", metavar="{compare,trends,levers,autonomy}")
+    keep = argparse.SUPPRESS  # what `report` itself read stays unless given again
+    what = {
+        "compare": "Two cohorts of one workflow side by side, and why cost moved (LMDI).",
+        "trends": "Cost per completed task per period, and a diagnosis of the recent ones.",
+        "levers": "The five levers of each workflow, in dollars at stake.",
+        "autonomy": "Whether each workflow has earned more autonomy (quality and cost).",
+    }
+    for name, help_text in what.items():
+        p = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
+        p.add_argument("--start", default=keep, help="Tasks started on or after (a date).")
+        p.add_argument("--end", default=keep, help="Tasks started before (a date).")
+        p.add_argument("--workflow", help="Comma list of workflows (compare: one).")
+        p.add_argument("--team", help="Comma list of teams.")
+        p.add_argument("--as-of", dest="as_of", help="Outcomes as they stood then.")
+        if name in ("compare", "trends", "autonomy"):
+            p.add_argument("--cost", choices=("inference", "full"), default=keep)
+        if name == "compare":
+            p.add_argument("--a", required=True, help="Cohort a: version:v1, period:2026-10, ...")
+            p.add_argument("--b", required=True, help="Cohort b, the same way.")
+        if name == "trends":
+            p.add_argument("--period", choices=("day", "week", "month"), default="week")
+        _add_settings_flags(p, nested=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,8 +78,22 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="Receive OTLP (HTTP :4318, gRPC :4317) and serve the API.")
     _add_settings_flags(serve)
 
-    sql = sub.add_parser("sql", help="Open a DuckDB shell with the tasklake views loaded.")
-    sql.add_argument("-c", "--command", dest="sql_command", help="Run one statement and exit.")
+    sql = sub.add_parser(
+        "sql",
+        help="A DuckDB shell with the views loaded; -c runs one query as the API does.",
+        description="Without -c: full DuckDB with the views over the newest versions, each"
+        " statement stopped at query_timeout, memory within query_memory_limit. With -c: one"
+        " read-only query in the sandbox of POST /api/v1/query (no files, no writes, the same"
+        " limits and row cap).",
+    )
+    sql.add_argument("-c", "--command", dest="sql_command", help="Run one query and exit.")
+    sql.add_argument(
+        "--format",
+        dest="sql_format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="How -c prints its answer.",
+    )
     _add_settings_flags(sql)
 
     spark = sub.add_parser(
@@ -63,7 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     compact = sub.add_parser("compact", help="Merge small Parquet files of the lake now.")
     _add_settings_flags(compact)
 
-    report = sub.add_parser("report", help="Cost per completed task for a period, as a table.")
+    report = sub.add_parser(
+        "report", help="Cost per completed task for a period, as a table.", allow_abbrev=False
+    )
     report.add_argument(
         "--start", help="First day (YYYY-MM-DD) of task cohorts; default: 30 days ago."
     )
@@ -71,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--group-by", default="workflow", help="Comma list, as in the API.")
     report.add_argument("--cost", choices=("inference", "full"), default="inference")
     _add_settings_flags(report)
+    _add_analyses(report)
 
     views = sub.add_parser("views", help="Print the view definitions (SQL) for this lake.")
     _add_settings_flags(views)
@@ -91,46 +146,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    flags = {s.name: getattr(args, s.name) for s in SETTINGS}
-    return load_settings(flags=flags, config_file=args.config)
-
-
-def _duckdb_binary() -> str | None:
-    try:
-        import duckdb_cli  # type: ignore[import-untyped]
-    except ImportError:
-        return None
-    candidate = Path(duckdb_cli.__file__).with_name("duckdb")
-    return str(candidate) if candidate.is_file() else None
-
-
-def _sql(settings: Settings, command: str | None) -> int:
-    store_dir = settings.effective_store_dir
-    tables = Tables(settings.location, seed_dir=store_dir / "seeds")
-    tables.ensure()
-    # one statement: pinned to the tables' newest versions, so its answer is one version's;
-    # the shell reads each table's newest version on every query (delta_scan)
-    script = cli_script(tables, settings, pinned=command is not None)
-    binary = _duckdb_binary()
-    if binary is None:
-        print("tasklake sql: the DuckDB CLI (package duckdb-cli) is not installed", file=sys.stderr)
-        return 1
-    tmp = store_dir / "tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    # execv leaves no chance to delete it: it is small, and tmp/ is the read side's scratch
-    fd, init = tempfile.mkstemp(prefix="views-", suffix=".sql", dir=tmp)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(script)
-    argv = [binary, "-cmd", f".read '{init}'"]
-    if command is not None:
-        argv += ["-c", command]
-    else:
-        print(
-            f"tasklake: views loaded over {settings.location.root} — try: SELECT * FROM"
-            " llm_calls LIMIT 5;"
-        )
-    os.execv(binary, argv)
-    return 0  # pragma: no cover (execv does not return)
+    flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
+    return load_settings(flags=flags, config_file=getattr(args, "config", None))
 
 
 def _spark_sql(settings: Settings, args: argparse.Namespace) -> int:
@@ -174,7 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run(settings)
     if args.command == "sql":
-        return _sql(settings, args.sql_command)
+        from service.shell import interactive, run_command
+
+        if args.sql_command is not None:
+            return run_command(settings, args.sql_command, args.sql_format)
+        return interactive(settings)
     if args.command == "views":
         tables = Tables(settings.location, seed_dir=settings.effective_store_dir / "seeds")
         sys.stdout.write(cli_script(tables, settings, pinned=False))
@@ -191,6 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key, value in stats.as_dict().items():
             print(f"{key}: {value}")
         return 0
+    if args.command == "report" and args.analysis:
+        from service.report_analyses import analysis_command
+
+        return analysis_command(settings, args)
     if args.command == "report":
         from service.report import report_command
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -22,6 +22,7 @@ import pyarrow as pa
 from starlette.requests import Request
 
 from schemas.delta import Snapshot, Tables, is_vanished_file_error
+from schemas.prices import LAKE_MODELS_SQL, PriceBook, fill_model_prices
 from schemas.settings import Settings
 from schemas.views import load_views
 from service.follow import Follower, StoreUnavailable
@@ -101,7 +102,10 @@ class Database:
         # Footers of unchanged files are read once, not per query (files are immutable).
         self._con.execute("SET GLOBAL parquet_metadata_cache = true")
         load_views(self._con, self.tables, settings)
+        self._prices = PriceBook(settings.prices)
         self.timeout = settings.query_timeout
+        self.read_wait = settings.read_wait
+        self._columns: dict[str, list[str]] = {}
         self.store = (
             Store(
                 self._con,
@@ -118,15 +122,38 @@ class Database:
 
     def store_for(self, as_of: datetime | None = None) -> Store | None:
         """The store at the versions newest now (it answers for any ``as_of``); None when
-        this database reads the views alone. Waits for the store's build, or for it to
-        follow a commit, at most ``query_timeout``."""
+        this database reads the views alone. Waits for the store's build at most
+        ``query_timeout``, for it to follow the newest commit at most ``read_wait``."""
         del as_of  # the store decides tasks at any moment (tasks_at.sql)
         if self.follower is None:
             return None
         try:
-            return self.follower.current(self.timeout)
+            return self.follower.current(self.read_wait, build_wait=self.timeout)
         except StoreUnavailable as exc:
             raise StoreNotReady(str(exc)) from exc
+
+    def price_models(self) -> None:
+        """Price the models the views' model calls name that ``model_prices`` lacks (the
+        store does this as it follows the lake; a database without one asks the views)."""
+        cursor = self._con.cursor()
+        try:
+            self.tables.pin(cursor)
+            models = cursor.execute(LAKE_MODELS_SQL).fetchall()
+            fill_model_prices(cursor, models, self._prices, datetime.now(UTC).date())
+        finally:
+            cursor.close()
+
+    def columns(self, view: str) -> list[str]:
+        """The column names of a view of the catalog, in order."""
+        if view not in self._columns:
+            cursor = self._con.cursor()
+            try:
+                self.tables.pin(cursor)
+                rows = cursor.execute(f'DESCRIBE "{view}"').fetchall()
+            finally:
+                cursor.close()
+            self._columns[view] = [r[0] for r in rows]
+        return self._columns[view]
 
     def warm(self, timeout: float = 3600.0) -> None:
         """Wait until the store is built and at the newest versions (tools, benchmarks)."""

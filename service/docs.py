@@ -6,10 +6,14 @@ import re
 import sys
 from pathlib import Path
 
-from schemas.settings import settings_table
+from schemas.settings import settings_table, workflow_rules_table
 from schemas.spans import columns_doc
 
-TABLES = {"settings-table": settings_table, "columns-table": columns_doc}
+TABLES = {
+    "settings-table": settings_table,
+    "workflow-rules-table": workflow_rules_table,
+    "columns-table": columns_doc,
+}
 
 
 def render(readme: str) -> str:

@@ -5,7 +5,9 @@ once recovery is done); ``/readyz`` asks the ingest side whether it accepts data
 503 with the reasons while it refuses writes (recovering, a full write-ahead log disk,
 shutting down), else 200, with warnings for trouble that does not refuse data yet (a
 converter that cannot publish to a full lake); ``/metrics`` exposes the ingest counters and
-gauges in the Prometheus text format.
+gauges in the Prometheus text format. ``/healthz`` is open; ``/readyz`` needs any valid token
+and ``/metrics`` the admin scope, unless the client is in ``probe_networks``
+(``service.access``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from service.access import Access, needs
 
 Stat = float | int | Mapping[str, float | int]
 
@@ -67,11 +71,11 @@ def health_router(source: StatusSource) -> APIRouter:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_StatsCollector(source))
 
-    @router.get("/healthz", include_in_schema=False)
+    @router.get("/healthz", include_in_schema=False, dependencies=[needs(Access.OPEN)])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", include_in_schema=False)
+    @router.get("/readyz", include_in_schema=False, dependencies=[needs(Access.PROBE)])
     def readyz() -> JSONResponse:
         state = source.readiness()
         warnings = list(state.warnings)
@@ -88,7 +92,7 @@ def health_router(source: StatusSource) -> APIRouter:
             headers={"Retry-After": "1"},
         )
 
-    @router.get("/metrics", include_in_schema=False)
+    @router.get("/metrics", include_in_schema=False, dependencies=[needs(Access.METRICS)])
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(
             generate_latest(registry).decode(), media_type="text/plain; version=0.0.4"

@@ -9,6 +9,7 @@ not be allocated are listed under the table.
 from __future__ import annotations
 
 import sys
+from collections.abc import Collection
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -35,6 +36,33 @@ def _cell(value: Any) -> str:
     if isinstance(value, date | datetime):
         return value.isoformat()[:10]
     return str(value)
+
+
+def table(
+    header: list[str],
+    body: list[list[str]],
+    labels: int,
+    footer: list[list[str]] | None = None,
+    *,
+    left: Collection[int] = (),
+) -> list[str]:
+    """Lines of a table: the first ``labels`` columns (and those in ``left``) left-aligned,
+    the rest (numbers) right; a rule under the header, and before ``footer``."""
+    widths = [
+        max(len(row[i]) for row in [header, *body, *(footer or [])]) for i in range(len(header))
+    ]
+
+    def fmt(row: list[str]) -> str:
+        return "  ".join(
+            cell.rjust(w) if i >= labels and i not in left else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    out = [fmt(header), rule, *(fmt(r) for r in body)]
+    if footer and body:
+        out += [rule, *(fmt(r) for r in footer)]
+    return out
 
 
 def _day(text: str | None, default: date) -> datetime:
@@ -100,24 +128,12 @@ def render_report(
     footer = [line(t, ["total", *[""] * (len(group_by) - 1)]) for t in total] if group_by else []
     if not group_by:
         body = [line(t, []) for t in total]
-    widths = [max(len(row[i]) for row in [header, *body, *footer]) for i in range(len(header))]
-    numeric = set(range(len(group_by), len(header)))
-
-    def fmt(row: list[str]) -> str:
-        return "  ".join(
-            cell.rjust(w) if i in numeric else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
     title = (
         f"Cost per completed task ({'fully loaded' if full else 'inference'}),"
         f" tasks started {start.date().isoformat()}"
         f" .. {(end - timedelta(days=1)).date().isoformat()}, USD"
     )
-    out = [title, "", fmt(header), rule, *(fmt(r) for r in body)]
-    if footer and body:
-        out += [rule, *(fmt(r) for r in footer)]
+    out = [title, "", *table(header, body, len(group_by), footer)]
     if not body:
         out.append("(no tasks started in this period)")
     if full:

@@ -18,16 +18,23 @@ import grpc
 import uvicorn
 
 from ingest import IngestRuntime, otlp_routes, start_grpc_server, write_routes
-from schemas.settings import Settings
+from schemas.settings import Settings, SettingsError
 from schemas.views import write_views_file
 from service.api.signal_lookup import StoreSignalLookup
 from service.app import create_app
+from service.audit import Audit
 from service.db import Database
+from service.exposure import check_exposure
 
 log = logging.getLogger("tasklake")
 
 
 async def serve(settings: Settings) -> None:
+    exposure = check_exposure(settings)
+    if exposure is not None:
+        log.warning("tasklake: %s", exposure)
+    audit = Audit(settings)
+    audit.settings_loaded(settings)
     runtime = IngestRuntime(settings)
     await asyncio.to_thread(runtime.start)
     write_views_file(settings.location, settings)
@@ -37,6 +44,7 @@ async def serve(settings: Settings) -> None:
         if settings.grpc_port:
             grpc_server = await start_grpc_server(runtime.exporter, settings, runtime.admission)
         db = Database(settings)  # its store builds and follows the lake in the background
+        lookup = StoreSignalLookup(db)
         app = create_app(
             settings,
             status=runtime,
@@ -44,8 +52,9 @@ async def serve(settings: Settings) -> None:
             ingest_routes=[
                 # one memory budget for every receiver of the process
                 *otlp_routes(runtime.exporter, settings, runtime.admission),
-                *write_routes(runtime.exporter, settings, runtime.admission, StoreSignalLookup(db)),
+                *write_routes(runtime.exporter, settings, runtime.admission, lookup, lookup),
             ],
+            audit=audit,
         )
         config = uvicorn.Config(
             app,
@@ -93,6 +102,11 @@ def run(settings: Settings) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    try:
+        check_exposure(settings)
+    except SettingsError as exc:
+        print(f"tasklake: {exc}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:

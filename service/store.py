@@ -3,7 +3,8 @@
 Recomputing attempts and tasks from millions of spans takes minutes, and a dashboard asks
 every few seconds. So the service keeps, in a DuckDB database attached as ``tl_store``:
 
-- ``attempt_parts`` and ``breakdown_parts``: the templates of the same names, per trace;
+- ``attempt_parts``, ``breakdown_parts`` and ``call_parts`` (the model calls and retrievals
+  the levers read): the templates of the same names, per trace;
 - ``attempts``, ``signals`` (one row per signal id), ``tasks`` (their clock-free decisions)
   and ``breakdown`` (each task's spend by role, provider and model);
 - ``files`` (the span files of the version it reflects) and ``trace_files`` (which files hold
@@ -44,7 +45,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,17 @@ import pyarrow as pa
 
 from schemas.delta import Commit, DataFile, Snapshot, Tables
 from schemas.lake import COMPACTED_PREFIX, SIGNALS, SPANS
-from schemas.settings import Settings
+from schemas.prices import PriceBook, fill_model_prices
+from schemas.settings import DECISION_RULES, Settings
 from schemas.templates import PACKAGE as TEMPLATES
-from schemas.templates import render
-from schemas.views import settings_bindings
+from schemas.templates import render, sql_file, substitute
+from schemas.views import (
+    ANALYSIS_FILES,
+    analysis_bindings,
+    settings_bindings,
+    workflow_rules_values,
+)
+from schemas.views import PACKAGE as VIEWS
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +73,7 @@ SCHEMA = "tl_store"
 #: Where a rebuild keeps its intermediate tables (a file beside the store, deleted after).
 SCRATCH = "tl_build"
 #: Bump when the store's tables change shape: a store file of another version is rebuilt.
-STORE_VERSION = 3
+STORE_VERSION = 4
 #: Compress the store (a checkpoint) after a rebuild and after this many refreshes.
 CHECKPOINT_EVERY = 200
 #: Spans per pass of a rebuild: whole days, and each trace whole with the day it starts on
@@ -87,9 +95,16 @@ STORE_SQL = (
     "attempt_rows",
     "breakdown_parts",
     "breakdown_sums",
+    "call_parts",
     "stored_signals",
     "signal_rows",
     "task_rows",
+)
+#: The per-trace tables of the store and the templates they hold (over a pass of spans).
+PART_TABLES = (
+    ("attempt_parts", "attempt_parts"),
+    ("breakdown_parts", "breakdown_parts"),
+    ("call_parts", "call_parts"),
 )
 #: The columns of trace_spans that the stored parts read (what a pass keeps of each span).
 PART_COLUMNS = (
@@ -115,12 +130,13 @@ class RefreshStats:
 
 def fingerprint(settings: Settings | None) -> str:
     """What the stored tables depend on besides the lake: their SQL definitions, the workflow
-    rules and the store's own version. A store with another fingerprint is rebuilt."""
+    rules that decide tasks (not the targets and thresholds read at query time) and the
+    store's own version. A store with another fingerprint is rebuilt."""
     digest = hashlib.sha256(f"store-v{STORE_VERSION}".encode())
     for name in STORE_SQL:
         digest.update(name.encode())
         digest.update(resources.files(TEMPLATES).joinpath(f"{name}.sql").read_bytes())
-    digest.update(settings_bindings(settings)["workflow_rules_values"].encode())
+    digest.update(workflow_rules_values(settings, DECISION_RULES).encode())
     return digest.hexdigest()[:32]
 
 
@@ -170,6 +186,7 @@ class Store:
         self.max_signal_at: datetime | None = None
         self.last = RefreshStats()
         self.fingerprint = fingerprint(settings)
+        self._prices = PriceBook(settings.prices if settings is not None else ())
         self._since_checkpoint = 0
         self._file_no: dict[str, int] = {}  # relative path -> number, current span files
         self._signal_files: set[str] = set()
@@ -183,6 +200,7 @@ class Store:
             self._load()
         if self.built:
             self._define_macros()
+            self._price_models(con, f"{SCHEMA}.call_parts")
 
     # ------------------------------------------------------------------ the store file
 
@@ -286,6 +304,7 @@ class Store:
                 stats = self._incremental(cur, snap) if self.built else None
                 if stats is None:
                     stats = self._rebuild(cur, snap)
+                    self._price_models(cur, f"{SCHEMA}.call_parts")
                 row = cur.execute(f"SELECT max(occurred_at) FROM {SCHEMA}.signals").fetchone()
                 self.max_signal_at = row[0] if row else None
             except BaseException:
@@ -294,10 +313,10 @@ class Store:
                 raise
             finally:
                 cur.close()
-            self.snapshot = snap
             if not self.built:
+                self._define_macros()  # before anyone sees it built
                 self.built = True
-                self._define_macros()
+            self.snapshot = snap
             self._since_checkpoint = 0 if stats.kind == "rebuild" else self._since_checkpoint + 1
             if stats.kind == "rebuild" or self._since_checkpoint >= CHECKPOINT_EVERY:
                 try:
@@ -385,10 +404,7 @@ class Store:
                 spans = span_read(uris, self._seed(), where, PART_INPUT)
                 self._parts_of(cur, spans, f"{b}._pass")
                 verb = "CREATE OR REPLACE TABLE" if i == 0 else "INSERT INTO"
-                for table, template in (
-                    ("_attempt_parts", "attempt_parts"),
-                    ("_breakdown_parts", "breakdown_parts"),
-                ):
+                for table, template in ((f"_{t}", p) for t, p in PART_TABLES):
                     into = f"{verb} {b}.{table} " + ("AS " if i == 0 else "")
                     self._run(cur, into + render(template, {"trace_spans": f"{b}._pass"}))
             self._run(cur, f"DROP TABLE {b}._pass")
@@ -420,6 +436,7 @@ class Store:
                 ("trace_files", f"SELECT * FROM {b}._trace_files ORDER BY trace_id"),
                 ("attempt_parts", f"SELECT * FROM {b}._attempt_parts ORDER BY attempt_id"),
                 ("breakdown_parts", f"SELECT * FROM {b}._breakdown_parts ORDER BY attempt_id"),
+                ("call_parts", f"SELECT * FROM {b}._call_parts ORDER BY attempt_id"),
                 ("attempts", f"SELECT * FROM {b}._attempts ORDER BY task_key"),
                 (
                     "signals",
@@ -439,6 +456,7 @@ class Store:
                     "_trace_files",
                     "_attempt_parts",
                     "_breakdown_parts",
+                    "_call_parts",
                     "_attempts",
                     "_signals",
                     "_tasks",
@@ -639,10 +657,9 @@ class Store:
                 f" UNION SELECT attempt_id FROM {s}.attempt_parts"
                 " WHERE trace_id IN (SELECT trace_id FROM t0)",
             )
-            for table, template in (
-                ("attempt_parts", "attempt_parts"),
-                ("breakdown_parts", "breakdown_parts"),
-            ):
+            # priced once the transaction is over: one transaction writes to one database
+            models = self._models_of(cur, "(" + render("call_parts", {"trace_spans": "pass"}) + ")")
+            for table, template in PART_TABLES:
                 self._run(
                     cur, f"DELETE FROM {s}.{table} WHERE trace_id IN (SELECT trace_id FROM t0)"
                 )
@@ -728,6 +745,7 @@ class Store:
             self._run(cur, "COMMIT")
         finally:
             cur.unregister("listing_added")
+        fill_model_prices(cur, models, self._prices, datetime.now(UTC).date())
         self._signal_files = {f.path for f in snap[SIGNALS].files}
         return stats
 
@@ -773,6 +791,18 @@ class Store:
         )
         self._run(cur, f"INSERT INTO {s}.signals SELECT * FROM new_signals")
 
+    def _price_models(self, cur: duckdb.DuckDBPyConnection, calls: str) -> None:
+        """Price the models of ``calls`` (call_parts rows) that ``model_prices`` does not hold
+        yet, at today's prices (schemas.prices): the what-if figures of the levers."""
+        fill_model_prices(cur, self._models_of(cur, calls), self._prices, datetime.now(UTC).date())
+
+    @staticmethod
+    def _models_of(cur: duckdb.DuckDBPyConnection, calls: str) -> list[tuple[Any, Any]]:
+        rows: list[tuple[Any, Any]] = cur.execute(
+            f"SELECT DISTINCT provider, model FROM (SELECT * FROM {calls}) WHERE kind = 'model'"
+        ).fetchall()
+        return rows
+
     @staticmethod
     def _scalar(cur: duckdb.DuckDBPyConnection, sql: str) -> int:
         row = cur.execute(sql).fetchone()
@@ -792,7 +822,11 @@ class Store:
                 {"tasks": f"{s}.tasks", "attempts": f"{s}.attempts", "signals": f"{s}.signals"},
             )
         )
-        tasks = f"({render('task_outcomes', {'task_facts': 'store_task_facts'})})"
+        self._con.execute(
+            "CREATE OR REPLACE VIEW store_tasks AS "
+            + render("task_outcomes", {"task_facts": "store_task_facts"})
+        )
+        tasks = "store_tasks"
         allocations = (
             "("
             + render(
@@ -838,3 +872,6 @@ class Store:
                 },
             )
         )
+        analyses = {**bindings, **analysis_bindings(store=s)}
+        for name in ANALYSIS_FILES:
+            self._con.execute(substitute(sql_file(VIEWS, name), analyses))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -56,15 +56,24 @@ def moto_s3() -> Iterator[S3]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     s3 = S3(f"http://127.0.0.1:{port}", BUCKET)
-    saved = {k: os.environ.get(k) for k in s3.env}
-    os.environ.update(s3.env)
     try:
-        boto3.client("s3").create_bucket(Bucket=s3.bucket)
-        yield s3
+        with environ(s3.env):
+            boto3.client("s3").create_bucket(Bucket=s3.bucket)
+            yield s3
+    finally:
+        server.stop()
+
+
+@contextmanager
+def environ(env: Mapping[str, str]) -> Iterator[None]:
+    """``env`` set in this process while the block runs; the previous values back after."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        server.stop()

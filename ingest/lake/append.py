@@ -9,9 +9,37 @@ import pyarrow as pa
 from deltalake import CommitProperties, Transaction
 
 from ingest.lake.files import FileWriter, NewFile
-from ingest.parquet import FLUSH_LEVEL
+from ingest.lake.parquet import FLUSH_LEVEL
 from schemas.delta import Tables
 from schemas.lake import PARTITION, TABLES
+
+
+def write_files(
+    tables: Tables,
+    table: str,
+    lake_rows: pa.Table,
+    *,
+    prefix: str,
+    level: int | None = FLUSH_LEVEL,
+    row_group_rows: int = 100_000,
+    metadata: Mapping[str, str] | None = None,
+) -> list[NewFile]:
+    """``lake_rows`` (already in the table's file form) as one data file per day, not yet
+    part of the table."""
+    spec = TABLES[table]
+    writer = FileWriter(tables.location)
+    return [
+        writer.write(
+            spec,
+            day,
+            part,
+            prefix=prefix,
+            row_group_rows=row_group_rows,
+            level=level,
+            metadata=metadata,
+        )
+        for day, part in spec.split_by_day(lake_rows)
+    ]
 
 
 def append_rows(
@@ -26,20 +54,15 @@ def append_rows(
     op: str = "append",
 ) -> list[NewFile]:
     """Write ``rows`` (in the table's row schema) as one file per day and commit them."""
-    spec = TABLES[table]
-    writer = FileWriter(tables.location)
-    files = [
-        writer.write(
-            spec,
-            day,
-            part,
-            prefix=prefix,
-            row_group_rows=row_group_rows,
-            level=level,
-            metadata=metadata,
-        )
-        for day, part in spec.split_by_day(spec.to_lake(rows))
-    ]
+    files = write_files(
+        tables,
+        table,
+        TABLES[table].to_lake(rows),
+        prefix=prefix,
+        level=level,
+        row_group_rows=row_group_rows,
+        metadata=metadata,
+    )
     if files:
         commit_files(tables, table, files, op=op)
     return files

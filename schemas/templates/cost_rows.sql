@@ -15,11 +15,10 @@
 -- group add up exactly to the group's row. With model or provider, only billable spans (model
 -- calls, or spans with a cost) are split out.
 --
--- success_rate = completed / decided tasks (pending ones are not decided yet).
--- A row whose model calls are all unpriced (model_calls > 0, no inference spend and every
--- one of them unpriced) has no known cost: cost_per_attempt_usd and
--- cost_per_completed_task_usd are NULL, never $0; a partly priced row keeps its figures and
--- says how many spans were unpriced.
+-- The per-unit figures (success_rate, cost_per_attempt_usd, cost_per_completed_task_usd,
+-- tokens_per_attempt) are those of unit_figures.sql: NULL, never $0, when every model call of
+-- a row is unpriced; a partly priced row keeps its figures and says how many spans were
+-- unpriced. Each row also carries its tokens and model_calls (the sums the figures divide).
 -- Filters: start_at <= task start < end_at; workflows, teams: lists of names.
 --
 -- Fully loaded cost (full_cost := true): a task's spend is its inference spend plus its rework
@@ -204,20 +203,19 @@ priced AS (
         CASE WHEN full_cost
              THEN spend_usd + rework_usd + labor_usd + infrastructure_usd + licence_usd
                   + other_usd
-             ELSE spend_usd END::DECIMAL(38, 12) AS total_usd,
-        model_calls > 0 AND spend_usd = 0 AND unpriced_spans >= model_calls AS all_unpriced
+             ELSE spend_usd END::DECIMAL(38, 12) AS total_usd
     FROM grouped
 )
 SELECT workflow, team, role, version, model, provider, day, week, month,
     attempts, tasks, completed, failed, escalated, abandoned, pending,
-    completed / nullif(tasks - pending, 0) AS success_rate,
+    success_rate,
     total_usd AS spend_usd,
-    CASE WHEN NOT all_unpriced THEN usd_per(total_usd, attempts) END AS cost_per_attempt_usd,
-    CASE WHEN NOT all_unpriced THEN usd_per(total_usd, completed) END
-        AS cost_per_completed_task_usd,
-    tokens / nullif(attempts, 0) AS tokens_per_attempt,
+    cost_per_attempt_usd,
+    cost_per_completed_task_usd,
+    tokens_per_attempt,
     unpriced_spans,
-    inference_usd, rework_usd, labor_usd, infrastructure_usd, licence_usd, other_usd
-FROM priced
+    inference_usd, rework_usd, labor_usd, infrastructure_usd, licence_usd, other_usd,
+    tokens, model_calls
+FROM {unit_figures(rows=priced)}
 ORDER BY workflow NULLS LAST, team NULLS LAST, role NULLS LAST, version NULLS LAST,
     model NULLS LAST, provider NULLS LAST, day NULLS LAST, week NULLS LAST, month NULLS LAST

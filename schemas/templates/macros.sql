@@ -52,3 +52,19 @@ CREATE OR REPLACE MACRO outcome_at(final_outcome, waits, decided_at, at_time) AS
 CREATE OR REPLACE MACRO counted_as(outcome) AS
     CASE WHEN outcome IN ('completed', 'pending', 'escalated', 'abandoned') THEN outcome
          ELSE 'failed' END;
+
+-- A row whose model calls are all unpriced (model_calls > 0, no inference spend and every one
+-- of them unpriced) has no known cost: its per-unit figures are NULL, never $0.
+CREATE OR REPLACE MACRO all_unpriced(model_calls, inference_usd, unpriced_spans) AS
+    model_calls > 0 AND inference_usd = 0 AND unpriced_spans >= model_calls;
+
+-- What tokens cost at a price list (USD per token of each kind; input includes cache reads
+-- and writes, output includes reasoning, each part at its own price), exact: the arithmetic
+-- of ingest's price overrides (ingest/convert/price.py), for what-if figures.
+CREATE OR REPLACE MACRO tokens_cost(input, cache_read, cache_write, output, reasoning,
+        input_price, cache_read_price, cache_write_price, output_price, reasoning_price) AS
+    (coalesce(input, 0) - coalesce(cache_read, 0) - coalesce(cache_write, 0)) * input_price
+    + coalesce(cache_read, 0) * cache_read_price
+    + coalesce(cache_write, 0) * cache_write_price
+    + (coalesce(output, 0) - coalesce(reasoning, 0)) * output_price
+    + coalesce(reasoning, 0) * reasoning_price;

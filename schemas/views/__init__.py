@@ -22,21 +22,37 @@ cost macro comes from ``templates/cost_params.sql`` so the store's twin takes th
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from statistics import NormalDist
 
 import schemas.costs
 import schemas.signals  # noqa: F401  (registers the signals table)
 from schemas.delta import Tables, variable
 from schemas.lake import COSTS, SIGNALS, SPANS, TABLES
 from schemas.location import LakeLocation, SqlConnection, configure_duckdb, load_extension
-from schemas.settings import Settings, WorkflowRule
+from schemas.prices import MODEL_PRICES_DDL
+from schemas.settings import RULES, Rule, Settings, WorkflowRule
 from schemas.templates import PACKAGE as TEMPLATES
 from schemas.templates import render, sql_file, substitute
 
 PACKAGE = "schemas.views"
 
+#: The analyses (macros only; DESIGN §7): each file is rendered twice, as the views' macros
+#: and, with ``macro_prefix`` "store_", as the task store's twins over its tables
+#: (``analysis_bindings``), so both answer from the same text.
+ANALYSIS_FILES: tuple[str, ...] = ("compare", "trends", "autonomy", "outcome_reasons", "levers")
+#: The parameter lists of the macros (``templates/<name>.sql``), bound by name.
+PARAMS: tuple[str, ...] = (
+    "cost_params",
+    "unallocated_params",
+    "compare_params",
+    "trends_params",
+    "autonomy_params",
+    "reasons_params",
+)
 #: The view files in load order (a view may read only views and templates before it).
 VIEW_FILES: tuple[str, ...] = (
     "spans",
@@ -54,9 +70,12 @@ VIEW_FILES: tuple[str, ...] = (
     "unmatched_signals",
     "cost_per_task",
     "lookup",
+    *ANALYSIS_FILES,
 )
-#: The views an engineer can query (what ``tasklake sql`` lists); lookup.sql holds macros.
-PUBLIC_VIEWS: tuple[str, ...] = tuple(v for v in VIEW_FILES if v != "lookup")
+#: The views an engineer can query (what ``tasklake sql`` lists); the other files hold macros.
+PUBLIC_VIEWS: tuple[str, ...] = tuple(
+    v for v in VIEW_FILES if v != "lookup" and v not in ANALYSIS_FILES
+)
 #: Templates that exist as views of their own name in a catalog (the steps of the chain).
 TEMPLATE_VIEWS: tuple[str, ...] = (
     "span_copies",
@@ -64,6 +83,7 @@ TEMPLATE_VIEWS: tuple[str, ...] = (
     "trace_spans",
     "attempt_parts",
     "breakdown_parts",
+    "call_parts",
     "stored_signals",
     "stored_costs",
 )
@@ -118,42 +138,93 @@ def _interval(seconds: float) -> str:
     return f"to_microseconds({round(seconds * 1_000_000)})"
 
 
-def _number(value: Decimal | float | None, sql_type: str) -> str:
-    return f"NULL::{sql_type}" if value is None else f"{value}::{sql_type}"
+def _number(value: Decimal | float | int | None, sql_type: str) -> str:
+    """A typed literal; a float as text, which DuckDB parses to the same double (a numeric
+    literal goes through DECIMAL and may round: 0.9500000000000001 would read as 0.95)."""
+    if value is None:
+        return f"NULL::{sql_type}"
+    if isinstance(value, float):
+        return f"'{value!r}'::{sql_type}"
+    return f"{value}::{sql_type}"
 
 
-def workflow_rules_values(settings: Settings | None = None) -> str:
-    """The rows of ``workflow_rules``: one per configured workflow, then the default."""
+_RULE_SQL_TYPES = {
+    "money": "DECIMAL(18, 6)",
+    "rate": "DOUBLE",
+    "number": "DOUBLE",
+    "count": "BIGINT",
+}
+
+
+def _rule_literal(rule: Rule, value: object) -> str:
+    if rule.kind == "duration":
+        assert isinstance(value, timedelta)
+        return _interval(value.total_seconds())
+    if rule.kind == "bool":
+        return "true" if value else "false"
+    if rule.kind == "period":
+        assert isinstance(value, str)
+        return _literal(value)
+    assert value is None or isinstance(value, Decimal | float | int)
+    return _number(value, _RULE_SQL_TYPES[rule.kind])
+
+
+def workflow_rules_columns(names: Sequence[str] | None = None) -> str:
+    """The column names of ``workflow_rules``: the workflow, each rule of ``RULES`` (or of
+    ``names``), then ``autonomy_z``."""
+    keys = list(names) if names is not None else [r.name for r in RULES]
+    return ", ".join(["workflow", *keys, *(["autonomy_z"] if names is None else [])])
+
+
+def workflow_rules_values(
+    settings: Settings | None = None, names: Sequence[str] | None = None
+) -> str:
+    """The rows of ``workflow_rules``: one per configured workflow, then the default (a NULL
+    workflow); each holds every key of ``RULES`` (or only ``names``), then ``autonomy_z``: the
+    standard normal quantile of ``autonomy_confidence`` (the one-sided Wilson bound's z)."""
     workflows = dict(settings.workflows) if settings is not None else {}
     default = workflows.pop("*", WorkflowRule())
     rows: list[tuple[str | None, WorkflowRule]] = [
         (name, workflows[name]) for name in sorted(workflows)
     ]
     rows.append((None, default))
-    return ",\n    ".join(
-        "("
-        + ", ".join(
-            (
-                _literal(name) + ("::VARCHAR" if name is None else ""),
-                _interval(rule.reopen_window.total_seconds()),
-                _interval(rule.abandon_after.total_seconds()),
-                "true" if rule.rework_counts_as_completed else "false",
-                _number(rule.budget_per_completed_task, "DECIMAL(18, 6)"),
-                _number(rule.target_success_rate, "DOUBLE"),
-                _number(rule.human_minutes_per_task, "DOUBLE"),
-            )
-        )
-        + ")"
-        for name, rule in rows
-    )
+    rules = [r for r in RULES if names is None or r.name in names]
+    out = []
+    for name, rule in rows:
+        cells = [_literal(name) + ("::VARCHAR" if name is None else "")]
+        cells += [_rule_literal(r, getattr(rule, r.name)) for r in rules]
+        if names is None:
+            cells.append(_number(NormalDist().inv_cdf(rule.autonomy_confidence), "DOUBLE"))
+        out.append("(" + ", ".join(cells) + ")")
+    return ",\n    ".join(out)
 
 
 def settings_bindings(settings: Settings | None) -> dict[str, str]:
     """Inputs rendered from the settings rather than read from the lake."""
     return {
         "workflow_rules_values": workflow_rules_values(settings),
-        "cost_params": sql_file(TEMPLATES, "cost_params").strip(),
-        "unallocated_params": sql_file(TEMPLATES, "unallocated_params").strip(),
+        "workflow_rules_columns": workflow_rules_columns(),
+        **{name: sql_file(TEMPLATES, name).strip() for name in PARAMS},
+    }
+
+
+def analysis_bindings(*, store: str | None = None) -> dict[str, str]:
+    """The inputs of the analyses' macros: over the views, or (``store``: the task store's
+    schema) the store's twins over its tables."""
+    if store is None:
+        return {
+            "macro_prefix": "",
+            "cost_by": "cost_per_task_by",
+            "analysis_tasks": "tasks",
+            "analysis_attempts": "attempts",
+            "analysis_calls": "call_parts",
+        }
+    return {
+        "macro_prefix": "store_",
+        "cost_by": "store_cost_per_task_by",
+        "analysis_tasks": "store_tasks",
+        "analysis_attempts": f"{store}.attempts",
+        "analysis_calls": f"{store}.call_parts",
     }
 
 
@@ -165,6 +236,7 @@ def render_catalog(table_reads: Mapping[str, str], settings: Settings | None = N
     views, then the public views."""
     bindings = {**settings_bindings(settings)}
     parts = [sql_file(TEMPLATES, name).strip() for name in PRELUDE]
+    parts.append(MODEL_PRICES_DDL + ";")
     for table, name in TABLE_INPUTS.items():
         parts.append(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {table_reads[table]};")
         bindings[name] = name
@@ -172,9 +244,21 @@ def render_catalog(table_reads: Mapping[str, str], settings: Settings | None = N
     for name in TEMPLATE_VIEWS:
         body = render(name, bindings, views - {name})
         parts.append(f"CREATE OR REPLACE VIEW {name} AS\n{body};")
+    bindings.update(analysis_bindings())
     for name in VIEW_FILES:
         parts.append(substitute(view_sql(name), bindings, views))
     return "\n\n".join(parts) + "\n"
+
+
+def render_prelude() -> str:
+    """The macros every view uses (no table is read)."""
+    return "\n\n".join(sql_file(TEMPLATES, name).strip() for name in PRELUDE) + "\n"
+
+
+def render_derived(name: str, settings: Settings | None = None) -> str:
+    """The file of view ``name`` with its placeholders resolved, reading the other views by
+    name: for a catalog whose inputs are tables of those names (a scoped SQL sandbox)."""
+    return substitute(view_sql(name), settings_bindings(settings), frozenset(TEMPLATE_VIEWS))
 
 
 def load_views(con: SqlConnection, tables: Tables, settings: Settings | None = None) -> None:
@@ -250,6 +334,7 @@ def write_views_file(location: LakeLocation, settings: Settings | None = None) -
 
 
 __all__ = [
+    "ANALYSIS_FILES",
     "COMPONENT_COLUMNS",
     "PUBLIC_VIEWS",
     "TABLES",

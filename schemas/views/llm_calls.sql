@@ -1,15 +1,5 @@
 -- llm_calls: the model calls that bill — the innermost ones (trace_spans.sql): a span that
--- wraps another model call is not listed (trace_spans shows it with billed = false).
+-- wraps another model call is not listed (trace_spans shows it with billed = false). The
+-- columns: llm_call_rows.sql.
 CREATE OR REPLACE VIEW llm_calls AS
-SELECT
-    date, start_time, end_time, duration_ms, trace_id, span_id, parent_span_id, name,
-    service_name, operation, provider, request_model, response_model,
-    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
-    total_tokens,
-    input_tokens - coalesce(cache_read_tokens, 0) - coalesce(cache_write_tokens, 0)
-        AS uncached_input_tokens,
-    usage_basis, cost_usd, cost_source, price_ref, reported_cost_usd,
-    correlation_id, attempt_id, task_id, workflow, workflow_version, team,
-    resolved_role AS role, agent_name, conversation_id, user_id, status, error_type, environment
-FROM {trace_spans}
-WHERE billed;
+SELECT * FROM {llm_call_rows};

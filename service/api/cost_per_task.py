@@ -11,6 +11,7 @@ they are in no row, never silently dropped, and ``unallocated_usd`` adds them up
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -19,23 +20,27 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
+from schemas.auth import Principal
 from schemas.views import COMPONENT_COLUMNS
+from service.access import ReadPrincipal, team_filter
 from service.api.openapi import CSV, errors
 from service.api.params import (
-    FORMATS,
-    TIME_PATTERN,
+    COSTS,
+    FILTERS,
     AsOf,
+    Cost,
+    End,
     Format,
-    check_known,
+    Names,
+    Start,
     choices,
     declared,
-    moment,
-    names,
+    filters,
     one_of,
 )
 from service.api.render import csv_response, json_response, plain
+from service.audit import note
 from service.db import Database, get_db
-from service.errors import ApiError
 
 router = APIRouter()
 
@@ -65,8 +70,7 @@ METRICS: tuple[str, ...] = (
     "tokens_per_attempt",
     "unpriced_spans",
 )
-COSTS = ("inference", "full")
-PARAMS = ("group_by", "start", "end", "workflow", "team", "cost", "format", "as_of")
+PARAMS = ("group_by", "cost", *FILTERS)
 
 
 def cost_per_task_query(
@@ -163,22 +167,20 @@ def unallocated_rows(
     return db.rows(sql, args, as_of=as_of, snapshot=store.snapshot if store else None)
 
 
+def visible_unallocated(principal: Principal, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a caller sees of the unallocated money: a team-scoped one only the entries naming
+    one of its teams (an entry for every team, and a signal of no known task, are nobody's)."""
+    if principal.teams is None:
+        return rows
+    return [r for r in rows if r["kind"] == "entry" and principal.sees(r["team"])]
+
+
 GroupBy = Annotated[
     str | None,
     declared(
         f"Comma list of {', '.join(GROUP_KEYS)} (default: workflow)",
         pattern=f"^({'|'.join(GROUP_KEYS)})(,({'|'.join(GROUP_KEYS)}))*$",
     ),
-]
-Names = Annotated[str | None, declared("Comma list of names to keep")]
-Start = Annotated[
-    str | None, declared("Tasks started at or after (RFC 3339 or a date)", pattern=TIME_PATTERN)
-]
-End = Annotated[
-    str | None, declared("Tasks started before (RFC 3339 or a date)", pattern=TIME_PATTERN)
-]
-Cost = Annotated[
-    str | None, declared("inference (default) or full: every cost component", enum=list(COSTS))
 ]
 
 
@@ -206,6 +208,7 @@ class CostPerTaskAnswer(BaseModel):
 def cost_per_task(
     request: Request,
     db: Annotated[Database, Depends(get_db)],
+    principal: ReadPrincipal,
     *,
     group_by: GroupBy = None,
     start: Start = None,
@@ -216,21 +219,34 @@ def cost_per_task(
     format: Format = None,
     as_of: AsOf = None,
 ) -> Response:
-    """Cost per completed task, grouped by ``group_by`` (default: workflow)."""
-    check_known(request.query_params, PARAMS)
+    """Cost per completed task, grouped by ``group_by`` (default: workflow). A team-scoped
+    token reads its teams' tasks: ``team`` narrows them, a team outside them is 403."""
+    f = filters(
+        request.query_params,
+        PARAMS,
+        start=start,
+        end=end,
+        workflow=workflow,
+        team=team,
+        format=format,
+        as_of=as_of,
+    )
+    f = replace(f, teams=team_filter(principal, f.teams))
     keys = choices("group_by", group_by, GROUP_KEYS, "workflow")
-    since, until = moment("start", start), moment("end", end)
-    if since is not None and until is not None and until <= since:
-        raise ApiError(400, "end: must be after start (the period is [start, end))")
-    workflows, teams = names("workflow", workflow), names("team", team)
     kind = one_of("cost", cost, COSTS, "inference")
-    fmt = one_of("format", format, FORMATS, "json")
-    at = moment("as_of", as_of)
     full = kind == "full"
     rows = cost_per_task_rows(
-        db, keys, start=since, end=until, workflows=workflows, teams=teams, as_of=at, full=full
+        db,
+        keys,
+        start=f.start,
+        end=f.end,
+        workflows=f.workflows,
+        teams=f.teams,
+        as_of=f.as_of,
+        full=full,
     )
-    if fmt == "csv":
+    note(request, rows=len(rows))
+    if f.format == "csv":
         columns = [*keys, *METRICS, *(COMPONENT_COLUMNS if full else ())]
         return csv_response(rows, columns, "cost-per-task")
     doc: dict[str, Any] = {
@@ -238,17 +254,15 @@ def cost_per_task(
         "currency": "USD",
         "cost": kind,
         "group_by": keys,
-        "filters": {
-            "start": plain(since),
-            "end": plain(until),
-            "workflow": workflows,
-            "team": teams,
-        },
-        "as_of": plain(at),
+        "filters": f.plain(),
+        "as_of": plain(f.as_of),
     }
     if full:
-        unallocated = unallocated_rows(
-            db, start=since, end=until, workflows=workflows, teams=teams, as_of=at
+        unallocated = visible_unallocated(
+            principal,
+            unallocated_rows(
+                db, start=f.start, end=f.end, workflows=f.workflows, teams=f.teams, as_of=f.as_of
+            ),
         )
         doc["unallocated"] = unallocated
         doc["unallocated_usd"] = sum((u["amount_usd"] for u in unallocated), Decimal(0))

@@ -4,13 +4,16 @@ parameter, never a silently different answer."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Depends, Query, Request
 from starlette.datastructures import QueryParams
 
+from schemas.auth import Principal
 from schemas.jsonitems import rfc3339_ns
+from service.access import ReadPrincipal, team_filter
 from service.errors import ApiError
 
 FORMATS = ("json", "csv")
@@ -34,6 +37,120 @@ AsOf = Annotated[
         pattern=TIME_PATTERN,
     ),
 ]
+
+
+Names = Annotated[str | None, declared("Comma list of names to keep")]
+Start = Annotated[
+    str | None, declared("Tasks started at or after (RFC 3339 or a date)", pattern=TIME_PATTERN)
+]
+End = Annotated[
+    str | None, declared("Tasks started before (RFC 3339 or a date)", pattern=TIME_PATTERN)
+]
+COSTS = ("inference", "full")
+Cost = Annotated[
+    str | None, declared("inference (default) or full: every cost component", enum=list(COSTS))
+]
+#: The parameters every analysis takes (DESIGN §7): the filters, the format and the moment.
+FILTERS = ("start", "end", "workflow", "team", "format", "as_of")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The usual filters of a read route, checked."""
+
+    start: datetime | None
+    end: datetime | None
+    workflows: list[str] | None
+    teams: list[str] | None
+    format: str
+    as_of: datetime | None
+
+    def plain(self) -> dict[str, Any]:
+        """As an answer shows them."""
+        return {
+            "start": _plain_time(self.start),
+            "end": _plain_time(self.end),
+            "workflow": self.workflows,
+            "team": self.teams,
+        }
+
+
+def _plain_time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def filters(
+    params: QueryParams,
+    known: Collection[str],
+    *,
+    start: str | None,
+    end: str | None,
+    workflow: str | None,
+    team: str | None,
+    format: str | None,
+    as_of: str | None,
+) -> Filters:
+    """Check that ``params`` holds only ``known`` ones, and the usual filters."""
+    check_known(params, known)
+    since, until = moment("start", start), moment("end", end)
+    if since is not None and until is not None and until <= since:
+        raise ApiError(400, "end: must be after start (the period is [start, end))")
+    return Filters(
+        since,
+        until,
+        names("workflow", workflow),
+        names("team", team),
+        one_of("format", format, FORMATS, "json"),
+        moment("as_of", as_of),
+    )
+
+
+@dataclass(frozen=True)
+class Given:
+    """The usual filters as a request gives them (``usual``), before ``checked``; with the
+    caller, whose teams bound ``team``."""
+
+    params: QueryParams
+    principal: Principal
+    start: str | None
+    end: str | None
+    workflow: str | None
+    team: str | None
+    format: str | None
+    as_of: str | None
+
+    def checked(self, known: Collection[str]) -> Filters:
+        """The filters, once ``params`` holds only ``known`` ones; ``teams`` within the
+        caller's (``service.access.team_filter``)."""
+        f = filters(
+            self.params,
+            known,
+            start=self.start,
+            end=self.end,
+            workflow=self.workflow,
+            team=self.team,
+            format=self.format,
+            as_of=self.as_of,
+        )
+        return replace(f, teams=team_filter(self.principal, f.teams))
+
+
+def usual(
+    request: Request,
+    principal: ReadPrincipal,
+    *,
+    start: Start = None,
+    end: End = None,
+    workflow: Names = None,
+    team: Names = None,
+    format: Format = None,
+    as_of: AsOf = None,
+) -> Given:
+    """FastAPI dependency: the usual filters, declared once for every route that takes them."""
+    return Given(request.query_params, principal, start, end, workflow, team, format, as_of)
+
+
+Usual = Annotated[Given, Depends(usual)]
 
 
 def check_known(params: QueryParams, known: Collection[str]) -> None:

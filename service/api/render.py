@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
+import pyarrow as pa
 from starlette.responses import Response
 
 
@@ -133,3 +134,44 @@ def content_disposition(filename: str, disposition: str = "inline") -> str:
     fallback = _UNSAFE_FILENAME.sub("_", filename) or "download"
     exact = quote(filename, safe="")
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{exact}"
+
+
+def _plain_column(column: pa.ChunkedArray) -> list[Any]:
+    """A column's values for JSON/CSV; a MAP as an object (Arrow gives key-value pairs)."""
+    values: list[Any] = column.to_pylist()
+    if pa.types.is_map(column.type):
+        return [None if v is None else {str(k): x for k, x in v} for v in values]
+    return values
+
+
+def arrow_rows(table: pa.Table) -> list[list[Any]]:
+    """The rows of ``table`` as lists, in column order (names may repeat in a query)."""
+    columns = [_plain_column(c) for c in table.columns]
+    return [list(row) for row in zip(*columns, strict=True)] if columns else []
+
+
+def csv_table_response(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], filename: str, **headers: str
+) -> Response:
+    """Rows as lists under a header of ``columns``."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(v) for v in row])
+    return Response(
+        buf.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": content_disposition(f"{filename}.csv"), **headers},
+    )
+
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+def arrow_response(table: pa.Table, **headers: str) -> Response:
+    """``table`` in the Arrow IPC stream format."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return Response(sink.getvalue().to_pybytes(), media_type=ARROW_STREAM, headers=headers)

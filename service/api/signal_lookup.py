@@ -32,7 +32,8 @@ LOOKUP_QUERY_TIMEOUT = 1.0
 
 
 class StoreSignalLookup:
-    """``ingest.write_api.SignalLookup`` over the service's ``Database``."""
+    """``ingest.receive.write_api.SignalLookup`` and ``ingest.receive.teams.TaskTeams`` over
+    the service's ``Database``."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -70,3 +71,26 @@ class StoreSignalLookup:
         ]
         rows = self.db.rows(sql, params, timeout=LOOKUP_QUERY_TIMEOUT)
         return {r["signal_id"]: (r["reason"], r["task_workflow"]) for r in rows}
+
+    def task_teams(self, signals: Sequence[Signal]) -> dict[str, str | None]:
+        """The team of the task each signal names, for the tasks the store knows — at the
+        newest versions: it waits for the store (at most query_timeout; else StoreNotReady),
+        since a team-scoped token's signal is refused when its task is not known."""
+        store = self.db.store_for()
+        if store is None:
+            return {}
+        sql = (
+            "WITH s AS (SELECT unnest(?::VARCHAR[]) AS signal_id,"
+            " unnest(?::VARCHAR[]) AS task_id, unnest(?::VARCHAR[]) AS correlation_id)"
+            " SELECT s.signal_id, t.team FROM s"
+            f" LEFT JOIN {SCHEMA}.attempts a ON s.task_id IS NULL"
+            " AND a.attempt_id = s.correlation_id"
+            f" JOIN {SCHEMA}.tasks t ON t.task_key = coalesce(s.task_id, a.task_key)"
+        )
+        params = [
+            [s.signal_id for s in signals],
+            [s.task_id for s in signals],
+            [s.correlation_id for s in signals],
+        ]
+        rows = self.db.rows(sql, params, snapshot=store.snapshot)
+        return {r["signal_id"]: r["team"] for r in rows}

@@ -16,11 +16,14 @@ from pydantic import BaseModel, ConfigDict
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
+from schemas.auth import ANONYMOUS, Principal
 from schemas.delta import Snapshot
 from schemas.templates import render
+from service.access import ReadPrincipal
 from service.api.openapi import CSV, errors
 from service.api.params import FORMATS, AsOf, Format, check_known, moment, one_of
 from service.api.render import csv_response, json_response
+from service.audit import note
 from service.db import Database, get_db
 from service.errors import ApiError
 from service.store import SCHEMA, span_read
@@ -183,17 +186,27 @@ class _Store(_Views):
         )
 
 
-def task_detail(db: Database, lookup_id: str, *, as_of: datetime | None = None) -> dict[str, Any]:
-    """The drill-down document of a task or attempt id; ``ApiError(404)`` when unknown."""
+def task_detail(
+    db: Database,
+    lookup_id: str,
+    *,
+    as_of: datetime | None = None,
+    principal: Principal = ANONYMOUS,
+) -> dict[str, Any]:
+    """The drill-down document of a task or attempt id; ``ApiError(404)`` when unknown, or
+    not ``principal``'s: a task is its team's (its first attempt's), an attempt and its spans
+    its own team's. A team-scoped caller sees only its teams' attempts of a task, and a
+    task's row and signals only when the task is its teams'."""
     store = db.store_for(as_of)
     find: _Views = (
         _Store(db, as_of, store.snapshot)
         if store is not None and store.snapshot is not None
         else _Views(db, as_of)
     )
+    unknown = ApiError(404, f"no task or attempt with id '{lookup_id}'")
     found = find.attempts(lookup_id)
     if not found:
-        raise ApiError(404, f"no task or attempt with id '{lookup_id}'")
+        raise unknown
     if any(a["task_key"] == lookup_id for a in found):
         kind, task_key = "task", lookup_id
         attempts = [a for a in found if a["task_key"] == lookup_id]
@@ -205,7 +218,13 @@ def task_detail(db: Database, lookup_id: str, *, as_of: datetime | None = None) 
         attempts = [a for a in find.attempts(task_key) if a["task_key"] == task_key]
     attempt_ids = [a["attempt_id"] for a in attempts]
     task = find.task(task_key, attempt_ids)
-    signals = find.signals(task_key, attempt_ids)
+    task_team = task[0]["team"] if task else attempts[0]["team"]
+    visible = principal.sees(task_team) if kind == "task" else principal.sees(shown[0]["team"])
+    if not visible:
+        raise unknown  # the same answer as an id nobody knows
+    shown = [a for a in shown if principal.sees(a["team"])]
+    own_task = principal.sees(task_team)
+    signals = find.signals(task_key, attempt_ids) if own_task else []
     spans = find.spans(task_key, [a["attempt_id"] for a in shown])
     for s in spans:
         s["role"] = s.pop("resolved_role")
@@ -216,7 +235,7 @@ def task_detail(db: Database, lookup_id: str, *, as_of: datetime | None = None) 
         "id": lookup_id,
         "kind": kind,
         "currency": "USD",
-        "task": task[0] if task else None,
+        "task": task[0] if task and own_task else None,
         "attempts": shown,
         "signals": signals,
         "spans": span_tree(spans),
@@ -286,6 +305,8 @@ def get_task(
     task_id: Annotated[str, Path(description="A task id or attempt (correlation) id; may hold /")],
     request: Request,
     db: Annotated[Database, Depends(get_db)],
+    principal: ReadPrincipal,
+    *,
     format: Format = None,
     as_of: AsOf = None,
 ) -> Response:
@@ -293,8 +314,9 @@ def get_task(
     The id is the rest of the path, so ids holding ``/`` work sent as is or percent-encoded."""
     check_known(request.query_params, ("format", "as_of"))
     fmt = one_of("format", format, FORMATS, "json")
-    doc = task_detail(db, task_id, as_of=moment("as_of", as_of))
+    doc = task_detail(db, task_id, as_of=moment("as_of", as_of), principal=principal)
     rows = doc.pop("span_rows")
+    note(request, rows=len(rows))
     if fmt == "csv":
         return csv_response(
             rows,

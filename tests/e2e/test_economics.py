@@ -41,8 +41,13 @@ OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
 CONFIG = """
 [[prices]]                # USD per million tokens: every attempt's cost is exact
 model = "acme-large"
-input = 3.00
-output = 15.00
+input = 30.00
+output = 150.00
+
+[[prices]]
+model = "acme-medium"
+input = 5.00
+output = 20.00
 
 [[prices]]
 model = "acme-small"
@@ -55,13 +60,14 @@ reopen_window = "48h"
 [workflows.reopen-check]
 reopen_window = "48h"
 """
-#: The worked example: v1 blends a large planner call ($0.90) with a small drafter call
-#: ($0.108): $1.008 per attempt; v2 drafts with the small model only: $0.3486.
+#: The worked example: v1 blends a large planner call ($0.90) with a medium drafter call
+#: ($0.108): 20,000 tokens and $1.008 per attempt; v2 drafts in one call of the large model
+#: with a tight prompt: 4,000 tokens and $0.3486 (a dearer token, five times fewer of them).
 V1_CALLS = (
-    Call("planner", "acme-large", 150_000, 30_000),
-    Call("drafter", "acme-small", 100_000, 29_000),
+    Call("planner", "acme-large", 3_250, 5_350),
+    Call("drafter", "acme-medium", 8_000, 3_400),
 )
-V2_CALLS = (Call("drafter", "acme-small", 400_000, 74_300),)
+V2_CALLS = (Call("drafter", "acme-large", 2_095, 1_905),)
 ATTEMPTS = 10_000
 
 
@@ -198,6 +204,51 @@ def test_the_worked_example(server: Server) -> None:
         assert {r["role"] for r in mine} >= {"drafter"}
     planner = next(r for r in by_role if r["version"] == "v1" and r["role"] == "planner")
     assert planner["spend_usd"] == Decimal("9000")
+
+    # the v1 -> v2 table, and why cost per completed ticket moved (LMDI, exact)
+    doc = api(
+        server,
+        "/api/v1/compare",
+        workflow="support-triage",
+        a="version:v1",
+        b="version:v2",
+        as_of=AS_OF,
+    )
+    table = {r["metric"]: r for r in doc["rows"]}
+    assert (table["tokens_per_attempt"]["a"], table["tokens_per_attempt"]["b"]) == (20000, 4000)
+    assert table["cost_per_attempt_usd"]["a"] == Decimal("1.008")
+    assert table["cost_per_attempt_usd"]["b"] == Decimal("0.3486")
+    assert (table["failure_rate"]["a"], table["failure_rate"]["b"]) == (
+        Decimal("0.28"),
+        Decimal("0.09"),
+    )
+    assert cents(table["cost_per_completed_task_usd"]["a"]) == Decimal("1.40")
+    assert cents(table["cost_per_completed_task_usd"]["b"]) == Decimal("0.38")
+    assert (table["completed"]["a"], table["completed"]["b"]) == (7200, 9100)
+    assert (table["spend_usd"]["a"], table["spend_usd"]["b"]) == (Decimal(10080), Decimal(3486))
+    split = doc["decomposition"]
+    assert split["method"].startswith("LMDI")
+    change = split["total_change_usd"]  # $0.383076923077 - $1.40, exact to 1e-12
+    assert change == Decimal("0.383076923077") - Decimal("1.4")
+    parts = split["parts"]
+    assert set(parts) == {"price_per_token", "tokens_per_attempt", "attempts_per_completed_task"}
+    assert abs(sum(parts.values()) - change) < Decimal("1e-9")
+    # a dearer token (+$0.43), five times fewer tokens (-$1.26), fewer retries (-$0.18)
+    assert parts["price_per_token"] > 0 > parts["tokens_per_attempt"]
+    assert parts["attempts_per_completed_task"] < 0
+    assert round(parts["tokens_per_attempt"], 2) == Decimal("-1.26")
+    csv = requests.get(
+        server.url + "/api/v1/compare",
+        params={
+            "workflow": "support-triage",
+            "a": "version:v1",
+            "b": "version:v2",
+            "format": "csv",
+            "as_of": AS_OF,
+        },
+        timeout=60,
+    ).text.splitlines()
+    assert csv[0] == "metric,a,b,change" and "tokens_per_attempt,20000.0,4000.0,-16000.0" in csv
 
 
 # ----------------------------------------------------------------------------- the edge cases

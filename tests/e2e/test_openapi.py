@@ -60,6 +60,12 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 OPERATIONS = (
     ("GET", "/api/v1/cost-per-task"),
     ("GET", "/api/v1/tasks/{task_id}"),
+    ("GET", "/api/v1/compare"),
+    ("GET", "/api/v1/trends"),
+    ("GET", "/api/v1/levers"),
+    ("GET", "/api/v1/autonomy"),
+    ("GET", "/api/v1/reasons"),
+    ("GET", "/api/v1/time-saved"),
     ("POST", "/api/v1/signals"),
     ("POST", "/api/v1/costs"),
 )

@@ -21,12 +21,13 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ingest.admission import Admission
-from ingest.export import ExportResult
-from ingest.otlp_grpc import bound_port, start_grpc_server
-from ingest.otlp_http import otlp_routes
-from ingest.validate import validate_traces
-from ingest.write_api import write_routes
+from ingest.receive.admission import Admission
+from ingest.receive.export import ExportResult
+from ingest.receive.otlp_grpc import bound_port, start_grpc_server
+from ingest.receive.otlp_http import otlp_routes
+from ingest.receive.teams import TaskTeams
+from ingest.receive.validate import validate_traces
+from ingest.receive.write_api import write_routes
 from schemas.settings import MiB, Settings
 
 #: Small limits keep the size tests cheap: 1 MiB on the wire, 4 MiB decompressed.
@@ -131,6 +132,7 @@ class ReceiverServer:
         settings: Settings = TEST_SETTINGS,
         sink: SinkExporter | None = None,
         admission: Admission | None = None,
+        task_teams: TaskTeams | None = None,
     ):
         self.settings = replace(settings, host="127.0.0.1", grpc_port=0)
         self.sink = sink if sink is not None else SinkExporter()
@@ -139,7 +141,7 @@ class ReceiverServer:
         self.grpc_port = 0
         routes = [
             *otlp_routes(self.sink, self.settings, self.admission),
-            *write_routes(self.sink, self.settings, self.admission),
+            *write_routes(self.sink, self.settings, self.admission, None, task_teams),
         ]
         self.requests = RequestLog(Starlette(routes=routes))
         self._uvicorn: uvicorn.Server | None = None

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.parquet import (
+from ingest.lake.parquet import (
     column_bytes,
     conform,
     dictionary_leaves,
@@ -21,6 +21,7 @@ from ingest.parquet import (
     merge_read_schema,
     write_parquet,
 )
+from schemas.lake import SPANS, TABLES
 from schemas.spans import SPAN_SCHEMA
 from tests.ingest.spanrows import span_rows
 
@@ -47,6 +48,16 @@ def test_encodings_statistics_and_metadata(tmp_path: Path) -> None:
     assert cost.compression == "ZSTD"
     assert file_metadata(dest) == {"tasklake.writer": "w1", "tasklake.lane": "0"}
     assert set(column_bytes(dest)) >= {"span_id", "attributes.key_value.value"}
+
+
+def test_lake_form_times_keep_their_encoding(tmp_path: Path) -> None:
+    """The lake stores nanosecond times as ``<name>_unix_nano`` int64 columns: the plan names
+    them too (they fell back to a dictionary, +2 bytes a span)."""
+    dest = tmp_path / "lake.parquet"
+    write_parquet(TABLES[SPANS].to_lake(span_rows(300)), dest, level=None)
+    enc = _encodings(dest)
+    assert "DELTA_BINARY_PACKED" in enc["start_time_unix_nano"]
+    assert "RLE_DICTIONARY" not in enc["start_time_unix_nano"]
 
 
 def test_round_trip_is_lossless_in_pyarrow_and_duckdb(tmp_path: Path) -> None:

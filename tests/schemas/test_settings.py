@@ -16,6 +16,7 @@ from schemas.settings import (
     parse_duration,
     parse_size,
     settings_table,
+    workflow_rules_table,
 )
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -82,6 +83,19 @@ budget_per_completed_task = 0.50
         ("[[prices]]\nmodel='m'\ninput=1", "'output' is required"),
         ("[[prices]]\nmodel='m'\ninput=-1\noutput=1", "must not be negative"),
         ("[workflows.a]\nreopen = '1h'", "unknown keys ['reopen']"),
+        (
+            "[workflows.a]\ntarget_success_rate = 1.5",
+            "target_success_rate: expected a number from 0",
+        ),
+        ("[workflows.a]\nmin_tasks = 0", "min_tasks: expected a whole number of at least 1"),
+        ("[workflows.a]\nmin_tasks = 2.5", "min_tasks: expected a whole number"),
+        ("[workflows.a]\ndrift_period = 'year'", "drift_period: expected one of day, week, month"),
+        (
+            "[workflows.a]\nautonomy_confidence = 1",
+            "autonomy_confidence: expected a number between",
+        ),
+        ("[workflows.a]\nautonomy_window = '2h'", "autonomy_window: at least one day"),
+        ("[workflows.a]\nhuman_cost_per_hour = -1", "must not be negative"),
         ("writer_id = 'Has Space'", "writer_id"),
     ],
 )
@@ -110,7 +124,39 @@ def test_units() -> None:
     assert parse_size(512) == 512
 
 
+def test_analysis_settings_of_a_workflow(tmp_path: Path) -> None:
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(
+        """
+[workflows."*"]
+min_tasks = 30
+
+[workflows.support-triage]
+target_success_rate = 0.9
+human_minutes_per_task = 12
+human_cost_per_hour = 45
+autonomy_window = "14d"
+autonomy_confidence = 0.9
+drift_threshold = 0.05
+drift_period = "day"
+trend_threshold = 0.2
+trend_baseline_periods = 3
+"""
+    )
+    s = load_settings(config_file=cfg, env={})
+    rule = s.rule("support-triage")
+    assert (rule.target_success_rate, rule.human_cost_per_hour) == (0.9, Decimal(45))
+    assert (rule.autonomy_window, rule.drift_period) == (timedelta(days=14), "day")
+    assert (rule.trend_threshold, rule.trend_baseline_periods, rule.min_tasks) == (0.2, 3, 100)
+    assert s.rule("other").min_tasks == 30  # the "*" rule
+    assert s.rule("other").trend_recent_periods == 1  # a documented default
+
+
+def test_every_workflow_rule_is_documented_in_readme() -> None:
+    assert workflow_rules_table() in README.read_text(), "README workflow rules table is stale"
+
+
 def test_every_setting_is_a_field_and_documented_in_readme() -> None:
-    fields = set(Settings.__dataclass_fields__) - {"prices", "workflows", "config_file"}
+    fields = set(Settings.__dataclass_fields__) - {"prices", "workflows", "tokens", "config_file"}
     assert {s.name for s in SETTINGS} == fields
     assert settings_table() in README.read_text(), "README settings table is stale"

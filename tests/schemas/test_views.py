@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from schemas.location import LakeLocation, _extension_file
+from schemas.prices import LAKE_MODELS_SQL
 from schemas.settings import Settings, WorkflowRule
 from schemas.views import PUBLIC_VIEWS, workflow_rules_values, write_views_file
 from tests.lakes import connect, tables
@@ -34,6 +35,22 @@ MACROS = (
 )
 
 
+#: The analyses' macros (schemas/views/{compare,trends,autonomy,outcome_reasons,levers}.sql).
+ANALYSES = (
+    "SELECT * FROM compare_by('w', a_version := 'v1', b_start := '2026-01-01',"
+    " b_end := '2026-02-01', full_cost := true)",
+    "SELECT * FROM trends_by('day', full_cost := true)",
+    "SELECT * FROM trend_diagnosis_by('month', workflows := ['w'])",
+    "SELECT * FROM autonomy_by(end_at := '2026-02-01')",
+    "SELECT * FROM outcome_reasons_by(teams := ['t'])",
+    "SELECT * FROM time_saved_by()",
+    "SELECT * FROM levers_by(start_at := '2026-01-01')",
+    "SELECT * FROM lever_routing_by()",
+    "SELECT * FROM lever_prompt_size_by()",
+    "SELECT * FROM model_prices",
+)
+
+
 def test_every_view_and_macro_answers_on_an_empty_lake(tmp_path: Path) -> None:
     con = connect(tmp_path)
     for view in PUBLIC_VIEWS:
@@ -43,6 +60,10 @@ def test_every_view_and_macro_answers_on_an_empty_lake(tmp_path: Path) -> None:
         assert con.execute(f"SELECT * FROM {step}").fetchall() == [], step
     for sql in MACROS:
         assert con.execute(sql).fetchall() in ([], [(None,)], [([],)]), sql
+    for sql in ANALYSES:  # an empty lake has nothing to analyse, but every macro answers
+        assert len(con.execute(sql).fetchall()) == (3 if "compare_by" in sql else 0), sql
+    (split,) = con.execute("SELECT * FROM compare_decomposition_by('w')").fetchall()
+    assert split[-1] == "side a has no tasks"  # the explanation, not a division by zero
 
 
 def _cli() -> str | None:
@@ -101,7 +122,8 @@ def test_tasklake_sql_pins_a_one_statement_query(tmp_path: Path) -> None:
         pytest.skip("the DuckDB CLI (duckdb-cli) is not installed")
     query = (
         "SELECT 'got ' || len(getvariable('tasklake_spans')) || ' ' || count(*) || ' '"
-        " || sum(spend_usd) || ' end' FROM attempts"
+        " || sum(spend_usd) || ' ' || (SELECT count(*) FROM model_prices) || ' end'"
+        " FROM attempts"
     )
     out = subprocess.run(
         [sys.executable, "-m", "service.cli", "sql", "--lake", str(tmp_path), "-c", query],
@@ -110,9 +132,12 @@ def test_tasklake_sql_pins_a_one_statement_query(tmp_path: Path) -> None:
         check=True,
         timeout=120,
     ).stdout
-    found = re.search(r"got (\d+) (\d+) ([\d.]+) end", out)
+    found = re.search(r"got (\d+) (\d+) ([\d.]+) (\d+) end", out)
     assert found, out
-    pinned, count, spend = found.groups()
+    pinned, count, spend, models = found.groups()
+    # the levers' price list: a row for each model the lake names
+    named = con.execute("SELECT count(*) FROM (" + LAKE_MODELS_SQL + ")").fetchone()
+    assert named is not None and int(models) == named[0]
     assert int(pinned) == len(tables(tmp_path).version_of("spans").files) + 1  # + the seed
     assert (int(count), Decimal(spend)) == want
 

@@ -5,6 +5,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +14,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from schemas.settings import Settings
+from service.access import Gatekeeper
 from service.api import install_read_api
 from service.api.openapi import install_openapi
+from service.audit import Audit
 from service.db import Database
 from service.errors import RequestIdMiddleware, install_error_handlers
 from tests.service import scenario
@@ -50,12 +53,14 @@ def serve_app(app: FastAPI) -> Iterator[str]:
 @contextmanager
 def serve_api(settings: Settings, *, store: bool = True) -> Iterator[str]:
     """The read API over ``settings.lake`` in a real uvicorn on a free port (answering from
-    the materialized store, or from the views alone), with the server's middleware."""
+    the materialized store, or from the views alone), with the server's middleware (the
+    gatekeeper: with no tokens in ``settings``, everyone reads)."""
     app = FastAPI()
     install_error_handlers(app)
     db = Database(settings, store=store)
     install_read_api(app, db)
     install_openapi(app)
+    app.add_middleware(Gatekeeper, router=app.router, settings=settings, audit=Audit(settings))
     app.add_middleware(RequestIdMiddleware)
     try:
         with serve_app(app) as base:
@@ -86,3 +91,22 @@ def scenario_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     scenario.build(lake)
     with serve_api(Settings(lake=str(lake))) as base:
         yield Api(base)
+
+
+@pytest.fixture(scope="session")
+def access_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lake of the access tests (tests/service/access_env.py), built once."""
+    from tests.service import access_env
+
+    lake = tmp_path_factory.mktemp("access") / "lake"
+    access_env.build(lake)
+    return lake
+
+
+@pytest.fixture(scope="session")
+def access_api(access_lake: Path) -> Iterator[Any]:
+    """The whole app over the access lake, with every kind of token configured."""
+    from tests.service import access_env
+
+    with access_env.serve(access_env.access_settings(access_lake)) as base:
+        yield access_env.Client(base)

@@ -89,3 +89,46 @@ def test_the_fully_loaded_table(tmp_path: Path) -> None:
     assert rows["support"][-6:] == ["$1.70", "$15.50", "$31.00", "$0.00", "$15.50", "$0.00"]
     assert rows["total"][6] == "$83.02"
     assert "Not allocated" in text and "$5.00 other for workflow nobody" in text
+
+
+def test_the_analyses_as_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``tasklake report compare | trends | levers | autonomy`` print what the routes answer
+    (the figures of tests/service/test_compare.py and the scenario)."""
+    from service.cli import main
+
+    scenario.build(tmp_path)
+    at = ["--lake", str(tmp_path), "--as-of", scenario.AS_OF.isoformat()]
+    compare = ["compare", "--workflow", "support", "--a", "version:v1", "--b", "version:v2"]
+    assert main(["report", *compare, *at]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("Compare support: a = version:v1, b = version:v2 (inference), USD")
+    assert "cost_per_completed_task_usd     $1.2500     $0.4500  $-0.8000" in text
+    assert "Change in cost per completed task: -$0.8000" in text
+    assert "  sum of the parts               -$0.8000" in text
+    # settings flags before the analysis stay; the analysis' own --cost
+    assert (
+        main(
+            [
+                "report",
+                "--lake",
+                str(tmp_path),
+                *compare[:-4],
+                *compare[-4:],
+                "--cost",
+                "full",
+                "--as-of",
+                scenario.AS_OF.isoformat(),
+            ]
+        )
+        == 0
+    )
+    assert "  non-inference                  -$38.0000" in capsys.readouterr().out
+    assert main(["report", "trends", "--period", "month", *at]) == 0
+    text = capsys.readouterr().out
+    assert "support   2026-01-01      3          2" in text and "Diagnosis" in text
+    assert main(["report", "levers", "--workflow", "support", *at]) == 0
+    assert "support      1  failed runs   $0.8000  1.00 retries" in capsys.readouterr().out
+    assert main(["report", "autonomy", *at]) == 0
+    assert "no target_success_rate is set for this workflow" in capsys.readouterr().out
+    assert main(["report", *compare[:-1], "x", *at]) == 2
+    assert "--b: expected version:<v>" in capsys.readouterr().err

@@ -27,6 +27,24 @@ from tests.schemas.test_trace_spans import random_rows, scatter, tricky_lake
 FACTS = "SELECT * FROM task_facts_in(NULL, NULL)"
 #: The view's breakdown per attempt, summed per task as the store keeps it.
 BREAKDOWN = "SELECT * FROM task_breakdown"
+#: The analyses (schemas/views/{compare,trends,autonomy,outcome_reasons,levers}.sql): the
+#: store's twin of each must answer exactly as the view's macro.
+ANALYSES = (
+    "compare_by('w1', a_version := 'v1', b_version := 'v2')",
+    "compare_by('w1', a_version := 'v1', b_version := 'v2', full_cost := true)",
+    "compare_decomposition_by('w1', a_start := '2026-01-01', a_end := '2026-01-02',"
+    " b_start := '2026-01-02', b_end := '2026-02-01', full_cost := true)",
+    "compare_decomposition_by('w2', a_team := 'x', b_team := 'y')",
+    "trends_by('day', full_cost := true)",
+    "trend_diagnosis_by('day', full_cost := true)",
+    "trend_diagnosis_by('week')",
+    "autonomy_by(end_at := '2026-02-01')",
+    "outcome_reasons_by()",
+    "time_saved_by()",
+    "levers_by()",
+    "lever_routing_by(workflows := ['w1', 's1'])",
+    "lever_prompt_size_by()",
+)
 #: Groupings whose fully loaded answers the store must give exactly as the views do.
 FULL_GROUPINGS = (
     "by_workflow := true",
@@ -57,10 +75,10 @@ def _open(
 
 
 def assert_store_matches_views(
-    con: duckdb.DuckDBPyConnection, store: Store, *, full: bool = False
+    con: duckdb.DuckDBPyConnection, store: Store, *, full: bool = False, analyses: bool = False
 ) -> None:
     """Every stored table equals its view over the store's versions; with ``full``, the fully
-    loaded answers too."""
+    loaded answers too, with ``analyses`` the analyses' macros (slow over the views)."""
     assert store.snapshot is not None
     store.tables.pin(con, store.snapshot)
     pairs = [
@@ -69,6 +87,7 @@ def assert_store_matches_views(
         ("signals", "tl_store.signals"),
         (f"({BREAKDOWN})", "tl_store.breakdown"),
         ("unmatched_signals", "store_unmatched_signals"),
+        ("call_parts", "tl_store.call_parts"),
     ]
     if full:
         pairs.append(("cost_allocations", "store_cost_allocations"))
@@ -80,6 +99,8 @@ def assert_store_matches_views(
             )
             for g in FULL_GROUPINGS
         )
+    if analyses:
+        pairs.extend((a, f"store_{a}") for a in ANALYSES)
     for view, table in pairs:
         want = Counter(map(repr, con.execute(f"SELECT * FROM {view}").fetchall()))
         got = Counter(map(repr, con.execute(f"SELECT * FROM {table}").fetchall()))
@@ -151,7 +172,7 @@ def test_every_kind_of_change(
     )
     write_signals(lake, [signal("task1", "completed", at(70), signal_id="x1")], "sig-2")
     assert store.refresh().kind == "incremental"
-    assert_store_matches_views(con, store, full=True)
+    assert_store_matches_views(con, store, full=True, analyses=True)
     unmatched = dict(
         con.execute("SELECT signal_id, reason FROM store_unmatched_signals").fetchall()
     )
@@ -342,3 +363,16 @@ def test_the_views_answer_the_scenario_as_the_store(
             want = con.execute(f"SELECT * FROM cost_per_task_by({args})").fetchall()
             got = con.execute(f"SELECT * FROM store_cost_per_task_by({args})").fetchall()
             assert got == want, args
+    for analysis in (
+        "compare_by('support', a_version := 'v1', b_version := 'v2', full_cost := true)",
+        "compare_decomposition_by('support', a_version := 'v1', b_version := 'v2',"
+        " full_cost := true)",
+        "trend_diagnosis_by('week', full_cost := true)",
+        "autonomy_by()",
+        "levers_by()",
+        "outcome_reasons_by()",
+        "time_saved_by()",
+    ):
+        want = con.execute(f"SELECT * FROM {analysis}").fetchall()
+        got = con.execute(f"SELECT * FROM store_{analysis}").fetchall()
+        assert got == want, analysis

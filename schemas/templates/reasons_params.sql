@@ -1,0 +1,1 @@
+start_at := NULL, end_at := NULL, workflows := NULL, teams := NULL
