@@ -152,6 +152,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _spark_sql(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import datetime
+    from pathlib import Path
 
     from schemas.spark.command import spark_sql_command
 

@@ -78,12 +78,28 @@ def parse_script(script: str) -> Script:
             macros[macro.name] = macro
             continue
         parsed = sqlglot.parse_one(code, read=READ)
+        if isinstance(parsed, exp.Create) and parsed.kind == "TABLE":
+            views.append(_empty_table(parsed))
+            continue
         if not (isinstance(parsed, exp.Create) and parsed.kind == "VIEW"):
-            raise ValueError(f"not a view or a macro: {code[:80]!r}")
+            raise ValueError(f"not a view, a table or a macro: {code[:80]!r}")
         query = parsed.expression
         assert isinstance(query, exp.Query), code[:80]
         views.append(View(parsed.this.name, query))
     return Script(macros, tuple(views))
+
+
+def _empty_table(create: exp.Create) -> View:
+    """A table the catalog creates for its client to fill (``model_prices``) as an empty
+    relation of its columns: another engine's session starts with nothing in it."""
+    schema = create.this
+    columns = [
+        exp.alias_(exp.cast(exp.null(), column.args["kind"]), column.name)
+        for column in schema.expressions
+        if isinstance(column, exp.ColumnDef)
+    ]
+    query = exp.select(*columns).where(exp.false())
+    return View(schema.this.name, query)
 
 
 def _macro(head: re.Match[str], body: str) -> Macro:
