@@ -1,4 +1,4 @@
-"""The ``tasklake`` command: serve, sql, compact, report, views, migrate, demo.
+"""The ``tasklake`` command: serve, sql, spark-sql, compact, report, views, migrate, demo.
 
 Every setting in ``schemas.settings.SETTINGS`` is a flag of every subcommand (``--http-port``,
 ``--lake``, ...), so flags, ``TASKLAKE_*`` variables and the TOML file always agree.
@@ -96,6 +96,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_settings_flags(sql)
 
+    spark = sub.add_parser(
+        "spark-sql",
+        help="Run queries over the views on Spark (pyspark), or print them as Spark SQL.",
+        description="Queries as for `tasklake sql` (DuckDB's dialect, cost_per_task_by(...)"
+        " included), transpiled to Spark SQL and run by a local pyspark session over the"
+        " files of the tables' newest versions; answers as CSV. --print writes the whole"
+        " script instead (settings, tables at their versions through the Delta connector,"
+        " every view, then the query) for a Spark or Databricks of your own.",
+    )
+    given = spark.add_mutually_exclusive_group()
+    given.add_argument("-e", "--execute", dest="spark_sql", help="Queries (';' between them).")
+    given.add_argument("-f", "--file", dest="spark_file", help="A file of queries.")
+    spark.add_argument("--print", action="store_true", help="Print the Spark SQL script.")
+    spark.add_argument("--as-of", help="Decide outcomes at this instant (ISO 8601); default: now.")
+    _add_settings_flags(spark)
+
     compact = sub.add_parser("compact", help="Merge small Parquet files of the lake now.")
     _add_settings_flags(compact)
 
@@ -138,6 +154,26 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(flags=flags, config_file=getattr(args, "config", None))
 
 
+def _spark_sql(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import datetime
+    from pathlib import Path
+
+    from schemas.spark.command import spark_sql_command
+
+    sql = args.spark_sql
+    if args.spark_file is not None:
+        sql = Path(args.spark_file).read_text(encoding="utf-8")
+    try:
+        as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
+    except ValueError:
+        print(
+            f"tasklake spark-sql: --as-of {args.as_of!r} is not an ISO 8601 instant",
+            file=sys.stderr,
+        )
+        return 2
+    return spark_sql_command(settings, sql=sql, print_script=args.print, as_of=as_of)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
@@ -176,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tables = Tables(settings.location, seed_dir=settings.effective_store_dir / "seeds")
         sys.stdout.write(cli_script(tables, settings, pinned=False))
         return 0
+    if args.command == "spark-sql":
+        return _spark_sql(settings, args)
     if args.command == "compact":
         from ingest import compact_once
         from ingest.lake.compactor import use_merge_memory_pool

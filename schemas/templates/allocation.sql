@@ -16,12 +16,14 @@
 --
 -- The arithmetic is exact and independent of evaluation order, in integer units of 1e-12 USD
 -- (HUGEINT). Scopes are found without pairing every entry with every task: the periods'
--- bounds cut time into intervals (an ASOF join puts each task in one), tasks are summed per
--- (interval, workflow, team) cell, and an entry's scope is the set of cells it covers. Each
--- entry is split over its cells by their spend, then each cell's amount over its tasks by
--- theirs; each split rounds every share down to a unit and gives the units left over to the
--- largest part (ties: the greatest key). So an allocated entry reaches its tasks to the last
--- 1e-12 USD: the allocations of all tasks add up exactly to the allocated entries' amounts.
+-- bounds cut time into intervals (one sorted pass puts each task in the interval of the latest
+-- bound at or before its start), tasks are summed per (interval, workflow, team) cell, and an
+-- entry's scope is the set of cells it covers. Each entry is split over its cells by their
+-- spend, then each cell's amount over its tasks by theirs; each split rounds every share down
+-- to a unit and gives the units left over to the largest part (ties: the greatest key, a
+-- missing workflow or team above any name). So an allocated entry reaches its tasks to the
+-- last 1e-12 USD: the allocations of all tasks add up exactly to the allocated entries'
+-- amounts.
 WITH e AS (
     SELECT entry_id, component, amount_usd, period_start, period_end, workflow, team, note,
         usd_units(amount_usd) AS amount_units
@@ -36,9 +38,22 @@ spent AS (
     FROM {tasks}
     WHERE spend_usd > 0
 ),
-placed AS MATERIALIZED (  -- each task with spend in the interval that starts at bound b
-    SELECT spent.task_key, spent.workflow, spent.team, spent.units, bounds.b
-    FROM spent ASOF JOIN bounds ON spent.started_at >= bounds.b
+placed AS MATERIALIZED (  -- each task with spend in the interval that starts at bound b:
+                          -- tasks and bounds in time order (a bound before a task at its
+                          -- instant), the latest bound so far is the task's
+    SELECT task_key, workflow, team, units, b
+    FROM (
+        SELECT task_key, workflow, team, units, is_task,
+            max(bound) OVER (ORDER BY moment NULLS FIRST, is_task ROWS UNBOUNDED PRECEDING) AS b
+        FROM (
+            SELECT task_key, workflow, team, units, started_at AS moment, true AS is_task,
+                NULL::TIMESTAMPTZ AS bound
+            FROM spent
+            UNION ALL
+            SELECT NULL, NULL, NULL, NULL, b, false, b FROM bounds
+        )
+    )
+    WHERE is_task AND b IS NOT NULL
 ),
 cells AS MATERIALIZED (
     SELECT b, workflow, team, sum(units) AS units,
@@ -54,7 +69,8 @@ scope AS MATERIALIZED (  -- the cells of each entry's scope
 ),
 scoped AS (
     SELECT entry_id, sum(units) AS units,
-        arg_max({'b': b, 'workflow': workflow, 'team': team}, (units, b, workflow, team)) AS top
+        arg_max({'b': b, 'workflow': workflow, 'team': team},
+            (units, b, workflow IS NULL, workflow, team IS NULL, team)) AS top
     FROM scope GROUP BY entry_id
 ),
 entry_cells AS MATERIALIZED (  -- each entry over its cells

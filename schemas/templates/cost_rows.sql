@@ -156,16 +156,20 @@ rows_of AS (  -- span-level rows of each group; the largest takes what rounding 
             coalesce(sum(rework_u), 0) AS rework_u, coalesce(sum(labor_u), 0) AS labor_u,
             coalesce(sum(infrastructure_u), 0) AS infrastructure_u,
             coalesce(sum(licence_u), 0) AS licence_u, coalesce(sum(other_u), 0) AS other_u
-        FROM (SELECT * FROM split UNION ALL BY NAME SELECT * FROM orphans)
+        FROM (SELECT * FROM split UNION ALL SELECT * FROM orphans)  -- the same columns
         GROUP BY ALL
     )
     WINDOW g AS (PARTITION BY workflow, team, version, day, week, month)
 ),
 grouped AS (
-    SELECT base.*, NULL::VARCHAR AS role, NULL::VARCHAR AS model, NULL::VARCHAR AS provider
+    SELECT base.* EXCLUDE (spend_usd, tokens, model_calls, unpriced_spans, rework_usd,
+            labor_usd, infrastructure_usd, licence_usd, other_usd),
+        NULL::VARCHAR AS role, NULL::VARCHAR AS model, NULL::VARCHAR AS provider,
+        spend_usd, tokens, model_calls, unpriced_spans, rework_usd, labor_usd,
+        infrastructure_usd, licence_usd, other_usd
     FROM base
     WHERE NOT (by_role OR by_model OR by_provider)
-    UNION ALL BY NAME
+    UNION ALL  -- the same columns, in the same order
     SELECT base.* EXCLUDE (spend_usd, tokens, model_calls, unpriced_spans, rework_usd,
             labor_usd, infrastructure_usd, licence_usd, other_usd),
         r.role, r.model, r.provider, r.spend_usd, r.tokens, r.model_calls, r.unpriced_spans,

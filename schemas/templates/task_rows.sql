@@ -13,11 +13,13 @@
 --   * an acceptance (`completed`, or `rework` when the workflow's rule counts it) is
 --     `completed` once its reopen window has elapsed, pending inside it;
 --   * `reopened`, `failed` and `rework` (when it does not count) are counted as failed.
--- Signals at the same instant are ordered by a hash of their signal_id.
+-- Attempts are ordered by start, then root span id; signals by occurred_at, then signal_id
+-- (at the same instant). Both orders are structs of non-NULL fields, which every engine
+-- compares field by field alike (span ids are fixed-length lowercase hex: text order is their
+-- number's).
 WITH a AS MATERIALIZED (  -- used twice: by the tasks, and to map signals naming an attempt
     SELECT attempt_id, task_key, task_id, workflow, team, version, started_at, ended_at,
-        (epoch_us(started_at)::HUGEINT << 64)
-        + coalesce(try_cast('0x' || root_span_id AS UBIGINT), 0::UBIGINT)::HUGEINT
+        {'started_at': started_at, 'root_span_id': coalesce(root_span_id, '')}
             AS attempt_order,
         spans, model_calls, tool_calls, retrievals, errors, unpriced_spans, spend_usd,
         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
@@ -65,8 +67,7 @@ tr AS MATERIALIZED (  -- each task with its workflow's rule
 s AS MATERIALIZED (  -- the signals about these tasks, in order
     SELECT tr.task_key, sg.signal_id, sg.outcome, sg.occurred_at, sg.reason,
         sg.rework_cost_usd, sg.rework_minutes, tr.reopen_window,
-        (epoch_us(sg.occurred_at)::HUGEINT << 64) + hash(sg.signal_id)::HUGEINT
-            AS signal_order,
+        {'occurred_at': sg.occurred_at, 'signal_id': sg.signal_id} AS signal_order,
         sg.outcome = 'completed' OR (sg.outcome = 'rework' AND tr.rework_counts_as_completed)
             AS accepts
     FROM {signals} sg

@@ -12,19 +12,29 @@
 --   resolved_role, role_source: the span's own role (workflow.role, the agent name); else its
 --     nearest ancestor's ('ancestor'); else derived from its operation ('operation').
 --   rk: the span's span_rank, for "first value" picks.
+--
+-- The walks recurse with UNION ALL (what every engine's recursive CTE runs), so they must end
+-- by themselves: a span has one parent, so walking down from the spans with a role meets each
+-- span at most once, and the walk up from a model call stops after as many steps as its trace
+-- has spans (by then a malformed trace whose parents form a cycle has shown every ancestor).
 WITH RECURSIVE tree AS MATERIALIZED (
     SELECT trace_id, span_id, parent_span_id, role, is_model_call, correlation_id,
         coalesce(lower(operation), '') = 'execute_tool' AS is_tool,
         span_rank(parent_span_id, start_time_unix_nano, span_id) AS rk
     FROM {unique_spans}
 ),
-above_model(trace_id, span_id) AS (  -- spans with a model call below them, no tool between
-    SELECT trace_id, parent_span_id FROM tree
-    WHERE is_model_call AND parent_span_id IS NOT NULL
-    UNION
-    SELECT t.trace_id, t.parent_span_id
+trace_sizes AS (
+    SELECT trace_id, count(*) AS spans FROM tree GROUP BY trace_id
+),
+above_model(trace_id, span_id, steps, trace_size) AS (  -- spans with a model call below
+                                                        -- them, no tool between
+    SELECT m.trace_id, m.parent_span_id, 1, z.spans
+    FROM tree m JOIN trace_sizes z ON z.trace_id = m.trace_id
+    WHERE m.is_model_call AND m.parent_span_id IS NOT NULL
+    UNION ALL
+    SELECT t.trace_id, t.parent_span_id, a.steps + 1, a.trace_size
     FROM above_model a JOIN tree t ON t.trace_id = a.trace_id AND t.span_id = a.span_id
-    WHERE t.parent_span_id IS NOT NULL AND NOT t.is_tool
+    WHERE t.parent_span_id IS NOT NULL AND NOT t.is_tool AND a.steps < a.trace_size
 ),
 trace_correlation AS (
     SELECT trace_id, arg_min(correlation_id, rk) AS trace_correlation_id
@@ -33,7 +43,7 @@ trace_correlation AS (
 ),
 walk(trace_id, span_id, role) AS (  -- roles handed down to the spans without one
     SELECT trace_id, span_id, role FROM tree WHERE role IS NOT NULL
-    UNION
+    UNION ALL
     SELECT c.trace_id, c.span_id, w.role
     FROM walk w JOIN tree c ON c.trace_id = w.trace_id AND c.parent_span_id = w.span_id
     WHERE c.role IS NULL
