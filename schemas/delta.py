@@ -268,7 +268,12 @@ def is_vanished_file_error(exc: BaseException) -> bool:
     removed it (the query outlived ``vacuum_retention``). Pinning anew and running it again
     answers; it never answers short."""
     text = str(exc)
-    vanished = "No such file or directory" in text or "No files found that match" in text
+    vanished = (
+        "No such file or directory" in text
+        or "No files found that match" in text
+        or "404" in text  # an object store: "HTTP GET error reading '….parquet' … (HTTP 404"
+        or "NoSuchKey" in text
+    )
     return vanished and ".parquet" in text
 
 
