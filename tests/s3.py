@@ -5,15 +5,21 @@
 delta-rs commits with conditional puts, pyarrow writes data files, DuckDB reads them through
 httpfs. Receivers started as child processes get the endpoint through the standard ``AWS_*``
 variables (``env``).
+
+``shared()`` is the one server of a test run: started on first use (the ``s3`` fixture, or
+every lake of ``TASKLAKE_TEST_LAKE=s3``: ``tests.lakes.new_lake``), stopped when the run ends.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 BUCKET = "tasklake-tests"
@@ -68,3 +74,33 @@ def moto_s3() -> Iterator[S3]:
             else:
                 os.environ[key] = value
         server.stop()
+
+
+class _Shared:
+    """The run's one server, once started (and how to stop it)."""
+
+    lock = threading.Lock()
+    store: S3 | None = None
+    stack: ExitStack | None = None
+
+
+def shared() -> S3:
+    """The run's one moto server (started on the first call; ``stop_shared`` or the end of
+    the process stops it). The ``AWS_*`` variables point at it from then on, so receivers
+    and other child processes started later reach it too."""
+    with _Shared.lock:
+        if _Shared.store is None:
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
+            stack = ExitStack()
+            _Shared.store = stack.enter_context(moto_s3())
+            _Shared.stack = stack
+            atexit.register(stop_shared)
+        return _Shared.store
+
+
+def stop_shared() -> None:
+    """Stop the shared server, if it was started (idempotent)."""
+    with _Shared.lock:
+        stack, _Shared.stack, _Shared.store = _Shared.stack, None, None
+    if stack is not None:
+        stack.close()
