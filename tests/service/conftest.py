@@ -17,6 +17,7 @@ from service.api import install_read_api
 from service.api.openapi import install_openapi
 from service.db import Database
 from service.errors import RequestIdMiddleware, install_error_handlers
+from tests.lakes import lake_settings, new_lake
 from tests.service import scenario
 
 
@@ -82,7 +83,7 @@ class Api:
 def scenario_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """The scenario served by the API (from its materialized store; that the views answer
     the same is tests/service/test_store.py's job)."""
-    lake = tmp_path_factory.mktemp("scenario") / "lake"
+    lake = new_lake(tmp_path_factory.mktemp("scenario"))
     scenario.build(lake)
-    with serve_api(Settings(lake=str(lake))) as base:
+    with serve_api(lake_settings(lake)) as base:
         yield Api(base)

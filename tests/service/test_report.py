@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from schemas.settings import Settings
 from service.db import Database
 from service.report import render_report, report_command
+from tests.lakes import lake_settings
 from tests.service import scenario
 
 
-def test_the_table(tmp_path: Path) -> None:
-    scenario.build(tmp_path)
-    db = Database(Settings(lake=str(tmp_path)))
+def test_the_table(lake: str) -> None:
+    scenario.build(lake)
+    db = Database(lake_settings(lake))
     try:
         text = render_report(
             db,
@@ -61,13 +60,13 @@ def test_the_table(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "kwargs", [{"group_by": "colour"}, {"cost": "everything"}, {"start": "yesterday"}]
 )
-def test_bad_arguments(tmp_path: Path, kwargs: dict[str, str]) -> None:
-    assert report_command(Settings(lake=str(tmp_path)), **kwargs) == 2
+def test_bad_arguments(lake: str, kwargs: dict[str, str]) -> None:
+    assert report_command(lake_settings(lake), **kwargs) == 2
 
 
-def test_the_fully_loaded_table(tmp_path: Path) -> None:
-    scenario.build(tmp_path)
-    db = Database(Settings(lake=str(tmp_path)), store=False)
+def test_the_fully_loaded_table(lake: str) -> None:
+    scenario.build(lake)
+    db = Database(lake_settings(lake), store=False)
     try:
         text = render_report(
             db,
