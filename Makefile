@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint fuzz bench docs clean
+.PHONY: run test test-s3 lint fuzz bench docs clean
 
 $(STAMP): pyproject.toml ingest/native/_fastpath.c
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q
+
+# The same suite with every test's lake on an S3-compatible store: one moto server the run
+# starts itself (tests/s3.py); tests about a local lake's files (local_lake) are skipped.
+test-s3: lint
+	TASKLAKE_TEST_LAKE=s3 $(BIN)/pytest -q
 
 # The property-based tests (pytest -m fuzz: hypothesis, schemathesis) with many more cases
 # than `make test` runs and a fresh seed (tests/fuzzing.py; FUZZ_EXAMPLES cases per property).
