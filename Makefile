@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test test-s3 lint fuzz bench docs clean
 
-$(STAMP): pyproject.toml ingest/native/_fastpath.c
+$(STAMP): pyproject.toml ingest/convert/native/_fastpath.c
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'

@@ -5,9 +5,9 @@ message content), 512-span requests. Measured, per run, on the same fresh reques
 paths (so the ratio is taken in the same run, under the same machine noise):
 
 - ``Normalizer.normalize_bytes`` from the request bytes as a WAL record holds them, with the
-  native fast path (``ingest.native``) and with the pure-Python reference;
+  native fast path (``ingest.convert.native``) and with the pure-Python reference;
 - the converter's work per span, native: normalize a flush's worth of requests, then write them
-  as one zstd Parquet file (``ingest.parquet.write_parquet``, flush level, no fsync);
+  as one zstd Parquet file (``ingest.lake.parquet.write_parquet``, flush level, no fsync);
 - a calibration figure: upb decoding plus walking every attribute into a dict (the "decode +
   attribute walking" reference of DESIGN.md section 6).
 
@@ -31,10 +31,10 @@ from pathlib import Path
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-import ingest.native
+import ingest.convert.native
 from bench.workload import Workload, request_bytes
-from ingest.normalize import Normalizer
-from ingest.parquet import write_parquet
+from ingest.convert.normalize import Normalizer
+from ingest.lake.parquet import write_parquet
 from schemas.settings import Settings
 
 INGESTED_AT_MS = 1_772_442_100_000
@@ -76,7 +76,7 @@ def run(runs: int = 7, requests_per_run: int = 6, spans_per_request: int = 512) 
     warmup = 2
     bodies = request_bytes(workload, warmup + runs * requests_per_run)
     pure = Normalizer(Settings(), native=False)
-    native = Normalizer(Settings(), native=True) if ingest.native.available() else None
+    native = Normalizer(Settings(), native=True) if ingest.convert.native.available() else None
     for body in bodies[:warmup]:
         pure.normalize_bytes(body, INGESTED_AT_MS)
         if native is not None:

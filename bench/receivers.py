@@ -33,8 +33,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from ingest.export import ExportResult
-from ingest.otlp_json import to_otlp_json
+from ingest.receive.export import ExportResult
+from ingest.receive.otlp_json import to_otlp_json
 from schemas.settings import Settings
 
 SPANS = 512
@@ -105,8 +105,8 @@ def _serve(conn: Connection) -> None:
     import uvicorn
     from starlette.applications import Starlette
 
-    from ingest.otlp_grpc import bound_port, start_grpc_server
-    from ingest.otlp_http import otlp_routes
+    from ingest.receive.otlp_grpc import bound_port, start_grpc_server
+    from ingest.receive.otlp_http import otlp_routes
 
     settings = Settings(host="127.0.0.1", grpc_port=0)
     exporter = NullExporter()

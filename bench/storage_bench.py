@@ -18,7 +18,7 @@ CPU, bytes per span at rest (per column).
   ``col_other`` the rest.
 
 Where the bytes went (this workload, 512k spans, row groups of 100k), before -> after the
-column plan of ``ingest.parquet`` and dictionary-aware compaction:
+column plan of ``ingest.lake.parquet`` and dictionary-aware compaction:
 
 =============================  ======  ======  =============================================
 column                         before  after   what bought it
@@ -62,10 +62,10 @@ from ingest.storage import Storage
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bench.ingest_bench import _read_cache, _write_cache
-from ingest.convert import COMMITTED, STATUS_SLOTS, STOP, Converter, LaneSpec, build_handlers
-from ingest.parquet import FLUSH_LEVEL, column_bytes, footer_bytes, write_parquet
+from ingest.convert.lane import COMMITTED, STATUS_SLOTS, STOP, Converter, LaneSpec, build_handlers
+from ingest.lake.parquet import FLUSH_LEVEL, column_bytes, footer_bytes, write_parquet
 from ingest.pipeline import LakeExporter, Lane
-from ingest.wal import WalWriter
+from ingest.wal.log import WalWriter
 from schemas.lake import SPANS, ensure_lake
 from schemas.settings import Settings
 
@@ -169,7 +169,7 @@ def run(root: Path | None = None) -> dict[str, float]:
             spec,
             settings,
             status,
-            handlers=build_handlers(settings, {1: "ingest.convert:span_handler"}),
+            handlers=build_handlers(settings, {1: "ingest.convert.lane:span_handler"}),
         )
         conv.recover()
         started = time.monotonic()

@@ -306,7 +306,7 @@ def large_request_body(target_bytes: int, tag: int, *, as_json: bool = False) ->
     """An OTLP traces body (protobuf, or OTLP/JSON) of at most ``target_bytes``: copies of one
     1000-span request, each copy with its own trace id (``large_request_trace_id(tag, i)``), so
     every span is distinct; cheap to build at 64 MiB."""
-    from ingest.otlp_json import to_otlp_json
+    from ingest.receive.otlp_json import to_otlp_json
 
     template = make_request(Workload(spans_per_request=1000, services_per_request=1, seed=tag))
     for rs in template.resource_spans:

@@ -8,10 +8,10 @@ batch of waiting requests, not per request).
 
 Signals (``POST /api/v1/signals`` and OTLP log records carrying ``task.outcome``) and cost
 entries (``POST /api/v1/costs``) take the same path: ``write_rows`` appends their validated rows
-as records of their own kind (``ingest.records``), acknowledged only once fsynced.
+as records of their own kind (``ingest.wal.records``), acknowledged only once fsynced.
 
 A request larger than ``FRAGMENT_BYTES`` is appended as a chain of smaller records
-(``ingest.fragments``), durable all or none, so a converter never has to hold a whole 64 MiB
+(``ingest.wal.fragments``), durable all or none, so a converter never has to hold a whole 64 MiB
 request at once.
 
 Back-pressure: when even the least-loaded lane holds more than ``wal_max_backlog_bytes`` of
@@ -32,14 +32,14 @@ import pyarrow as pa
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from ingest.convert import CHECKPOINT_POS, COMMITTED
+from ingest.convert.lane import CHECKPOINT_POS, COMMITTED
 from ingest.errors import Overloaded
-from ingest.export import ExportResult
-from ingest.fragments import split_rows, split_traces
-from ingest.log_signals import signals_from_logs
-from ingest.records import encode_rows
-from ingest.validate import validate_traces
-from ingest.wal import KIND_COSTS, KIND_SIGNALS, KIND_TRACES, Pieces, WalError, WalWriter
+from ingest.receive.export import ExportResult
+from ingest.receive.log_signals import signals_from_logs
+from ingest.receive.validate import validate_traces
+from ingest.wal.fragments import split_rows, split_traces
+from ingest.wal.log import KIND_COSTS, KIND_SIGNALS, KIND_TRACES, Pieces, WalError, WalWriter
+from ingest.wal.records import encode_rows
 from schemas.settings import Settings
 from schemas.signals import signals_table
 
@@ -50,7 +50,7 @@ class Lane:
 
     index: int
     writer: WalWriter
-    status: Any  # RawArray('q') shared with the converter (see ingest.convert slots)
+    status: Any  # RawArray('q') shared with the converter (see ingest.convert.lane slots)
 
     def backlog(self) -> int:
         """WAL bytes accepted but not yet published as Parquet (queued ones included)."""
@@ -75,7 +75,7 @@ class Counters:
 
 
 class LakeExporter:
-    """``ingest.export.Exporter`` writing to the lake's write-ahead log."""
+    """``ingest.receive.export.Exporter`` writing to the lake's write-ahead log."""
 
     def __init__(
         self, lanes: Sequence[Lane], max_backlog_bytes: int, settings: Settings | None = None
@@ -125,8 +125,8 @@ class LakeExporter:
     async def export_logs(
         self, request: ExportLogsServiceRequest, raw: bytes | None = None
     ) -> ExportResult:
-        """Store the signals among the log records (``ingest.log_signals``); the other records
-        are accepted and ignored."""
+        """Store the signals among the log records (``ingest.receive.log_signals``); the other
+        records are accepted and ignored."""
         self._check_open()
         found = signals_from_logs(request, self.settings, now=time.time_ns())
         self.counters.rejected_log_records += found.rejected

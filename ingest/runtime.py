@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.admission import Admission
-from ingest.convert import (
+from ingest.convert.lane import (
     CHECKPOINT_POS,
     COMMITTED,
     FILES,
@@ -52,7 +51,8 @@ from ingest.lake.committer import Committer, LaneOutbox
 from ingest.lake.compaction import CompactionStats, compact_once
 from ingest.lake.compactor import BackgroundCompactor
 from ingest.pipeline import LakeExporter, Lane
-from ingest.wal import WalWriter, recover
+from ingest.receive.admission import Admission
+from ingest.wal.log import WalWriter, recover
 from schemas.delta import Tables
 from schemas.settings import Settings
 
@@ -404,7 +404,7 @@ class IngestRuntime:
             "requests_refused_admission": admitted.refused,
             "files_published": sum(lane["files_published"] for lane in lanes),
             "rows_published": sum(lane["rows_published"] for lane in lanes),
-            # records a converter could not convert: a bug, never bad input (ingest.convert)
+            # records a converter could not convert: a bug, never bad input (ingest.convert.lane)
             "quarantined_records": sum(lane["quarantined_records"] for lane in lanes),
             "last_flush_time": last_flush / 1000 if last_flush else None,
             "compactions": self.compactions,

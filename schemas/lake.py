@@ -20,7 +20,7 @@ Arrow's (``lake_type``):
   (``date=2026-12-01/``), not in the data files.
 
 Files are written by tasklake itself (``ingest.lake``), with the per-column encodings of
-``ingest.parquet``, and committed with delta-rs; a query reads one table version.
+``ingest.lake.parquet``, and committed with delta-rs; a query reads one table version.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, Transaction
 
 from ingest.lake.files import FileWriter, NewFile
-from ingest.parquet import FLUSH_LEVEL
+from ingest.lake.parquet import FLUSH_LEVEL
 from schemas.delta import Tables
 from schemas.lake import PARTITION, TABLES
 

@@ -36,7 +36,7 @@ from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError
 
 from ingest.lake.files import FileWriter, NewFile, OpenFile, remove_action
-from ingest.parquet import conform, dictionary_leaves, merge_read_schema
+from ingest.lake.parquet import conform, dictionary_leaves, merge_read_schema
 from schemas.delta import DataFile, Tables
 from schemas.lake import COMPACTED_PREFIX, PARTITION, SPANS, TABLES, Table
 from schemas.location import configure_duckdb

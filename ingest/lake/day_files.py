@@ -15,7 +15,7 @@ import datetime as dt
 import pyarrow as pa
 
 from ingest.lake.files import FileWriter, NewFile, OpenFile
-from ingest.parquet import FLUSH_LEVEL
+from ingest.lake.parquet import FLUSH_LEVEL
 from schemas.lake import Table
 
 

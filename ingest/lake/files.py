@@ -26,7 +26,7 @@ import pyarrow.fs as pafs
 from deltalake.transaction import AddAction, RemoveAction
 from ulid import ULID
 
-from ingest.parquet import ParquetFileWriter, logical_schema
+from ingest.lake.parquet import ParquetFileWriter, logical_schema
 from schemas.delta import DataFile
 from schemas.lake import PARTITION, Table, partition_dir
 from schemas.location import LakeLocation

@@ -1,8 +1,15 @@
 -- Template: the rows of {span_rows} (span rows with their typed columns) with
 -- all_attributes: the span's attributes exactly as sent — the lossless rest plus what moved to
--- typed columns (source_keys says from which key).
+-- typed columns (source_keys says from which key) — and each event's time as an instant (the
+-- table keeps it as time_unix_nano, like the span's own times).
 SELECT
-    s.*,
+    s.* REPLACE (list_transform(s.events, lambda e: {
+        'time': unix_nano_time(e.time_unix_nano),
+        'name': e.name,
+        'attributes': e.attributes,
+        'attribute_types': e.attribute_types,
+        'dropped_attributes_count': e.dropped_attributes_count
+    }) AS events),
     map_concat(
         coalesce(s.attributes, MAP {}),
         -- list_distinct: one attribute may feed two columns (llm.model_name -> request and

@@ -32,7 +32,7 @@ LOOKUP_QUERY_TIMEOUT = 1.0
 
 
 class StoreSignalLookup:
-    """``ingest.write_api.SignalLookup`` over the service's ``Database``."""
+    """``ingest.receive.write_api.SignalLookup`` over the service's ``Database``."""
 
     def __init__(self, db: Database) -> None:
         self.db = db

@@ -5,7 +5,7 @@ kind nested, NaN/inf/-0.0, huge and negative ints, empty strings vs absent field
 keys, unknown fields, reordered and repeated fields, non-canonical encodings (a bool of 2, an
 AnyValue with two members, long varints), events, links, missing resources and scopes, ids of
 any length, and now and then something invalid (non-UTF-8 text, a wrong wire type). Attribute
-keys and values are drawn from every convention ``ingest.routing`` reads (JSON included), so
+keys and values are drawn from every convention ``ingest.convert.routing`` reads (JSON included), so
 both the native resolution and its Python fallbacks are exercised. Deterministic per seed.
 """
 
@@ -15,7 +15,7 @@ import json
 import random
 import struct
 
-from ingest.routing import routing_table
+from ingest.convert.routing import routing_table
 from schemas.settings import Settings
 
 _MASK64 = (1 << 64) - 1

@@ -9,8 +9,8 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from ingest.otlp_json import parse_traces_json
-from ingest.wire import double_text
+from ingest.receive.otlp_json import parse_traces_json
+from ingest.receive.wire import double_text
 from schemas.attributes import encode_attributes
 
 CASES = Path(__file__).parent / "cases"

@@ -20,8 +20,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest.records import encode_rows
-from ingest.wal import KIND_SIGNALS, KIND_TRACES, WalWriter
+from ingest.wal.log import KIND_SIGNALS, KIND_TRACES, WalWriter
+from ingest.wal.records import encode_rows
 from schemas.costs import COST_SCHEMA, costs_table, parse_costs
 from schemas.signals import SIGNAL_SCHEMA, parse_signals, signals_table
 from schemas.spans import SPAN_SCHEMA

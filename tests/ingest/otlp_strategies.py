@@ -25,9 +25,9 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from ingest import conventions as cv
-from ingest.routing import routing_table
-from ingest.validate import MAX_SPAN_TIME_NS
+from ingest.convert import conventions as cv
+from ingest.convert.routing import routing_table
+from ingest.receive.validate import MAX_SPAN_TIME_NS
 from schemas.settings import Settings
 
 UINT32: Final = 2**32 - 1

@@ -21,12 +21,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ingest.admission import Admission
-from ingest.export import ExportResult
-from ingest.otlp_grpc import bound_port, start_grpc_server
-from ingest.otlp_http import otlp_routes
-from ingest.validate import validate_traces
-from ingest.write_api import write_routes
+from ingest.receive.admission import Admission
+from ingest.receive.export import ExportResult
+from ingest.receive.otlp_grpc import bound_port, start_grpc_server
+from ingest.receive.otlp_http import otlp_routes
+from ingest.receive.validate import validate_traces
+from ingest.receive.write_api import write_routes
 from schemas.settings import MiB, Settings
 
 #: Small limits keep the size tests cheap: 1 MiB on the wire, 4 MiB decompressed.

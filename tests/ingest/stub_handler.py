@@ -11,7 +11,7 @@ import importlib.util
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from ingest.wal import KIND_TRACES
+from ingest.wal.log import KIND_TRACES
 from schemas.lake import SPANS
 from schemas.settings import Settings
 from schemas.spans import SCHEMA_VERSION, SPAN_SCHEMA
@@ -74,7 +74,7 @@ def handler(settings: Settings) -> StubSpanHandler:
 STUB_HANDLERS = {KIND_TRACES: "tests.ingest.stub_handler:handler"}
 #: The real normalizer once it exists, else the stub.
 SPAN_HANDLERS = (
-    {KIND_TRACES: "ingest.convert:span_handler"}
-    if importlib.util.find_spec("ingest.normalize") is not None
+    {KIND_TRACES: "ingest.convert.lane:span_handler"}
+    if importlib.util.find_spec("ingest.convert.normalize") is not None
     else STUB_HANDLERS
 )

@@ -25,8 +25,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from ingest.notes import END_TIME_KEY, EVENT_TIME_KEY
-from ingest.validate import MAX_SPAN_TIME_NS
+from ingest.convert.notes import END_TIME_KEY, EVENT_TIME_KEY
+from ingest.receive.validate import MAX_SPAN_TIME_NS
 from tests.e2e.harness import Server, query, wait_for
 from tests.ingest.native_requests import fixed64, ld
 from tests.ingest.otlp_builders import T0, kv

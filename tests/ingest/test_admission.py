@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from ingest.admission import Admission
 from ingest.errors import Overloaded
+from ingest.receive.admission import Admission
 
 MiB = 1 << 20
 

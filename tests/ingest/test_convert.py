@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from ingest import convert, diskfaults
-from ingest.convert import (
+from ingest import diskfaults
+from ingest.convert import lane as convert
+from ingest.convert.lane import (
     CHECKPOINT_POS,
     COMMITTED,
     FLUSH_ERRNO,
@@ -28,7 +29,7 @@ from ingest.convert import (
 )
 from ingest.lake.committer import Committer, LaneOutbox
 from ingest.lake.manifest import read_manifests
-from ingest.wal import KIND_TRACES, WalWriter, list_segments
+from ingest.wal.log import KIND_TRACES, WalWriter, list_segments
 from schemas.lake import SPANS
 from schemas.settings import Settings
 from tests.ingest.crash_driver import DRIVER_PARTITIONS, lake_span_ids, numbered_request

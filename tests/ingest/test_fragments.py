@@ -6,8 +6,8 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bench.workload import Workload, make_request
-from ingest.convert import SpanHandler
-from ingest.fragments import split_rows, split_traces
+from ingest.convert.lane import SpanHandler
+from ingest.wal.fragments import split_rows, split_traces
 from schemas.settings import Settings
 
 

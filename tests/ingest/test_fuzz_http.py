@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.applications import Starlette
 
-from ingest.otlp_http import otlp_routes
-from ingest.otlp_json import to_otlp_json
+from ingest.receive.otlp_http import otlp_routes
+from ingest.receive.otlp_json import to_otlp_json
 from tests.fuzzing import examples
 from tests.ingest.otlp_strategies import BIG_NUMBER, dumps, json_values, requests
 from tests.ingest.receiver_harness import TEST_SETTINGS, SinkExporter

@@ -21,12 +21,12 @@ import pytest
 from hypothesis import given, settings
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-import ingest.native
+import ingest.convert.native
+from ingest.convert.normalize import Normalizer
 from ingest.lake.append import append_rows
-from ingest.normalize import Normalizer
-from ingest.otlp_json import parse_traces_json, to_otlp_json
-from ingest.parquet import conform
-from ingest.validate import validate_traces
+from ingest.lake.parquet import conform
+from ingest.receive.otlp_json import parse_traces_json, to_otlp_json
+from ingest.receive.validate import validate_traces
 from schemas.lake import SPANS
 from schemas.settings import PriceOverride, Settings
 from schemas.spans import SPAN_SCHEMA
@@ -39,7 +39,7 @@ SETTINGS = Settings(
     prices=(PriceOverride(model="acme-large*", input=Decimal(1_000_000), output=Decimal(3)),)
 )
 PYTHON = Normalizer(SETTINGS, native=False)
-NATIVE = Normalizer(SETTINGS, native=True) if ingest.native.available() else None
+NATIVE = Normalizer(SETTINGS, native=True) if ingest.convert.native.available() else None
 _FILES = itertools.count()
 
 pytestmark = pytest.mark.fuzz
@@ -79,7 +79,7 @@ def _accepted_convert_and_read(
     request: ExportTraceServiceRequest, root: Path, con: duckdb.DuckDBPyConnection
 ) -> None:
     sent = _span_count(request)
-    all_valid = ingest.native.count_valid_spans(request.SerializeToString())
+    all_valid = ingest.convert.native.count_valid_spans(request.SerializeToString())
     accepted, rejected, message = validate_traces(request)
     # the C check says "all N valid" only when validation accepts all N
     assert all_valid is None or (all_valid == accepted and rejected == 0)

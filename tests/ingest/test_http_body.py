@@ -8,7 +8,7 @@ import pytest
 import zstandard
 
 from ingest.errors import BadRequest, PayloadTooLarge, UnsupportedEncoding
-from ingest.http_body import content_encoding, decompress
+from ingest.receive.http_body import content_encoding, decompress
 
 PAYLOAD = b"".join(b"span %d of an agent trace; " % i for i in range(20_000))  # ~540 KB
 LIMIT = 1 << 20

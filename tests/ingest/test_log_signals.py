@@ -15,8 +15,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from ingest.log_signals import signals_from_logs
-from ingest.otlp_json import parse_logs_json
+from ingest.receive.log_signals import signals_from_logs
+from ingest.receive.otlp_json import parse_logs_json
 from schemas.jsonitems import rfc3339_ns
 from schemas.settings import Settings
 from schemas.signals import signals_table

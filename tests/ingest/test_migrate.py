@@ -18,7 +18,7 @@ import pytest
 from ingest.lake import append
 from ingest.lake.migrate import copy, plan
 from ingest.lake.migrate.swap import OLD_DIR, RECORD, STAGING_DIR
-from ingest.wal import WalWriter
+from ingest.wal.log import WalWriter
 from schemas.delta import Tables
 from schemas.lake import COSTS, SIGNALS, SPANS
 from service.cli import main
@@ -292,7 +292,7 @@ def test_an_interrupted_swap_is_finished_by_the_next_run(
 
     def crash_on_fourth(src: Any, dst: Any) -> None:
         calls["n"] += 1
-        if calls["n"] == 4:  # spans swapped, signals moved aside, not yet replaced
+        if calls["n"] == 4:  # costs swapped, signals moved aside, not yet replaced
             raise KeyboardInterrupt
         real(src, dst)
 

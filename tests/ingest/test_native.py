@@ -24,16 +24,18 @@ import pytest
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-import ingest.native
+import ingest.convert.native
 from bench.workload import Workload, request_bytes
-from ingest.normalize import Normalizer
-from ingest.parquet import write_parquet
-from ingest.validate import validate_traces
+from ingest.convert.normalize import Normalizer
+from ingest.lake.parquet import write_parquet
+from ingest.receive.validate import validate_traces
 from schemas.settings import PriceOverride, Settings
 from tests.ingest.native_requests import Adversary, ld, mutate, vi
 from tests.ingest.normalize_helpers import CASES, load_case, rows
 
-pytestmark = pytest.mark.skipif(not ingest.native.available(), reason="native extension not built")
+pytestmark = pytest.mark.skipif(
+    not ingest.convert.native.available(), reason="native extension not built"
+)
 
 TRACE_CASES = sorted(p.stem for p in CASES.glob("*.json") if not p.stem.startswith("logs"))
 INGESTED_AT_MS = 1_772_442_100_000
@@ -235,23 +237,23 @@ def test_a_repeated_key_field_does_not_poison_later_attributes(native: bool) -> 
 
 
 def test_pure_python_switch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ingest.native.PURE_ENV, "1")
+    monkeypatch.setenv(ingest.convert.native.PURE_ENV, "1")
     assert Normalizer(Settings()).native is None
-    monkeypatch.setenv(ingest.native.PURE_ENV, "0")
+    monkeypatch.setenv(ingest.convert.native.PURE_ENV, "0")
     assert Normalizer(Settings()).native is not None
-    monkeypatch.delenv(ingest.native.PURE_ENV)
+    monkeypatch.delenv(ingest.convert.native.PURE_ENV)
     assert Normalizer(Settings()).native is not None
 
 
 def test_the_choice_is_logged_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setitem(ingest.native.LOGGED, "done", False)
-    with caplog.at_level("INFO", logger="ingest.native"):
+    monkeypatch.setitem(ingest.convert.native.LOGGED, "done", False)
+    with caplog.at_level("INFO", logger="ingest.convert.native"):
         Normalizer(Settings())
         Normalizer(Settings())
-    messages = [r.getMessage() for r in caplog.records if r.name == "ingest.native"]
-    assert messages == ["span normalization: native fast path (ingest.native._fastpath)"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "ingest.convert.native"]
+    assert messages == ["span normalization: native fast path (ingest.convert.native._fastpath)"]
 
 
 # ----------------------------------------------------------------------------- memory
@@ -315,7 +317,7 @@ def test_native_validator_agrees_with_validate_traces() -> None:
         except DecodeError:
             continue  # the receiver answers 400 before validating
         accepted, rejected, _ = validate_traces(request)
-        count = ingest.native.count_valid_spans(body)
+        count = ingest.convert.native.count_valid_spans(body)
         if count is not None:
             assert (count, rejected) == (accepted, 0)
             vouched += 1
@@ -334,6 +336,6 @@ def test_an_interrupt_in_a_callback_is_not_swallowed(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(normalizer, "_resource", interrupted)
     assert normalizer.native is not None
-    fresh = ingest.native.FastPath(normalizer)  # binds the patched callback
+    fresh = ingest.convert.native.FastPath(normalizer)  # binds the patched callback
     with pytest.raises(KeyboardInterrupt):
         fresh.batch(body, 0)

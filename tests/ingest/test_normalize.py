@@ -16,9 +16,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from ingest.convert.normalize import Normalizer
+from ingest.convert.price import Pricer
 from ingest.lake.append import append_rows
-from ingest.normalize import Normalizer
-from ingest.price import Pricer
 from schemas.attributes import encode_attributes, encode_value
 from schemas.lake import SPANS
 from schemas.settings import PriceOverride, Settings
@@ -525,7 +525,7 @@ def _every_anyvalue() -> dict[str, AnyValue]:
 
 
 def test_attribute_encoding_equals_the_reference_for_every_anyvalue_kind() -> None:
-    from ingest.wire import decode_keyvalue
+    from ingest.receive.wire import decode_keyvalue
 
     for key, value in _every_anyvalue().items():
         raw = KeyValue(key=key, value=value).SerializeToString()
@@ -682,7 +682,7 @@ def test_odd_ids_missing_end_and_out_of_range_values() -> None:
     spans[1].status.code = Status.STATUS_CODE_OK
     first, second = rows(Normalizer(Settings()).normalize(request, 0))
     # no end: kept with duration 0; a kind beyond int8: null, never a failed batch; both
-    # noted as sent (ingest.notes)
+    # noted as sent (ingest.convert.notes)
     assert first["parent_span_id"] == "010203" and first["duration_ns"] == 0
     assert first["kind"] is None
     assert first["attributes"] == [

@@ -12,12 +12,12 @@ from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope, KeyVa
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-import ingest.native
-from ingest.columns import MAX_UINT32
-from ingest.normalize import Normalizer
-from ingest.notes import END_TIME_KEY, EVENT_TIME_KEY, KIND_KEY, STATUS_CODE_KEY
-from ingest.price import OVERFLOW, UNPRICED
-from ingest.validate import MAX_SPAN_TIME_NS
+import ingest.convert.native
+from ingest.convert.columns import MAX_UINT32
+from ingest.convert.normalize import Normalizer
+from ingest.convert.notes import END_TIME_KEY, EVENT_TIME_KEY, KIND_KEY, STATUS_CODE_KEY
+from ingest.convert.price import OVERFLOW, UNPRICED
+from ingest.receive.validate import MAX_SPAN_TIME_NS
 from schemas.settings import PriceOverride, Settings
 from tests.ingest.normalize_helpers import rows
 from tests.ingest.otlp_builders import T0, kv
@@ -27,7 +27,9 @@ PATHS = [
     pytest.param(
         True,
         id="native",
-        marks=pytest.mark.skipif(not ingest.native.available(), reason="extension not built"),
+        marks=pytest.mark.skipif(
+            not ingest.convert.native.available(), reason="extension not built"
+        ),
     ),
 ]
 MODEL_CALL = [kv("gen_ai.operation.name", "chat"), kv("gen_ai.request.model", "acme-large-1")]

@@ -23,8 +23,8 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from ingest.errors import BadRequest, Overloaded
-from ingest.export import ExportResult
-from ingest.status import GRPC_DETAILS_KEY, GRPC_RETRY_INFO_KEY
+from ingest.receive.export import ExportResult
+from ingest.receive.status import GRPC_DETAILS_KEY, GRPC_RETRY_INFO_KEY
 from tests.ingest.conftest import AUTH_TOKEN
 from tests.ingest.otlp_builders import (
     export_logs,

@@ -32,7 +32,7 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from ingest.errors import BadRequest, Overloaded
-from ingest.export import ExportResult
+from ingest.receive.export import ExportResult
 from tests.ingest.conftest import AUTH_TOKEN
 from tests.ingest.otlp_builders import (
     export_logs,

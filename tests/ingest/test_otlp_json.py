@@ -12,7 +12,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ingest.errors import BadRequest
-from ingest.otlp_json import parse_logs_json, parse_traces_json, to_otlp_json
+from ingest.receive.otlp_json import parse_logs_json, parse_traces_json, to_otlp_json
 
 CASES = Path(__file__).parent / "cases"
 TRACE_HEX = "5b8efff798038103d269b633813fc60c"  # hex, and also valid base64

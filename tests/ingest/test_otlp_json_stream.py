@@ -12,8 +12,8 @@ from google.protobuf.message import Message
 
 from bench.workload import Workload, make_request
 from ingest.errors import BadRequest
-from ingest.otlp_json import parse_logs_json, parse_traces_json, to_otlp_json
-from ingest.otlp_json_stream import STREAM_ABOVE, decode_logs_json, decode_traces_json
+from ingest.receive.otlp_json import parse_logs_json, parse_traces_json, to_otlp_json
+from ingest.receive.otlp_json_stream import STREAM_ABOVE, decode_logs_json, decode_traces_json
 from tests.ingest.otlp_builders import logs_request
 
 

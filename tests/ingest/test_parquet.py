@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.parquet import (
+from ingest.lake.parquet import (
     column_bytes,
     conform,
     dictionary_leaves,

@@ -12,11 +12,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 
-from ingest.convert import CHECKPOINT_POS, COMMITTED, STATUS_SLOTS
+from ingest.convert.lane import CHECKPOINT_POS, COMMITTED, STATUS_SLOTS
 from ingest.errors import Overloaded
 from ingest.pipeline import LakeExporter, Lane
-from ingest.records import decode_rows
-from ingest.wal import (
+from ingest.wal.log import (
     KIND_COSTS,
     KIND_SIGNALS,
     KIND_TRACES,
@@ -25,6 +24,7 @@ from ingest.wal import (
     list_segments,
     read_records,
 )
+from ingest.wal.records import decode_rows
 from schemas.costs import costs_table, parse_costs
 from tests.ingest.crash_driver import numbered_request
 

@@ -12,7 +12,7 @@ import pytest
 from genai_prices import data_snapshot
 from genai_prices.types import TieredPrices
 
-from ingest.price import Pricer, to_pico
+from ingest.convert.price import Pricer, to_pico
 from schemas.settings import PriceOverride
 
 PICO = Decimal("1e-12")

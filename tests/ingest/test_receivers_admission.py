@@ -19,9 +19,9 @@ import pytest
 import requests
 from google.rpc.error_details_pb2 import RetryInfo
 
-from ingest.admission import PROTOBUF_WEIGHT, Admission
-from ingest.otlp_json import to_otlp_json
-from ingest.status import GRPC_RETRY_INFO_KEY
+from ingest.receive.admission import PROTOBUF_WEIGHT, Admission
+from ingest.receive.otlp_json import to_otlp_json
+from ingest.receive.status import GRPC_RETRY_INFO_KEY
 from schemas.settings import KiB
 from tests.ingest.otlp_builders import logs_request, trace_request
 from tests.ingest.receiver_harness import TEST_SETTINGS, ReceiverServer, SinkExporter

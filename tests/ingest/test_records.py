@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from ingest.convert import (
+from ingest.convert.lane import (
     COMMITTED,
     HANDLERS,
     STATUS_SLOTS,
@@ -22,8 +22,8 @@ from ingest.convert import (
     build_handlers,
 )
 from ingest.lake.compaction import compact_once
-from ingest.records import decode_rows, encode_rows
-from ingest.wal import KIND_COSTS, KIND_SIGNALS, KIND_TRACES, WalWriter
+from ingest.wal.log import KIND_COSTS, KIND_SIGNALS, KIND_TRACES, WalWriter
+from ingest.wal.records import decode_rows, encode_rows
 from schemas.costs import costs_table, parse_costs
 from schemas.lake import COSTS, SIGNALS, SPANS
 from schemas.settings import Settings

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ingest.runtime import IngestRuntime, LakeLocked
-from ingest.wal import KIND_TRACES
+from ingest.wal.log import KIND_TRACES
 from tests.ingest.crash_driver import (
     acknowledged,
     driver_settings,

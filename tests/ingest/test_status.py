@@ -22,7 +22,7 @@ from ingest.errors import (
     UnsupportedEncoding,
     UnsupportedMediaType,
 )
-from ingest.status import (
+from ingest.receive.status import (
     GRPC_DETAILS_KEY,
     GRPC_RETRY_INFO_KEY,
     as_ingest_error,

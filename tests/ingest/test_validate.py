@@ -8,7 +8,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from ingest.validate import MAX_SPAN_TIME_NS, validate_traces
+from ingest.receive.validate import MAX_SPAN_TIME_NS, validate_traces
 
 GOOD: dict[str, Any] = {
     "trace_id": b"\x01" * 16,

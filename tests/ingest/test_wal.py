@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest import diskfaults, wal
-from ingest.wal import (
+from ingest import diskfaults
+from ingest.wal import log as wal
+from ingest.wal.log import (
     HEADER_SIZE,
     KIND_TRACES,
     WalError,

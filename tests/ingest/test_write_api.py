@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from ingest.errors import Overloaded
-from ingest.wal import KIND_COSTS, KIND_SIGNALS
-from ingest.write_api import signal_warnings
+from ingest.receive.write_api import signal_warnings
+from ingest.wal.log import KIND_COSTS, KIND_SIGNALS
 from schemas.costs import COST_SCHEMA
 from schemas.settings import MiB
 from schemas.signals import SIGNAL_SCHEMA, Signal, parse_signals
@@ -267,7 +267,7 @@ def test_signals_for_no_task_are_stored_with_a_warning_each() -> None:
 def test_a_failing_or_slow_lookup_means_no_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     items, indexes = _signals()
     assert asyncio.run(signal_warnings(_Lookup(RuntimeError("store gone")), items, indexes)) == []
-    monkeypatch.setattr("ingest.write_api.LOOKUP_TIMEOUT", 0.01)
+    monkeypatch.setattr("ingest.receive.write_api.LOOKUP_TIMEOUT", 0.01)
     slow = _Lookup({})
 
     async def answer() -> list[dict[str, Any]]:

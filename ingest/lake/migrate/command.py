@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from ingest.convert import HANDLERS, build_handlers
+from ingest.convert.lane import HANDLERS, build_handlers
 from ingest.lake.migrate import old_wal
 from ingest.lake.migrate.copy import Copier, rows_in
 from ingest.lake.migrate.errors import LakeChanged, MigrationError

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import Transaction
 
-from ingest.convert import RecordHandler
+from ingest.convert.lane import RecordHandler
 from ingest.lake.append import commit_files
 from ingest.lake.day_files import DayFiles
 from ingest.lake.files import FileWriter, NewFile

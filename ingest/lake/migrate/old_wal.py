@@ -4,7 +4,7 @@ The old layout kept each lane's log in ``lake/_wal/<writer>-<lane>/`` in today's
 ``checkpoint.json`` (the WAL position whose rows were all published) and, during a flush,
 ``pending.json`` (the files being published and the WAL end they hold). Records past the
 checkpoint were acknowledged but are in no data file yet: ``migrate`` converts them with
-today's handlers (``ingest.convert.HANDLERS``, the same normalizing and pricing the old
+today's handlers (``ingest.convert.lane.HANDLERS``, the same normalizing and pricing the old
 converter ran). A ``pending.json`` beyond the checkpoint is a flush a crash interrupted: the
 old converter would have withdrawn its files and converted the records again, so ``migrate``
 skips those files (``OldLane.withdrawn``) and converts the records.
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ingest.convert import CONVERT_LOCK, RecordHandler, read_checkpoint
+from ingest.convert.lane import CONVERT_LOCK, RecordHandler, read_checkpoint
 from ingest.lake.migrate.errors import LakeBusy, UnconvertibleRecord
 from ingest.lake.migrate.old_layout import WAL_DIR, sorted_entries
 from ingest.runtime import WRITER_LOCK
-from ingest.wal import log_end, read_records
+from ingest.wal.log import log_end, read_records
 
 PENDING = "pending.json"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ingest.lake.migrate.old_layout import LEFTOVERS, TableLayout, table_layout
 from ingest.lake.migrate.state import DONE, State, write_state
-from ingest.wal import fsync_dir
+from ingest.wal.log import fsync_dir
 from schemas.lake import TABLES
 from schemas.location import LakeLocation
 
@@ -30,7 +30,7 @@ def swap(root: Path, state: State) -> None:
     staging = root / STAGING_DIR
     aside = root / OLD_DIR
     aside.mkdir(exist_ok=True)
-    for table in TABLES:
+    for table in sorted(TABLES):  # a fixed order, whatever registered first
         staged = staging / table
         if not staged.is_dir():
             continue  # swapped by an interrupted run

@@ -2,7 +2,7 @@
 
 A 64 MiB request appended as one record made each converter read and normalize 64 MiB at once
 (measured: a converter grew from 145 to ~500 MiB and kept most of it). Cut into a chain
-(``ingest.wal.WalWriter.append_chain``), the request is still durable all or nothing, but a
+(``ingest.wal.log.WalWriter.append_chain``), the request is still durable all or nothing, but a
 converter holds one fragment at a time and can publish between fragments.
 
 Traces are cut on the protobuf wire: an ``ExportTraceServiceRequest`` is the concatenation
@@ -23,9 +23,9 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from ingest.otlp_json import _varint
-from ingest.wal import Buffer, Pieces
-from ingest.wire import _varint as read_varint
+from ingest.receive.otlp_json import _varint
+from ingest.receive.wire import _varint as read_varint
+from ingest.wal.log import Buffer, Pieces
 
 #: Largest WAL record a request is cut into (a single larger span stays whole).
 FRAGMENT_BYTES = 4 * 1024 * 1024

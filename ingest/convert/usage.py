@@ -1,6 +1,6 @@
 """Token counts and reported costs as emitters send them: numbers, numeric strings, JSON.
 
-Shared by ``ingest.routing`` (per attribute) and ``ingest.normalize`` (per span).
+Shared by ``ingest.convert.routing`` (per attribute) and ``ingest.convert.normalize`` (per span).
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ class Usage:
     total: int | None
     basis: str
     #: Buckets whose value is not a count (negative, too large, not a number): the call is
-    #: then flagged and not priced from tokens (``ingest.routing``), never priced on the rest.
+    #: then flagged and not priced from tokens (``ingest.convert.routing``), never priced on the
+    #: rest.
     invalid: tuple[str, ...] = ()
 
 

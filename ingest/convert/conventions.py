@@ -1,7 +1,7 @@
 """Which span attribute feeds which typed column, across GenAI emitter conventions.
 
-Declared once, read by ``ingest.normalize``. Every table is ordered: for a column, the first key
-*in table order* that a span carries wins, whatever the order of the span's attributes.
+Declared once, read by ``ingest.convert.normalize``. Every table is ordered: for a column, the
+first key *in table order* that a span carries wins, whatever the order of the span's attributes.
 Sources: reference/genai-attributes.md (OTel GenAI semconv 1.26-1.41 and the genai repository,
 OpenInference, OpenLLMetry, OpenLIT, Langfuse).
 

@@ -1,7 +1,7 @@
 """Price one model call at its own time: ``[[prices]]`` overrides first, then genai-prices.
 
-Token counts arrive normalized (``ingest.normalize``): input includes cache reads and writes,
-output includes reasoning. Should the parts exceed the whole anyway (a direct caller), the
+Token counts arrive normalized (``ingest.convert.normalize``): input includes cache reads and
+writes, output includes reasoning. Should the parts exceed the whole anyway (a direct caller), the
 whole is taken as exclusive and the parts are added to it, the rule normalization applies.
 
 **Overrides** (USD per million tokens, ``Settings.prices``): the uncached input

@@ -9,14 +9,14 @@ same flush / publish / compaction path as spans stores them under ``lake/signals
 
 Arrow IPC rather than JSON lines: decimals, nanosecond times and the attribute map travel
 exactly and need no second parse. A record written by an older schema is widened by the
-converter (``ingest.parquet.conform``).
+converter (``ingest.lake.parquet.conform``).
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-from ingest.wal import KIND_COSTS, KIND_SIGNALS
+from ingest.wal.log import KIND_COSTS, KIND_SIGNALS
 from schemas.costs import COST_SCHEMA
 from schemas.lake import COSTS, SIGNALS
 from schemas.settings import Settings

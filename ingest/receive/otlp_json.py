@@ -13,7 +13,7 @@ of the bad value.
 
 Whatever a body holds, decoding either returns a message or raises ``BadRequest`` (a permanent
 400 / INVALID_ARGUMENT with the reason): bad input must never look like a transient failure
-(``ingest.status`` answers 503 to anything else), or exporters would retry it forever.
+(``ingest.receive.status`` answers 503 to anything else), or exporters would retry it forever.
 
 Encoding (``to_otlp_json``) uses ``json_format`` and turns ids back into lowercase hex: it
 serves response bodies and test fixtures, not the hot path.

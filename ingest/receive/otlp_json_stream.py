@@ -5,8 +5,8 @@ byte of protobuf is encoded (measured: the server grew by 700 MiB for one such r
 than the whole process tree may take). Here only the containers are walked by hand — the
 request, its ``resourceSpans``, their ``scopeSpans``, their ``spans`` (``resourceLogs`` /
 ``scopeLogs`` / ``logRecords`` for logs) — and each span is decoded by the json module's own
-scanner at its position, encoded to protobuf by ``ingest.otlp_json``'s encoder and dropped, so
-at most one span's dicts exist at a time. Every other member is decoded whole and encoded as
+scanner at its position, encoded to protobuf by ``ingest.receive.otlp_json``'s encoder and dropped,
+so at most one span's dicts exist at a time. Every other member is decoded whole and encoded as
 ``otlp_json`` does. The result is the same message, field for field.
 
 Anything the walk does not expect (a container that is not an array, invalid JSON, a body that
@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ingest.errors import BadRequest
-from ingest.otlp_json import (
+from ingest.receive.otlp_json import (
     _BadValue,
     _encode_message,
     _Field,

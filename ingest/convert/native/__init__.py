@@ -1,7 +1,7 @@
 """The compiled fast path of span normalization, and the switch that picks it.
 
-``ingest.normalize.Normalizer`` is the reference. ``FastPath`` runs the C extension
-``ingest.native._fastpath`` over a request's bytes instead, and builds the very same
+``ingest.convert.normalize.Normalizer`` is the reference. ``FastPath`` runs the C extension
+``ingest.convert.native._fastpath`` over a request's bytes instead, and builds the very same
 ``pyarrow.RecordBatch`` from the column buffers it returns. The C code does the per-span and
 per-attribute work (wire walking, ids, value text, duplicate keys, first-hit-wins resolution,
 usage rules, integer pricing, column buffers); everything it cannot do exactly it asks of the
@@ -26,15 +26,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pyarrow as pa
 
-from ingest import conventions as cv
-from ingest.columns import empty_lists
-from ingest.price import _Linear
-from ingest.routing import COST, STR, TOK
-from ingest.wire import ShadowSpan
+from ingest.convert import conventions as cv
+from ingest.convert.columns import empty_lists
+from ingest.convert.price import _Linear
+from ingest.convert.routing import COST, STR, TOK
+from ingest.receive.wire import ShadowSpan
 from schemas.spans import ATTR_MAP, SCHEMA_VERSION, SPAN_SCHEMA, USD
 
 if TYPE_CHECKING:
-    from ingest.normalize import Normalizer
+    from ingest.convert.normalize import Normalizer
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ LOGGED: dict[str, bool] = {"done": False}
 def _load() -> tuple[ModuleType | None, str]:
     """(the extension, or None and why not)."""
     try:
-        from ingest.native import _fastpath
+        from ingest.convert.native import _fastpath
     except ImportError as exc:
         return None, f"extension not built ({exc})"
     return _fastpath, ""
@@ -68,7 +68,7 @@ def wanted() -> bool:
     if not LOGGED["done"]:
         LOGGED["done"] = True
         if use:
-            log.info("span normalization: native fast path (ingest.native._fastpath)")
+            log.info("span normalization: native fast path (ingest.convert.native._fastpath)")
         else:
             reason = f"{PURE_ENV} is set" if forced_off else _load()[1]
             log.info("span normalization: pure Python (%s)", reason)
@@ -76,7 +76,7 @@ def wanted() -> bool:
 
 
 def count_valid_spans(raw: bytes | memoryview) -> int | None:
-    """The receiver's check (``ingest.validate``) over a request's protobuf bytes, in C.
+    """The receiver's check (``ingest.receive.validate``) over a request's protobuf bytes, in C.
 
     The number of spans when every span passes; None when some does not, the bytes hold
     something unexpected, or the extension is not built: ``validate_traces`` then decides
@@ -143,7 +143,7 @@ class FastPath:
     """The C normalizer bound to one ``Normalizer``'s router, pricer and caches."""
 
     def __init__(self, normalizer: Normalizer) -> None:
-        from ingest.normalize import SPARSE_COLUMNS, block_columns
+        from ingest.convert.normalize import SPARSE_COLUMNS, block_columns
 
         module, why_not = _load()
         if module is None:

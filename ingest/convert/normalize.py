@@ -1,8 +1,8 @@
 """One OTLP trace request -> one Arrow record batch of ``schemas.spans.SPAN_SCHEMA`` rows.
 
-Every span is normalized across emitter conventions into typed columns (``ingest.routing``
-over the tables of ``ingest.conventions``), priced (``ingest.price``), and everything else is
-kept losslessly:
+Every span is normalized across emitter conventions into typed columns (``ingest.convert.routing``
+over the tables of ``ingest.convert.conventions``), priced (``ingest.convert.price``), and
+everything else is kept losslessly:
 
 * A typed column takes the first key of its table that the span carries with a usable value;
   ``source_keys`` records that key. The attribute leaves ``attributes`` only when the column
@@ -16,23 +16,23 @@ kept losslessly:
   apart (OpenLIT's Anthropic spans, Langfuse ``usage_details``, or parts exceeding the whole);
   ``usage_basis`` says ``inclusive`` or ``exclusive:<why>``.
 * Duplicate attribute keys: the first wins, later ones are added to the dropped count, which
-  saturates at the uint32 maximum of its column (``ingest.columns.uint32_array``).
+  saturates at the uint32 maximum of its column (``ingest.convert.columns.uint32_array``).
 * Ids are lowercase hex; empty parent, trace state and status message are null; flags 0 are
   null; ``duration_ns`` is end - start.
-* Never refuse: whatever ``ingest.validate`` accepted becomes a row. An end before the start
+* Never refuse: whatever ``ingest.receive.validate`` accepted becomes a row. An end before the start
   (or 0) gives ``duration_ns`` 0, an event time past ``MAX_SPAN_TIME_NS`` a null event time,
   a kind or status code beyond int8 a null column; what was sent is kept under a
-  ``tasklake.`` key (``ingest.notes``). A usage attribute that is not a count leaves its
-  column null and the call unpriced (``usage_basis`` ``invalid:<key>``, ``ingest.routing``);
+  ``tasklake.`` key (``ingest.convert.notes``). A usage attribute that is not a count leaves its
+  column null and the call unpriced (``usage_basis`` ``invalid:<key>``, ``ingest.convert.routing``);
   a price beyond ``cost_usd`` leaves it unpriced (``price_ref`` ``overflow:<price>``,
-  ``ingest.price``).
+  ``ingest.convert.price``).
 
 Speed: this is ingest's CPU hot path. When the compiled extension is built (and
-``TASKLAKE_PURE_PYTHON`` is not set), ``ingest.native.FastPath`` walks the request in C and
+``TASKLAKE_PURE_PYTHON`` is not set), ``ingest.convert.native.FastPath`` walks the request in C and
 builds the same batch, calling back into this class for what it does not do itself; this
 module stays the reference and the fallback. The Python path reads the request through
-``ingest.wire``'s shadow messages (attributes as raw bytes), each distinct KeyValue is decoded
-and routed once and memoized, a span touches only its routed ("hot") attributes, and columns
+``ingest.receive.wire``'s shadow messages (attributes as raw bytes), each distinct KeyValue is
+decoded and routed once and memoized, a span touches only its routed ("hot") attributes, and columns
 are built from per-column lists, map columns from flat offsets + keys + values, resource and
 scope columns once per block and taken per span.
 """
@@ -52,9 +52,9 @@ from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
-import ingest.native
-from ingest import conventions as cv
-from ingest.columns import (
+import ingest.convert.native
+from ingest.convert import conventions as cv
+from ingest.convert.columns import (
     block_index,
     durations,
     empty_lists,
@@ -68,17 +68,17 @@ from ingest.columns import (
     uint32_array,
     usd_array,
 )
-from ingest.notes import EVENT_TIME_KEY, fits_int8, span_notes, time_note, with_notes
-from ingest.price import Pricer
-from ingest.routing import Entry, Router
-from ingest.validate import MAX_SPAN_TIME_NS
-from ingest.wire import ShadowRequest, decode_keyvalue, decode_value, key_end
+from ingest.convert.notes import EVENT_TIME_KEY, fits_int8, span_notes, time_note, with_notes
+from ingest.convert.price import Pricer
+from ingest.convert.routing import Entry, Router
+from ingest.receive.validate import MAX_SPAN_TIME_NS
+from ingest.receive.wire import ShadowRequest, decode_keyvalue, decode_value, key_end
 from schemas.attributes import STRING, encode_attributes
 from schemas.settings import Settings
 from schemas.spans import ATTRIBUTE_FIELDS, EVENT, LINK, SCHEMA_VERSION, SPAN_SCHEMA, TIME
 
 if TYPE_CHECKING:
-    from ingest.native import FastPath
+    from ingest.convert.native import FastPath
 
 _KEY = itemgetter(0)
 _TEXT = itemgetter(1)
@@ -161,9 +161,9 @@ class Normalizer:
         self._pair_arrays: tuple[pa.Array, pa.Array] | None = None
         self._fast: FastPath | None = None
         if native is None:
-            native = ingest.native.wanted()
+            native = ingest.convert.native.wanted()
         if native:
-            self._fast = ingest.native.FastPath(self)
+            self._fast = ingest.convert.native.FastPath(self)
 
     @property
     def native(self) -> FastPath | None:
@@ -287,7 +287,7 @@ class Normalizer:
     def _plain_attributes(
         self, raws: Sequence[bytes], keys: list[str], texts: list[str], note: Entry | None = None
     ) -> tuple[str | None, int]:
-        """Append an event's or link's attributes (and ``note``, ``ingest.notes``); return
+        """Append an event's or link's attributes (and ``note``, ``ingest.convert.notes``); return
         their type codes and the entries dropped (duplicates, or given way to the note)."""
         ents, dups = _dedupe(self._attribute_entries(raws))
         if note is not None:

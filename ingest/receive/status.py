@@ -11,7 +11,7 @@ foresee; nothing of the request was acknowledged, so it is reported as retryable
 UNAVAILABLE), like the Collector does, never as a 500 that clients would treat as permanent.
 Bad *input* never takes that road: the decoders (``otlp_json``, the receivers' protobuf
 decoding) turn everything a body can make them raise into ``BadRequest``, and validation
-(``ingest.validate``) refuses per span, so a malformed request is answered 400 /
+(``ingest.receive.validate``) refuses per span, so a malformed request is answered 400 /
 INVALID_ARGUMENT with its reason and is not retried forever (a property test posts arbitrary
 bodies and asserts no 5xx: ``tests/ingest/test_fuzz_http.py``).
 """
@@ -27,7 +27,7 @@ from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
 
 from ingest.errors import IngestError, MethodNotAllowed, Overloaded, Unauthenticated
-from ingest.otlp_json import to_otlp_json
+from ingest.receive.otlp_json import to_otlp_json
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"

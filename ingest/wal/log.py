@@ -60,10 +60,10 @@ HEADER = struct.Struct("<4sIIBQ")
 HEADER_SIZE = HEADER.size  # 21
 SEGMENT_SUFFIX = ".wal"
 
-#: Record kinds; a converter maps a kind to a handler (``ingest.convert.HANDLERS``).
+#: Record kinds; a converter maps a kind to a handler (``ingest.convert.lane.HANDLERS``).
 KIND_TRACES = 1  # an ExportTraceServiceRequest, as received
-KIND_SIGNALS = 2  # validated completion signals, Arrow IPC (``ingest.records``)
-KIND_COSTS = 3  # validated cost entries, Arrow IPC (``ingest.records``)
+KIND_SIGNALS = 2  # validated completion signals, Arrow IPC (``ingest.wal.records``)
+KIND_COSTS = 3  # validated cost entries, Arrow IPC (``ingest.wal.records``)
 
 #: Kind bit: another record of the same chain follows (see the module docstring).
 MORE = 0x80

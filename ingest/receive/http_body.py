@@ -9,7 +9,7 @@ limit in memory before it is refused.
 Encodings: identity, gzip (several members allowed), deflate (zlib-wrapped as the Python
 exporter sends it, or raw), zstd. Anything else is 400, as the OTLP spec says.
 
-Memory is admitted before it is used (``ingest.admission``): the request's ticket takes the
+Memory is admitted before it is used (``ingest.receive.admission``): the request's ticket takes the
 declared length (and what decoding that many bytes will build) before a byte is read, grows
 chunk by chunk for a body without Content-Length, and grows step by step (``_STEP`` of output)
 while a body inflates, so eight compressed bodies cannot all inflate to 64 MiB at once.
@@ -24,8 +24,8 @@ from collections.abc import Callable
 import zstandard
 from starlette.requests import Request
 
-from ingest.admission import Ticket
 from ingest.errors import BadRequest, PayloadTooLarge, UnsupportedEncoding
+from ingest.receive.admission import Ticket
 from schemas.settings import Settings
 
 IDENTITY = "identity"

@@ -40,13 +40,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from ingest.admission import ITEMS_WEIGHT, Admission
-from ingest.auth import check_bearer
 from ingest.errors import BadRequest, IngestError, MethodNotAllowed, UnsupportedMediaType
-from ingest.export import RowSink
-from ingest.http_body import read_body
-from ingest.status import as_ingest_error, error_headers
-from ingest.wal import KIND_COSTS, KIND_SIGNALS
+from ingest.receive.admission import ITEMS_WEIGHT, Admission
+from ingest.receive.auth import check_bearer
+from ingest.receive.export import RowSink
+from ingest.receive.http_body import read_body
+from ingest.receive.status import as_ingest_error, error_headers
+from ingest.wal.log import KIND_COSTS, KIND_SIGNALS
 from schemas.costs import costs_table, parse_costs
 from schemas.jsonitems import NDJSON_TYPES, BodyError, Parsed, now_ns
 from schemas.settings import Settings

@@ -2,8 +2,8 @@
 
 Validation decides what is stored: every span it accepts is converted and lands in the lake
 (the converter never refuses), so every value the lake cannot represent is refused here, with
-a reason, or kept by the converter with a flag (``ingest.normalize``). A span is refused when
-it cannot be placed or joined:
+a reason, or kept by the converter with a flag (``ingest.convert.normalize``). A span is refused
+when it cannot be placed or joined:
 
 * a trace id that is not 16 non-zero bytes, a span id that is not 8 non-zero bytes, a parent
   span id of the wrong length;

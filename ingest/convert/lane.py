@@ -43,8 +43,8 @@ from ingest import diskfaults
 from ingest.heap import release_free_memory
 from ingest.lake.files import FileWriter, NewFile
 from ingest.lake.manifest import Manifest, last_end, write_manifest
-from ingest.parquet import FLUSH_LEVEL, conform
-from ingest.wal import KIND_COSTS, KIND_SIGNALS, KIND_TRACES, WalReader, list_segments
+from ingest.lake.parquet import FLUSH_LEVEL, conform
+from ingest.wal.log import KIND_COSTS, KIND_SIGNALS, KIND_TRACES, WalReader, list_segments
 from schemas.lake import SPANS, TABLES
 from schemas.location import LakeLocation
 from schemas.settings import Settings
@@ -96,9 +96,9 @@ class RecordHandler(Protocol):
 
 #: kind -> "module:factory"; factory(settings) -> RecordHandler.
 HANDLERS: dict[int, str] = {
-    KIND_TRACES: "ingest.convert:span_handler",
-    KIND_SIGNALS: "ingest.records:signal_handler",
-    KIND_COSTS: "ingest.records:cost_handler",
+    KIND_TRACES: "ingest.convert.lane:span_handler",
+    KIND_SIGNALS: "ingest.wal.records:signal_handler",
+    KIND_COSTS: "ingest.wal.records:cost_handler",
 }
 
 
@@ -120,8 +120,8 @@ class SpanHandler:
     time_column = "start_time"
 
     def __init__(self, settings: Settings) -> None:
-        from ingest.normalize import Normalizer
-        from ingest.price import Pricer
+        from ingest.convert.normalize import Normalizer
+        from ingest.convert.price import Pricer
 
         self._normalizer = Normalizer(settings, Pricer(settings.prices))
 

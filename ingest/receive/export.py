@@ -41,6 +41,6 @@ class Exporter(Protocol):
 
 class RowSink(Protocol):
     """What the signal and cost-entry routes need: append validated rows of a WAL record kind
-    (``ingest.wal.KIND_SIGNALS``, ``KIND_COSTS``) durably. Raises ``IngestError`` to refuse."""
+    (``ingest.wal.log.KIND_SIGNALS``, ``KIND_COSTS``) durably. Raises ``IngestError`` to refuse."""
 
     async def write_rows(self, kind: int, rows: pa.Table) -> None: ...

@@ -1,4 +1,4 @@
-"""Type stub of the C extension (ingest/native/_fastpath.c)."""
+"""Type stub of the C extension (ingest/convert/native/_fastpath.c)."""
 
 from collections.abc import Callable
 from typing import Any

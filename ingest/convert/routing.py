@@ -1,6 +1,6 @@
 """Which typed column each span attribute fills, decided per distinct attribute and per span.
 
-A ``Router`` turns the tables of ``ingest.conventions`` and the configured attribution keys
+A ``Router`` turns the tables of ``ingest.convert.conventions`` and the configured attribution keys
 into a routing table. Each distinct (key, value) is examined once (``Router.entry``): what it
 contributes to which column, at which rank, with which value, and whether that value is
 exactly the attribute's (so the attribute may leave ``attributes``). Per span, ``resolve``
@@ -21,8 +21,8 @@ from itertools import filterfalse
 from operator import itemgetter
 from typing import Any, Final
 
-from ingest import conventions as cv
-from ingest.usage import (
+from ingest.convert import conventions as cv
+from ingest.convert.usage import (
     INCLUSIVE,
     MAX_TOKENS,
     JsonCache,

@@ -7,7 +7,7 @@ its raw protobuf bytes to the one ``Exporter``. Every refusal goes through
 encoding (JSON when the request was not protobuf).
 
 Order of checks: method (405), auth (401/403), Content-Type (415), Content-Encoding (400),
-size (413), admission (503: ``ingest.admission``, held until the answer is ready), decoding
+size (413), admission (503: ``ingest.receive.admission``, held until the answer is ready), decoding
 (400), then the exporter (partial success, or 503 when overloaded).
 """
 
@@ -34,14 +34,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from ingest.admission import Admission, decode_weight
-from ingest.auth import check_bearer
 from ingest.errors import BadRequest, IngestError, MethodNotAllowed, NotFound, UnsupportedMediaType
-from ingest.export import Exporter, ExportResult
-from ingest.http_body import read_body
-from ingest.otlp_json import to_otlp_json
-from ingest.otlp_json_stream import decode_logs_json, decode_traces_json
-from ingest.status import JSON, PROTOBUF, as_ingest_error, http_error
+from ingest.receive.admission import Admission, decode_weight
+from ingest.receive.auth import check_bearer
+from ingest.receive.export import Exporter, ExportResult
+from ingest.receive.http_body import read_body
+from ingest.receive.otlp_json import to_otlp_json
+from ingest.receive.otlp_json_stream import decode_logs_json, decode_traces_json
+from ingest.receive.status import JSON, PROTOBUF, as_ingest_error, http_error
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ opaque INTERNAL) and passes them on as ``raw=`` so the durable write never re-se
 gzip is handled by grpcio; ``grpc.max_receive_message_length`` (checked after decompression)
 makes oversized requests RESOURCE_EXHAUSTED. Errors map through ``status.grpc_error``.
 
-Admission (``ingest.admission``) weighs the message as it arrives here, decompressed by grpcio
-and whole: gRPC gives no earlier hook, so up to one message per concurrent stream is held
+Admission (``ingest.receive.admission``) weighs the message as it arrives here, decompressed by
+grpcio and whole: gRPC gives no earlier hook, so up to one message per concurrent stream is held
 before it can be refused (UNAVAILABLE + RetryInfo), but never decoded.
 """
 
@@ -33,11 +33,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from ingest.admission import PROTOBUF_WEIGHT, Admission
-from ingest.auth import check_bearer
 from ingest.errors import BadRequest
-from ingest.export import Exporter
-from ingest.status import as_ingest_error, grpc_error
+from ingest.receive.admission import PROTOBUF_WEIGHT, Admission
+from ingest.receive.auth import check_bearer
+from ingest.receive.export import Exporter
+from ingest.receive.status import as_ingest_error, grpc_error
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """tasklake's own notes on a span: values the converter keeps adjusted, with what was sent.
 
-Validation (``ingest.validate``) refuses what cannot be stored at all. A value that can be
+Validation (``ingest.receive.validate``) refuses what cannot be stored at all. A value that can be
 stored once adjusted is adjusted, and what was sent is kept losslessly in the row's attribute
 map under a ``tasklake.`` key, so SQL sees both (``attributes['tasklake.end_time_unix_nano']
 IS NOT NULL`` finds every span whose end was raised):
@@ -8,7 +8,7 @@ IS NOT NULL`` finds every span whose end was raised):
 * ``tasklake.end_time_unix_nano`` (span attributes): the end time as sent, when it was before
   the start (or 0). The row's ``duration_ns`` is 0.
 * ``tasklake.time_unix_nano`` (an event's attributes): the event time as sent, when it was past
-  ``ingest.validate.MAX_SPAN_TIME_NS``. The event is kept with a null ``time``.
+  ``ingest.receive.validate.MAX_SPAN_TIME_NS``. The event is kept with a null ``time``.
 * ``tasklake.kind``, ``tasklake.status_code`` (span attributes): the span kind or status code
   as sent, when it does not fit the int8 column (OTLP defines 0..5 and 0..2). The column is
   null.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ingest.routing import Entry
+from ingest.convert.routing import Entry
 from schemas.attributes import INT, STRING
 
 END_TIME_KEY: Final = "tasklake.end_time_unix_nano"

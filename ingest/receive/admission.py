@@ -39,8 +39,8 @@ from ingest.heap import release_free_memory
 #: Memory a decoded request takes per byte of its decompressed body, beyond the body itself.
 #: Measured on realistic agent spans (``bench.workload.large_request_body``, 64 MiB bodies,
 #: peak RSS over the body's): upb's message of a protobuf body is 3.2x; an OTLP/JSON body,
-#: walked span by span (``ingest.otlp_json_stream``), peaks at 2.9x (its text, the wire bytes,
-#: the message and its re-encoding for the WAL). ``json.loads`` of the whole body was 8.7x,
+#: walked span by span (``ingest.receive.otlp_json_stream``), peaks at 2.9x (its text, the wire
+#: bytes, the message and its re-encoding for the WAL). ``json.loads`` of the whole body was 8.7x,
 #: and signals and cost entries are still parsed that way: 8.6x for a 20 MiB array of signals.
 PROTOBUF_WEIGHT = 3.2
 JSON_WEIGHT = 3.0
