@@ -13,10 +13,12 @@ every lake of ``TASKLAKE_TEST_LAKE=s3``: ``tests.lakes.new_lake``), stopped when
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -54,17 +56,24 @@ def _free_port() -> int:
 
 @contextmanager
 def moto_s3() -> Iterator[S3]:
-    """moto's S3 server, with a bucket; the ``AWS_*`` variables set in this process too."""
+    """moto's S3 server, with a bucket; the ``AWS_*`` variables set in this process too.
+
+    The server is a child process, not a thread of this one: a delta-rs call that keeps the
+    GIL while it waits for S3 (``DeltaTable.history``) would otherwise wait for a server
+    that cannot run until it returns."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
     port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # moto's access log
+    )
     s3 = S3(f"http://127.0.0.1:{port}", BUCKET)
     saved = {k: os.environ.get(k) for k in s3.env}
     os.environ.update(s3.env)
     try:
+        _wait_until_listening(server, port)
         boto3.client("s3").create_bucket(Bucket=s3.bucket)
         yield s3
     finally:
@@ -73,7 +82,24 @@ def moto_s3() -> Iterator[S3]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        server.stop()
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _wait_until_listening(server: subprocess.Popen[bytes], port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"moto's server exited {server.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError("moto's server did not start listening")
 
 
 class _Shared:
@@ -90,7 +116,6 @@ def shared() -> S3:
     and other child processes started later reach it too."""
     with _Shared.lock:
         if _Shared.store is None:
-            logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
             stack = ExitStack()
             _Shared.store = stack.enter_context(moto_s3())
             _Shared.stack = stack
