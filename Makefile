@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # (Playwright is handed it; nothing downloads a browser at test time).
 CHROMIUM := $(VENV)/.chromium
 
-.PHONY: run demo test lint fuzz bench docs clean
+.PHONY: run demo test test-s3 lint fuzz bench docs clean
 
 $(STAMP): pyproject.toml ingest/convert/native/_fastpath.c
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ lint: $(STAMP)
 
 test: lint $(CHROMIUM)
 	$(BIN)/pytest -q
+
+# The same suite with every test's lake on an S3-compatible store: one moto server the run
+# starts itself (tests/s3.py); tests about a local lake's files (local_lake) are skipped.
+test-s3: lint
+	TASKLAKE_TEST_LAKE=s3 $(BIN)/pytest -q
 
 # The property-based tests (pytest -m fuzz: hypothesis, schemathesis) with many more cases
 # than `make test` runs and a fresh seed (tests/fuzzing.py; FUZZ_EXAMPLES cases per property).

@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 
 from schemas.delta import is_vanished_file_error
-from tests.lakes import connect
+from tests.lakes import connect, is_local, new_lake
 
 
 def free_port() -> int:
@@ -34,16 +34,27 @@ def free_port() -> int:
 @dataclass
 class Server:
     """A ``tasklake serve`` child process on free ports over ``lake`` — or, given ``uri``
-    (``s3://...``), over that object-store lake, with its WAL and store under ``lake``."""
+    (``s3://...``), over that object-store lake, with its WAL and store under ``lake``.
+
+    With ``TASKLAKE_TEST_LAKE=s3`` a server given no ``uri`` takes ``new_lake``'s S3 lake for
+    ``lake`` (the same one each time, so a restart finds its data) unless ``local``: tests
+    read it through ``target``."""
 
     lake: Path
     log: Path
     args: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     uri: str | None = None
+    local: bool = False  # keep the lake in ``lake`` whatever TASKLAKE_TEST_LAKE says
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        if self.uri is None and not self.local:
+            lake = new_lake(self.lake.parent, self.lake.name)
+            if not is_local(lake):
+                self.uri = lake
 
     @property
     def url(self) -> str:

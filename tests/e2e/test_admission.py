@@ -53,7 +53,7 @@ def test_eight_requests_at_the_size_limit_stay_within_a_gibibyte(tmp_path: Path)
             )
         del bodies
         expected = sum(copies.values()) * SPANS_PER_COPY
-        seen = wait_for(server.lake, "SELECT count(*) FROM spans", expected, timeout=240)
+        seen = wait_for(server.target, "SELECT count(*) FROM spans", expected, timeout=240)
         peak = sampler.stop()
         time.sleep(1.5)  # the server trims its heap 0.5 s after the last large request
         after = tree_memory(server.proc.pid)
@@ -65,7 +65,7 @@ def test_eight_requests_at_the_size_limit_stay_within_a_gibibyte(tmp_path: Path)
     assert seen == expected, log
     assert any(503 in a for a in answers)  # the budget did refuse some
     # exactly once: every copy's trace holds its spans once, no other trace exists
-    per_trace = {t: (n, d) for t, n, d in _per_trace(server.lake)}
+    per_trace = {t: (n, d) for t, n, d in _per_trace(server.target)}
     want = {
         large_request_trace_id(tag, i): (SPANS_PER_COPY, SPANS_PER_COPY)
         for tag, n in copies.items()
@@ -81,7 +81,7 @@ def _content_type(tag: int) -> str:
     return "application/json" if tag % 2 == 0 else "application/x-protobuf"
 
 
-def _per_trace(lake: Path) -> list[tuple[str, int, int]]:
+def _per_trace(lake: str) -> list[tuple[str, int, int]]:
     rows = query(lake, "SELECT trace_id, count(*), count(DISTINCT span_id) FROM spans GROUP BY 1")
     return [(str(t), int(n), int(d)) for t, n, d in rows]
 

@@ -77,7 +77,7 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> No
         expected = {first + i for first in acked for i in range(SPANS_PER_REQUEST)}
         # replay finishes in the background; wait until every acknowledged span is visible
         seen = wait_for(
-            lake,
+            server.target,
             "SELECT count(DISTINCT span_id) FILTER (WHERE span_id IN "
             "(SELECT unnest(?::VARCHAR[]))) FROM spans",
             len(expected),
@@ -86,7 +86,8 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(tmp_path: Path) -> No
         )
         assert seen == len(expected), server.log_text()
         duplicates = query(
-            lake, "SELECT count(*) FROM (SELECT span_id FROM spans GROUP BY 1 HAVING count(*) > 1)"
+            server.target,
+            "SELECT count(*) FROM (SELECT span_id FROM spans GROUP BY 1 HAVING count(*) > 1)",
         )[0][0]
         assert duplicates == 0
     finally:
@@ -111,5 +112,5 @@ def test_sigterm_drains_every_acknowledged_span_before_exiting(tmp_path: Path) -
     conn.close()
     assert server.stop() == 0, server.log_text()
     # no restart: what the server published on its way out is all there is
-    stored = query(tmp_path / "lake", "SELECT count(DISTINCT span_id) FROM spans")[0][0]
+    stored = query(server.target, "SELECT count(DISTINCT span_id) FROM spans")[0][0]
     assert stored == acked, server.log_text()

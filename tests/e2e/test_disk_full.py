@@ -144,7 +144,7 @@ def test_a_full_wal_disk_refuses_writes_until_it_has_room_again(tmp_path: Path, 
         assert _metric(server, "wal_refusing_lanes") == 0
         assert _post(server, 20_000).status == 200
         acknowledged = {n: 1 for n in [*range(SPANS), *range(20_000, 20_000 + SPANS)]}
-        assert eventually(lambda: lake_span_ids(server.lake) == acknowledged, timeout=30)
+        assert eventually(lambda: lake_span_ids(server.target) == acknowledged, timeout=30)
 
 
 def test_a_full_lake_keeps_data_in_the_wal_and_publishes_it_once_there_is_room(
@@ -160,10 +160,10 @@ def test_a_full_lake_keeps_data_in_the_wal_and_publishes_it_once_there_is_room(
         status, body = _get(server, "/readyz")
         assert status == 200, body  # data is still accepted: the WAL holds it
         assert any("cannot publish" in w for w in json.loads(body)["warnings"]), body
-        assert lake_span_ids(server.lake) == {}
+        assert lake_span_ids(server.target) == {}
         (faults / "lake").unlink()
         assert eventually(
-            lambda: lake_span_ids(server.lake) == {n: 1 for n in range(4 * SPANS)}, timeout=30
+            lambda: lake_span_ids(server.target) == {n: 1 for n in range(4 * SPANS)}, timeout=30
         )
         assert _metric(server, "lake_publish_failing_lanes") == 0
         assert _metric(server, "lake_publish_failures") >= 1
@@ -171,6 +171,7 @@ def test_a_full_lake_keeps_data_in_the_wal_and_publishes_it_once_there_is_room(
 
 
 def _wal_bytes_on_disk(lake: Path) -> int:
+    """The WAL on this machine's disk (there for an S3 lake too: ``Server.lake``)."""
     return sum(p.stat().st_blocks * 512 for p in (lake / WAL_DIR).rglob("*.wal") if p.is_file())
 
 

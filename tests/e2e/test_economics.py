@@ -32,6 +32,7 @@ from tests.e2e.agents import (
     tracing,
 )
 from tests.e2e.harness import Server
+from tests.lakes import both_lakes
 from tests.s3 import S3
 
 T = TypeVar("T")
@@ -71,7 +72,7 @@ V2_CALLS = (Call("drafter", "acme-large", 2_095, 1_905),)
 ATTEMPTS = 10_000
 
 
-@pytest.fixture(scope="module", params=["local", "s3"])
+@pytest.fixture(scope="module", params=both_lakes())
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
@@ -86,6 +87,7 @@ def server(
         args=("--config", str(config), "--flush-interval", "0.2"),
         env=store.env if store else {},
         uri=store.lake("economics") if store else None,
+        local=store is None,
     ).start()
     try:
         yield srv

@@ -26,7 +26,7 @@ from opentelemetry.trace.status import Status, StatusCode
 
 from schemas.attributes import decode_attributes, encode_attributes
 from tests.e2e.harness import Server, query, wait_for
-from tests.lakes import tables
+from tests.lakes import both_lakes, tables
 from tests.s3 import S3
 
 CASES = [
@@ -37,7 +37,7 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module", params=["local", "s3"])
+@pytest.fixture(scope="module", params=both_lakes())
 def shared_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
@@ -49,6 +49,7 @@ def shared_server(
         log=base / "server.log",
         env=store.env if store else {},
         uri=store.lake("sdk") if store else None,
+        local=store is None,
     ).start()
     try:
         yield srv

@@ -96,7 +96,7 @@ def test_kill_9_during_signal_ingest_stores_every_acknowledged_signal_once(
         want = {f"sig-{first + i}" for first in signals for i in range(PER_REQUEST)}
         raw = "signals_table"  # every stored row of the newest version (copies included)
         seen = wait_for(
-            lake,
+            server.target,
             f"SELECT count(DISTINCT signal_id) FILTER (WHERE signal_id IN "
             f"(SELECT unnest(?::VARCHAR[]))) FROM {raw}",
             len(want),
@@ -104,11 +104,11 @@ def test_kill_9_during_signal_ingest_stores_every_acknowledged_signal_once(
             params=[sorted(want)],
         )
         assert seen == len(want), server.log_text()
-        assert _duplicates(lake, raw, "signal_id") == 0
+        assert _duplicates(server.target, raw, "signal_id") == 0
         entries = {f"cost-{first + i}" for first in costs for i in range(PER_REQUEST)}
         raw_costs = "costs_table"
         stored = wait_for(
-            lake,
+            server.target,
             f"SELECT count(DISTINCT entry_id) FILTER (WHERE entry_id IN "
             f"(SELECT unnest(?::VARCHAR[]))) FROM {raw_costs}",
             len(entries),
@@ -116,12 +116,12 @@ def test_kill_9_during_signal_ingest_stores_every_acknowledged_signal_once(
             params=[sorted(entries)],
         )
         assert stored == len(entries)
-        assert _duplicates(lake, raw_costs, "entry_id") == 0
+        assert _duplicates(server.target, raw_costs, "entry_id") == 0
     finally:
         server.stop()
 
 
-def _duplicates(lake: Path, relation: str, key: str) -> int:
+def _duplicates(lake: str, relation: str, key: str) -> int:
     rows = query(
         lake, f"SELECT count(*) FROM (SELECT {key} FROM {relation} GROUP BY 1 HAVING count(*) > 1)"
     )

@@ -232,7 +232,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = Server(lake=base / "lake", log=base / "server.log", args=("--flush-interval", "0.2"))
     srv.start()
     try:
-        lake = srv.lake
+        lake = srv.target
         traces = _post(srv, "/v1/traces", _spans()).json()
         assert "partialSuccess" not in traces or not traces["partialSuccess"].get(
             "rejectedSpans"
@@ -319,9 +319,9 @@ def _every_read(server: Server, as_ofs: tuple[str, ...] = AS_OFS) -> None:
 
 def test_every_read_answers_after_the_extremes_are_written(server: Server) -> None:
     _every_read(server)
-    tasks = query(server.lake, "SELECT count(*) FROM tasks")[0][0]
+    tasks = query(server.target, "SELECT count(*) FROM tasks")[0][0]
     assert tasks == len(ODD)
-    unmatched = dict(query(server.lake, "SELECT signal_id, reason FROM unmatched_signals"))
+    unmatched = dict(query(server.target, "SELECT signal_id, reason FROM unmatched_signals"))
     assert "workflow mismatch" in unmatched.values() and "unknown task" in unmatched.values()
 
 

@@ -1,7 +1,7 @@
 """A child process for crash tests: an ``IngestRuntime`` under sustained ingest that records
 every acknowledgement, to be ``kill -9``-ed at any moment and restarted.
 
-    python -m tests.ingest.crash_driver LAKE ACKS FIRST [--drain] [--lanes N]
+    python -m tests.ingest.crash_driver LAKE ACKS FIRST [--drain] [--lanes N] [--wal-dir DIR]
 
 Sends requests of uniquely numbered spans (span id = number, start times over three UTC days
 so a flush writes several files) from 4 concurrent clients; after each acknowledgement it
@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import sys
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -66,10 +65,16 @@ def numbered_request(first: int, count: int, days: int = 3) -> ExportTraceServic
     )
 
 
-def driver_settings(lake: Path, lanes: int = 2) -> Settings:
-    return replace(
-        Settings(),
-        lake=str(lake),
+def driver_settings(
+    lake: Path | str, lanes: int = 2, wal_dir: Path | str | None = None
+) -> Settings:
+    """The driver's settings over ``lake`` (an S3 lake: its WAL in ``wal_dir``, by default in
+    ``tests.lakes.local_dir``)."""
+    from tests.lakes import lake_settings
+
+    return lake_settings(
+        lake,
+        **({"wal_dir": str(wal_dir)} if wal_dir is not None else {}),
         writer_id="crash",
         lanes=lanes,
         flush_interval=0.05,
@@ -143,13 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     from tests.ingest.stub_handler import SPAN_HANDLERS
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("lake", type=Path)
+    parser.add_argument("lake")
     parser.add_argument("acks", type=Path)
     parser.add_argument("first", type=int)
     parser.add_argument("--drain", action="store_true")
     parser.add_argument("--lanes", type=int, default=2)
+    parser.add_argument("--wal-dir", default=None)
     args = parser.parse_args(argv)
-    runtime = IngestRuntime(driver_settings(args.lake, args.lanes), handlers=SPAN_HANDLERS)
+    settings = driver_settings(args.lake, args.lanes, args.wal_dir)
+    runtime = IngestRuntime(settings, handlers=SPAN_HANDLERS)
     runtime.start()
     if not runtime.wait_ready(120):
         print("NOT READY", runtime.stats(), flush=True)

@@ -13,7 +13,6 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -92,9 +91,9 @@ def stored(server: Server, trace: int, count: int) -> list[dict[str, Any]]:
     """The trace's rows in the ``spans`` view, once ``count`` of them are there."""
     trace_id = trace.to_bytes(16, "big").hex()
     sql = "SELECT count(*) FROM spans WHERE trace_id = ?"
-    assert wait_for(server.lake, sql, count, params=[trace_id]) == count
-    rows = query(server.lake, "SELECT * FROM spans WHERE trace_id = ? ORDER BY name", [trace_id])
-    names = [d[0] for d in _columns(server.lake)]
+    assert wait_for(server.target, sql, count, params=[trace_id]) == count
+    rows = query(server.target, "SELECT * FROM spans WHERE trace_id = ? ORDER BY name", [trace_id])
+    names = [d[0] for d in _columns(server.target)]
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
@@ -106,7 +105,7 @@ def acknowledged(server: Server, trace: int, *spans: Span) -> list[dict[str, Any
     return stored(server, trace, len(spans))
 
 
-def _columns(lake: Path) -> list[tuple[Any, ...]]:
+def _columns(lake: str) -> list[tuple[Any, ...]]:
     return query(lake, "DESCRIBE SELECT * FROM spans")
 
 
@@ -317,7 +316,7 @@ def test_an_end_before_the_start_is_stored_with_duration_zero_and_flagged(
     assert before["attributes"][END_TIME_KEY] == str(T0 - 5)
     assert no_end["duration_ns"] == 0 and no_end["attributes"][END_TIME_KEY] == "0"
     flagged = query(
-        server.lake,
+        server.target,
         "SELECT count(*) FROM spans WHERE trace_id = ? AND attributes[?] IS NOT NULL",
         [trace.to_bytes(16, "big").hex(), END_TIME_KEY],
     )

@@ -10,12 +10,10 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from ingest.lake.append import append_rows
@@ -26,7 +24,7 @@ from schemas.delta import DataFile, is_vanished_file_error
 from schemas.lake import SPANS, TABLES
 from schemas.settings import Settings
 from tests.ingest.spanrows import DAY_NS, span_rows
-from tests.lakes import connect, tables
+from tests.lakes import connect, lake_settings, parquet_file, read_parquet, tables
 from tests.waiting import eventually
 
 DAY0 = 20_454 * DAY_NS  # 2026-01-01
@@ -40,24 +38,23 @@ def _rows(n: int) -> pa.Table:
     return _ROWS[n]
 
 
-def _settings(lake: Path, **kw: object) -> Settings:
+def _settings(lake: str, **kw: object) -> Settings:
     values: dict[str, object] = {
-        "lake": str(lake),
         "writer_id": "c",
         "row_group_rows": 1_000,
         "compaction_target_rows": 4_000,
     }
     values.update(kw)
-    return replace(Settings(), **values)  # type: ignore[arg-type]
+    return lake_settings(lake, **values)
 
 
-def _flush_files(lake: Path, table: pa.Table, per_file: int) -> None:
+def _flush_files(lake: str, table: pa.Table, per_file: int) -> None:
     """``table`` committed as small flush files (each split by day like a converter's)."""
     for start in range(0, table.num_rows, per_file):
         append_rows(tables(lake), SPANS, table.slice(start, per_file), prefix=f"w-{start:08d}")
 
 
-def _files(lake: Path, day: str | None = None) -> list[DataFile]:
+def _files(lake: str, day: str | None = None) -> list[DataFile]:
     return [f for f in tables(lake).version_of(SPANS).files if day is None or f.day == day]
 
 
@@ -73,12 +70,7 @@ def _answers(con: duckdb.DuckDBPyConnection) -> list[list[tuple[object, ...]]]:
     return [con.execute(q).fetchall() for q in QUERIES]
 
 
-@pytest.fixture
-def lake(tmp_path: Path) -> Path:
-    return tmp_path / "lake"
-
-
-def test_compaction_is_lossless_and_sorted(lake: Path) -> None:
+def test_compaction_is_lossless_and_sorted(lake: str) -> None:
     rows = _rows(6_000)
     _flush_files(lake, rows, 250)
     settings = _settings(lake, compaction_target_rows=10_000)
@@ -88,7 +80,7 @@ def test_compaction_is_lossless_and_sorted(lake: Path) -> None:
     for day in DAYS:
         (f,) = _files(lake, day)
         assert f.path.split("/")[-1].startswith("c-c-")
-        pf = pq.ParquetFile(f.uri)
+        pf = parquet_file(f.uri)
         assert all(pf.metadata.row_group(i).num_rows <= 1_000 for i in range(pf.num_row_groups))
         for i in range(pf.num_row_groups):
             # traces together, ordered by their first span's start
@@ -104,7 +96,7 @@ def test_compaction_is_lossless_and_sorted(lake: Path) -> None:
     assert after.equals(before)  # every value, ns and decimals included
 
 
-def test_compaction_drops_copies_and_keeps_the_first_received(lake: Path) -> None:
+def test_compaction_drops_copies_and_keeps_the_first_received(lake: str) -> None:
     rows = _rows(1_000)
     _flush_files(lake, rows, 500)
     later = rows.slice(0, 300)
@@ -119,15 +111,13 @@ def test_compaction_drops_copies_and_keeps_the_first_received(lake: Path) -> Non
     before = _answers(con)
     stats = compact_once(_settings(lake, compaction_target_rows=10_000))
     assert stats.copies_dropped == 300 and stats.rows == 1_300
-    stored = pa.concat_tables(pq.read_table(f.uri) for f in _files(lake))
+    stored = pa.concat_tables(read_parquet(f.uri) for f in _files(lake))
     assert stored.num_rows == 1_000 and "copy" not in stored.column("name").to_pylist()
     tables(lake).pin(con)
     assert _answers(con) == before
 
 
-def test_ingest_commits_during_a_merge_are_kept(
-    lake: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_ingest_commits_during_a_merge_are_kept(lake: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A receiver commits to the partition while it is being merged: the compaction commit
     removes only its inputs, and the receiver's file stays."""
     _flush_files(lake, _rows(2_000), 500)
@@ -148,7 +138,7 @@ def test_ingest_commits_during_a_merge_are_kept(
     assert any("meanwhile" in f.path for f in _files(lake))
 
 
-def test_concurrent_queries_always_see_the_same_answer(lake: Path) -> None:
+def test_concurrent_queries_always_see_the_same_answer(lake: str) -> None:
     """Queries hammer the lake while compaction rewrites it again and again, two compactors
     at once: every pinned answer equals the answer before compaction; a second compactor's
     conflicting merge is dropped, never committed on top."""
@@ -232,7 +222,7 @@ def test_input_choice_rewrites_partial_files_only_when_it_pays() -> None:
     assert _chosen([*old], quiet=0) == ["p200", "p400"]
 
 
-def test_a_slowly_filling_partition_is_not_rewritten_every_round(lake: Path) -> None:
+def test_a_slowly_filling_partition_is_not_rewritten_every_round(lake: str) -> None:
     """One small flush file per round: rows merged grow like n log n, not n squared."""
     rows = _rows(4_000)
     days = pa.compute.divide(rows.column("start_time").cast(pa.int64()), DAY_NS)
@@ -248,7 +238,7 @@ def test_a_slowly_filling_partition_is_not_rewritten_every_round(lake: Path) -> 
     assert merged <= 4_800
     files = _files(lake, DAYS[0])
     assert len(files) <= 5
-    got = pa.concat_tables(pq.read_table(f.uri) for f in files)
+    got = pa.concat_tables(read_parquet(f.uri) for f in files)
     assert sorted(got.column("span_id").to_pylist()) == sorted(day0.column("span_id").to_pylist())
     compact_once(settings, quiet=0)  # the partition goes quiet: one file
     assert len(_files(lake, DAYS[0])) == 1
@@ -264,7 +254,7 @@ def test_long_dictionaries_keep_only_used_values_sorted() -> None:
     assert len(got.column("name").chunk(0).dictionary) == 3  # short ones are left alone
 
 
-def test_a_pinned_query_reads_the_version_it_pinned_until_a_vacuum(lake: Path) -> None:
+def test_a_pinned_query_reads_the_version_it_pinned_until_a_vacuum(lake: str) -> None:
     """A query pinned before a compaction keeps answering from the version it pinned; once a
     vacuum removes that version's files, every view fails with a vanished-file error (none
     answers with fewer rows), and pinning again answers."""
@@ -285,7 +275,7 @@ def test_a_pinned_query_reads_the_version_it_pinned_until_a_vacuum(lake: Path) -
     assert _answers(con) == expected  # the new version
 
 
-def test_only_the_lease_holder_compacts(lake: Path) -> None:
+def test_only_the_lease_holder_compacts(lake: str) -> None:
     location = _settings(lake).location
     first, second = Lease(location, "a", ttl=60), Lease(location, "b", ttl=60)
     assert first.acquire() and not second.acquire()
@@ -296,7 +286,7 @@ def test_only_the_lease_holder_compacts(lake: Path) -> None:
     assert Lease(location, "c", ttl=60).acquire(now_ms=int(time.time() * 1000) + 61_000)
 
 
-def test_background_compactor_merges_at_low_priority_and_stops(lake: Path) -> None:
+def test_background_compactor_merges_at_low_priority_and_stops(lake: str) -> None:
     _flush_files(lake, _rows(2_000), 250)
     compactor = BackgroundCompactor(_settings(lake, compaction_interval=0.1))
     compactor.start()
@@ -326,7 +316,7 @@ time.sleep(600)
 """
 
 
-def test_compactor_dies_with_its_parent(lake: Path) -> None:
+def test_compactor_dies_with_its_parent(lake: str) -> None:
     root = Path(__file__).resolve().parents[2]
     parent = subprocess.Popen(
         [sys.executable, "-c", _ORPHAN, str(lake)], cwd=root, stdout=subprocess.PIPE, text=True

@@ -4,7 +4,6 @@ commit each, exactly once across crashes at every step."""
 from __future__ import annotations
 
 import errno
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,23 +29,30 @@ from ingest.convert.lane import (
 )
 from ingest.lake.committer import Committer, LaneOutbox
 from ingest.lake.manifest import read_manifests
-from ingest.lake.parquet import file_metadata
 from ingest.wal.log import KIND_TRACES, WalWriter, list_segments
 from schemas.lake import SPANS
 from schemas.settings import Settings
 from tests.ingest.crash_driver import DRIVER_PARTITIONS, lake_span_ids, numbered_request
 from tests.ingest.stub_handler import SPAN_HANDLERS, STUB_HANDLERS
-from tests.lakes import tables
+from tests.lakes import (
+    delete_file,
+    lake_settings,
+    lake_uri,
+    list_files,
+    local_dir,
+    parquet_file,
+    tables,
+)
 
 
-def _settings(lake: Path, **kw: object) -> Settings:
-    values: dict[str, object] = {"lake": str(lake), "writer_id": "t", "flush_rows": 10**6}
+def _settings(lake: str, **kw: object) -> Settings:
+    values: dict[str, object] = {"writer_id": "t", "flush_rows": 10**6}
     values.update(kw)
-    return replace(Settings(), **values)  # type: ignore[arg-type]
+    return lake_settings(lake, **values)
 
 
-def _spec(lake: Path) -> LaneSpec:
-    return LaneSpec(str(lake / "_wal"), "t", 0)
+def _spec(lake: str) -> LaneSpec:
+    return LaneSpec(str(local_dir(lake) / "_wal"), "t", 0)
 
 
 def _append(spec: LaneSpec, requests: list[tuple[int, int]]) -> int:
@@ -72,7 +78,7 @@ def _converter(settings: Settings, spec: LaneSpec, committed: int, **kw: Any) ->
     return conv
 
 
-def _committer(lake: Path, spec: LaneSpec, status: list[int] | None = None) -> Committer:
+def _committer(lake: str, spec: LaneSpec, status: list[int] | None = None) -> Committer:
     lane_status = status if status is not None else [0] * STATUS_SLOTS
 
     def committed(app_id: str, position: int, rows: int, files: int) -> None:
@@ -94,12 +100,7 @@ def _drain(conv: Converter) -> None:
     conv.run()
 
 
-@pytest.fixture
-def lake(tmp_path: Path) -> Path:
-    return tmp_path / "lake"
-
-
-def test_converts_every_record_once_into_day_partitions(lake: Path) -> None:
+def test_converts_every_record_once_into_day_partitions(lake: str) -> None:
     settings = _settings(lake)
     spec = _spec(lake)
     end = _append(spec, [(i * 50, 50) for i in range(20)])
@@ -115,7 +116,8 @@ def test_converts_every_record_once_into_day_partitions(lake: Path) -> None:
     assert read_checkpoint(spec.wal_dir) == end == status[CHECKPOINT_POS]
     assert read_manifests(spec.wal_dir) == []
     assert len(list_segments(spec.wal_dir)) == 1  # segments below the checkpoint dropped
-    meta = file_metadata(Path(files[0].uri))
+    raw = parquet_file(files[0].uri).schema_arrow.metadata or {}
+    meta = {k.decode(): v.decode() for k, v in raw.items()}
     assert meta["tasklake.writer"] == "t" and meta["tasklake.lane"] == "0"
     assert meta["tasklake.wal_end"] == str(end) and meta["tasklake.schema_version"] == "1"
     assert files[0].path.split("/")[-1].startswith("t-0-")
@@ -123,7 +125,7 @@ def test_converts_every_record_once_into_day_partitions(lake: Path) -> None:
     assert tables(lake).current(SPANS).transaction_version("t-0") == end
 
 
-def test_flushes_by_rows_and_writes_a_manifest_each_time(lake: Path) -> None:
+def test_flushes_by_rows_and_writes_a_manifest_each_time(lake: str) -> None:
     settings = _settings(lake, flush_rows=120)
     spec = _spec(lake)
     end = _append(spec, [(i * 50, 50) for i in range(10)])
@@ -137,7 +139,7 @@ def test_flushes_by_rows_and_writes_a_manifest_each_time(lake: Path) -> None:
     assert tables(lake).version_of(SPANS).version == 1  # four manifests, one commit
 
 
-def test_flushes_by_bytes_before_rows(lake: Path) -> None:
+def test_flushes_by_bytes_before_rows(lake: str) -> None:
     spec = _spec(lake)
     end = _append(spec, [(i * 50, 50) for i in range(10)])
     probe = _converter(_settings(lake), spec, end)
@@ -156,7 +158,7 @@ class _Crash(Exception):
     pass
 
 
-def test_a_crash_inside_a_flush_leaves_nothing_visible_and_replays_once(lake: Path) -> None:
+def test_a_crash_inside_a_flush_leaves_nothing_visible_and_replays_once(lake: str) -> None:
     settings = _settings(lake)
     spec = _spec(lake)
     end = _append(spec, [(i * 30, 30) for i in range(10)])
@@ -185,7 +187,7 @@ def test_a_crash_inside_a_flush_leaves_nothing_visible_and_replays_once(lake: Pa
     assert lake_span_ids(lake) == {n: 1 for n in range(300)}
 
 
-def test_a_crash_after_the_manifest_commits_it_once(lake: Path) -> None:
+def test_a_crash_after_the_manifest_commits_it_once(lake: str) -> None:
     settings = _settings(lake)
     spec = _spec(lake)
     end = _append(spec, [(0, 40)])
@@ -200,7 +202,7 @@ def test_a_crash_after_the_manifest_commits_it_once(lake: Path) -> None:
 
 
 def test_a_crash_after_the_commit_does_not_commit_again(
-    lake: Path, monkeypatch: pytest.MonkeyPatch
+    lake: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = _settings(lake)
     spec = _spec(lake)
@@ -223,7 +225,7 @@ def test_a_crash_after_the_commit_does_not_commit_again(
     assert read_manifests(spec.wal_dir) == [] and read_checkpoint(spec.wal_dir) == end
 
 
-def test_a_manifest_whose_files_are_gone_is_converted_again(lake: Path) -> None:
+def test_a_manifest_whose_files_are_gone_is_converted_again(lake: str) -> None:
     """A receiver down longer than vacuum_retention: a vacuum may have removed the files of
     its uncommitted flush. The WAL still holds the records: they are converted again."""
     settings = _settings(lake)
@@ -232,7 +234,7 @@ def test_a_manifest_whose_files_are_gone_is_converted_again(lake: Path) -> None:
     _drain(_converter(settings, spec, end))
     (manifest,) = read_manifests(spec.wal_dir)
     for f in manifest.files:
-        (lake / SPANS / f.path).unlink()
+        delete_file(lake_uri(lake, SPANS, f.path))
     _committer(lake, spec).recover()
     assert read_manifests(spec.wal_dir) == []
     again = _converter(settings, spec, end)
@@ -243,7 +245,7 @@ def test_a_manifest_whose_files_are_gone_is_converted_again(lake: Path) -> None:
 
 
 def test_a_record_that_cannot_be_converted_is_quarantined_not_lost(
-    lake: Path, caplog: pytest.LogCaptureFixture
+    lake: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = _settings(lake)
     spec = _spec(lake)
@@ -258,18 +260,16 @@ def test_a_record_that_cannot_be_converted_is_quarantined_not_lost(
     _committer(lake, spec).commit_round()
     assert lake_span_ids(lake) == {n: 1 for n in range(20)}
     assert conv.status[QUARANTINED] == 2
-    kept = sorted(p.name for p in (lake / "_wal" / QUARANTINE_DIR).iterdir())
-    assert (
-        len(kept) == 4
-        and (lake / "_wal" / QUARANTINE_DIR / kept[0]).read_bytes() == b"\xff\xff not protobuf"
-    )
+    quarantine = Path(spec.wal_root) / QUARANTINE_DIR
+    kept = sorted(p.name for p in quarantine.iterdir())
+    assert len(kept) == 4 and (quarantine / kept[0]).read_bytes() == b"\xff\xff not protobuf"
     # a bug, loudly: one ERROR line per record, naming the file and the reason
     errors = [r for r in caplog.records if r.levelname == "ERROR" and "quarantined" in r.message]
     assert len(errors) == 2 and "no handler for record kind 99" in errors[1].message
 
 
 def test_a_flush_the_full_lake_refuses_waits_and_writes_once_it_has_room(
-    lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    lake: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     faults = tmp_path / "faults"
     faults.mkdir()
@@ -294,7 +294,7 @@ def test_a_flush_the_full_lake_refuses_waits_and_writes_once_it_has_room(
 
 
 def test_a_flush_refused_halfway_leaves_no_file_and_is_written_once(
-    lake: Path, monkeypatch: pytest.MonkeyPatch
+    lake: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(convert, "FLUSH_RETRY", 0.0)
     spec = _spec(lake)
@@ -313,7 +313,7 @@ def test_a_flush_refused_halfway_leaves_no_file_and_is_written_once(
     monkeypatch.setattr(conv.writer, "write", second_fails)
     assert not conv.flush()
     assert read_manifests(spec.wal_dir) == []
-    left = [p for p in (lake / SPANS).rglob("*.parquet")]
+    left = list_files(lake, SPANS, suffix=".parquet")
     assert left == []  # the file written before the refusal was deleted
     assert conv.flush()
     _committer(lake, spec).commit_round()
@@ -322,7 +322,7 @@ def test_a_flush_refused_halfway_leaves_no_file_and_is_written_once(
 
 @pytest.mark.parametrize("dies", ["in_the_checkpoint", "removing_the_manifests"])
 def test_a_restart_never_converts_again_what_a_table_holds(
-    lake: Path, monkeypatch: pytest.MonkeyPatch, dies: str
+    lake: str, monkeypatch: pytest.MonkeyPatch, dies: str
 ) -> None:
     """The committer dies after a commit, at either step after it; the restarted converter
     flushes at other boundaries (a flush could straddle what was committed): still once."""

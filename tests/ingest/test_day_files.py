@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from ingest.lake.day_files import DayFiles
 from ingest.lake.files import FileWriter
 from schemas.delta import Tables
 from schemas.lake import SPANS, TABLES
-from tests.lakes import at, sid, span, span_table
+from tests.lakes import (
+    at,
+    lake_uri,
+    list_files,
+    parquet_file,
+    read_parquet,
+    sid,
+    span,
+    span_table,
+)
 
 
-def _writer(lake: Path, *, row_group_rows: int, file_rows: int) -> DayFiles:
+def _writer(lake: str, *, row_group_rows: int, file_rows: int) -> DayFiles:
     tables = Tables(lake)
     return DayFiles(
         FileWriter(tables.location),
@@ -25,18 +31,18 @@ def _writer(lake: Path, *, row_group_rows: int, file_rows: int) -> DayFiles:
     )
 
 
-def test_rows_of_two_days_become_bounded_files_of_their_day(tmp_path: Path) -> None:
-    out = _writer(tmp_path, row_group_rows=4, file_rows=8)
+def test_rows_of_two_days_become_bounded_files_of_their_day(lake: str) -> None:
+    out = _writer(lake, row_group_rows=4, file_rows=8)
     rows = [span("t", f"s{i}", start=at(days=i % 2)) for i in range(21)]
     for first in range(0, len(rows), 3):  # the days interleave within and across batches
         out.add(span_table(rows[first : first + 3]))
     files = out.close()
     seen: Counter[str] = Counter()
     for f in files:
-        meta = pq.ParquetFile(tmp_path / SPANS / f.path).metadata
+        meta = parquet_file(lake_uri(lake, SPANS, f.path)).metadata
         assert meta.num_rows == f.rows <= 8
         assert all(meta.row_group(i).num_rows <= 4 for i in range(meta.num_row_groups))
-        ids = pq.read_table(tmp_path / SPANS / f.path, columns=["span_id"]).column("span_id")
+        ids = read_parquet(lake_uri(lake, SPANS, f.path), ["span_id"]).column("span_id")
         want_day = {sid(f"s{i}"): at(days=i % 2).date().isoformat() for i in range(21)}
         assert {want_day[i] for i in ids.to_pylist()} == {f.day}
         seen.update(ids.to_pylist())
@@ -44,17 +50,17 @@ def test_rows_of_two_days_become_bounded_files_of_their_day(tmp_path: Path) -> N
     assert out.rows == 21
 
 
-def test_one_day_is_written_in_whole_row_groups(tmp_path: Path) -> None:
-    out = _writer(tmp_path, row_group_rows=4, file_rows=100)
+def test_one_day_is_written_in_whole_row_groups(lake: str) -> None:
+    out = _writer(lake, row_group_rows=4, file_rows=100)
     for first in range(0, 10, 3):
         out.add(span_table([span("t", f"s{i}") for i in range(first, min(first + 3, 10))]))
     (only,) = out.close()
-    meta = pq.ParquetFile(tmp_path / SPANS / only.path).metadata
+    meta = parquet_file(lake_uri(lake, SPANS, only.path)).metadata
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [4, 4, 2]
 
 
-def test_abort_leaves_no_file(tmp_path: Path) -> None:
-    out = _writer(tmp_path, row_group_rows=2, file_rows=2)
+def test_abort_leaves_no_file(lake: str) -> None:
+    out = _writer(lake, row_group_rows=2, file_rows=2)
     out.add(span_table([span("t", f"s{i}") for i in range(5)]))  # two files closed, one open
     out.abort()
-    assert not list((tmp_path / SPANS).rglob("*.parquet*"))
+    assert list_files(lake, SPANS) == []

@@ -32,7 +32,7 @@ from schemas.settings import PriceOverride, Settings
 from schemas.spans import SPAN_SCHEMA
 from tests.fuzzing import examples
 from tests.ingest.otlp_strategies import requests
-from tests.lakes import load, tables
+from tests.lakes import load, new_lake, tables
 
 #: An override with a price that overflows the cost column on large counts, and genai-prices.
 SETTINGS = Settings(
@@ -65,7 +65,7 @@ def _span_count(request: ExportTraceServiceRequest) -> int:
 def _store_and_read(batch: pa.RecordBatch, root: Path, con: duckdb.DuckDBPyConnection) -> int:
     """Write ``batch`` as the converter does (a file per day partition) and read every column
     of every row back through the ``spans`` view; the number of rows read."""
-    lake = root / f"lake-{next(_FILES)}"
+    lake = new_lake(root, f"lake-{next(_FILES)}")
     table = conform(pa.Table.from_batches([batch]), SPAN_SCHEMA)
     if not append_rows(tables(lake), SPANS, table, prefix="case"):
         return 0

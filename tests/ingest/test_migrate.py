@@ -7,7 +7,6 @@ import fcntl
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,11 @@ from schemas.delta import Tables
 from schemas.lake import COSTS, SIGNALS, SPANS
 from service.cli import main
 from tests.ingest.old_lake import LANE, NEWER_COLUMNS, OldLake, wal_span_id
-from tests.lakes import at, connect, span, span_table
+from tests.lakes import at, connect, new_lake, span, span_table
+from tests.s3 import S3
+
+#: A migration in place rewrites an old local layout (symlinked generations) where it lies.
+IN_PLACE = pytest.mark.local_lake("migrates an old local layout in place")
 
 
 @pytest.fixture
@@ -32,7 +35,7 @@ def old(tmp_path: Path) -> OldLake:
     return OldLake(tmp_path / "lake").build()
 
 
-def migrate(lake: Path, *args: str) -> int:
+def migrate(lake: Path | str, *args: str) -> int:
     return main(["migrate", "--lake", str(lake), *args])
 
 
@@ -48,7 +51,7 @@ def stored_span_ids(lake: str | Path) -> Counter[str]:
     return out
 
 
-def figures(lake: Path) -> dict[str, Any]:
+def figures(lake: Path | str) -> dict[str, Any]:
     """What the views answer over the lake."""
     con = connect(lake)
     q = con.execute
@@ -60,7 +63,7 @@ def figures(lake: Path) -> dict[str, Any]:
     }
 
 
-def assert_figures(lake: Path, old: OldLake) -> None:
+def assert_figures(lake: Path | str, old: OldLake) -> None:
     got = figures(lake)
     want = old.expected
     assert got["starts"] == want.span_starts  # every span, its nanoseconds exactly
@@ -95,6 +98,7 @@ def tree(root: Path) -> dict[str, tuple[object, ...]]:
 # ---------------------------------------------------------------------- in place
 
 
+@IN_PLACE
 def test_in_place_keeps_every_row_and_the_old_layout(
     old: OldLake, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -137,6 +141,7 @@ def test_in_place_keeps_every_row_and_the_old_layout(
     assert "LOAD delta" in (lake / "views.sql").read_text()  # today's, for duckdb -init
 
 
+@IN_PLACE
 def test_a_second_run_is_a_no_op(old: OldLake, capsys: pytest.CaptureFixture[str]) -> None:
     assert migrate(old.root) == 0
     versions = Tables(old.root).snapshot().versions
@@ -146,6 +151,7 @@ def test_a_second_run_is_a_no_op(old: OldLake, capsys: pytest.CaptureFixture[str
     assert Tables(old.root).snapshot().versions == versions
 
 
+@IN_PLACE
 def test_other_commands_refuse_an_old_lake(
     old: OldLake, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -153,6 +159,7 @@ def test_other_commands_refuse_an_old_lake(
     assert "run tasklake migrate first" in capsys.readouterr().err
 
 
+@IN_PLACE
 def test_refused_while_a_server_holds_the_lake(
     old: OldLake, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -167,6 +174,7 @@ def test_refused_while_a_server_holds_the_lake(
     assert tree(old.root) == before
 
 
+@IN_PLACE
 def test_a_file_with_columns_this_version_does_not_know_is_refused(
     old: OldLake, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -184,6 +192,7 @@ def test_a_file_with_columns_this_version_does_not_know_is_refused(
 # ---------------------------------------------------------------------- the WAL
 
 
+@IN_PLACE
 def test_records_the_wal_still_holds_are_converted(
     old: OldLake, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -208,6 +217,7 @@ def test_records_the_wal_still_holds_are_converted(
     assert ids == old.expected.span_ids + Counter(wal_ids)  # no copy, no span 3
 
 
+@IN_PLACE
 def test_an_unconvertible_record_stops_the_migration(
     old: OldLake, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -241,6 +251,7 @@ def interrupted(lake: Path, monkeypatch: pytest.MonkeyPatch, *, after_commits: i
     monkeypatch.setattr(copy, "commit_files", real)
 
 
+@IN_PLACE
 def test_an_interrupted_copy_resumes(
     old: OldLake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -254,6 +265,7 @@ def test_an_interrupted_copy_resumes(
     assert_figures(old.root, old)
 
 
+@IN_PLACE
 def test_a_lake_changed_since_the_interrupted_run_is_copied_again(
     old: OldLake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -271,6 +283,7 @@ def test_a_lake_changed_since_the_interrupted_run_is_copied_again(
     assert_figures(old.root, old)
 
 
+@IN_PLACE
 def test_an_interrupted_swap_is_finished_by_the_next_run(
     old: OldLake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -296,6 +309,7 @@ def test_an_interrupted_swap_is_finished_by_the_next_run(
     assert (old.root / OLD_DIR / SIGNALS / "date=2026-01-06").is_symlink()
 
 
+@IN_PLACE
 def test_counts_that_differ_fail_and_swap_nothing(
     old: OldLake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -317,12 +331,12 @@ def test_to_another_lake_leaves_the_source_untouched(
     old: OldLake, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = tree(old.root)
-    target = tmp_path / "new"
-    assert migrate(old.root, "--to", str(target)) == 0
+    target = new_lake(tmp_path, "new")  # in TASKLAKE_TEST_LAKE=s3: into S3
+    assert migrate(old.root, "--to", target) == 0
     assert "every row kept" in capsys.readouterr().out
     assert tree(old.root) == before
     assert_figures(target, old)
-    assert migrate(old.root, "--to", str(target)) == 0
+    assert migrate(old.root, "--to", target) == 0
     assert "was migrated into" in capsys.readouterr().out
     assert stored_span_ids(target) == old.expected.span_ids
 
@@ -330,40 +344,16 @@ def test_to_another_lake_leaves_the_source_untouched(
 def test_to_refuses_a_location_holding_tables(
     old: OldLake, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    target = tmp_path / "busy"
+    target = new_lake(tmp_path, "busy")
     Tables(target).ensure([SPANS])
-    assert migrate(old.root, "--to", str(target)) == 1
+    assert migrate(old.root, "--to", target) == 1
     assert "already holds tables (spans)" in capsys.readouterr().err
 
 
-def test_to_an_s3_lake(old: OldLake, s3_bucket: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_to_an_s3_lake(old: OldLake, s3: S3, capsys: pytest.CaptureFixture[str]) -> None:
     before = tree(old.root)
-    target = f"s3://{s3_bucket}/migrated"
+    target = s3.lake("migrated")
     assert migrate(old.root, "--to", target) == 0
     assert "every row kept" in capsys.readouterr().out
     assert tree(old.root) == before
     assert stored_span_ids(target) == old.expected.span_ids
-
-
-@pytest.fixture
-def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A bucket on a local moto S3 server, with the AWS_* variables pointing at it."""
-    boto3 = pytest.importorskip("boto3")
-    server_module = pytest.importorskip("moto.server")
-    server = server_module.ThreadedMotoServer(port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ALLOW_HTTP": "true",
-        }.items():
-            monkeypatch.setenv(key, value)
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="migrations")
-        yield "migrations"
-    finally:
-        server.stop()

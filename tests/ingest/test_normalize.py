@@ -6,7 +6,6 @@ import base64
 import math
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -630,8 +629,7 @@ def test_round_trip_of_every_attribute(normalizer: Normalizer, case: str) -> Non
         assert len(row["events"]) == len(span.events) and len(row["links"]) == len(span.links)
 
 
-def test_spans_view_rebuilds_all_attributes(normalizer: Normalizer, tmp_path: Path) -> None:
-    lake = tmp_path / "lake"
+def test_spans_view_rebuilds_all_attributes(normalizer: Normalizer, lake: str) -> None:
     sent: dict[str, dict[str, str]] = {}
     for n, case in enumerate(CASES):
         request = load_case(case)

@@ -5,14 +5,11 @@ crash inside a flush, and compacted."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 
 from ingest.convert.lane import (
@@ -33,7 +30,7 @@ from schemas.settings import Settings
 from schemas.signals import parse_signals, signals_table
 from tests.ingest.crash_driver import numbered_request
 from tests.ingest.test_convert import _committer
-from tests.lakes import connect, tables
+from tests.lakes import connect, lake_settings, local_dir, read_parquet, tables
 
 
 def _signals(first: int, count: int) -> pa.Table:
@@ -80,12 +77,12 @@ def test_ipc_payloads_round_trip_exactly() -> None:
         assert decode_rows(encode_rows(rows)).equals(rows)
 
 
-def _settings(lake: Path) -> Settings:
-    return replace(Settings(), lake=str(lake), writer_id="t", flush_rows=10**6)
+def _settings(lake: str) -> Settings:
+    return lake_settings(lake, writer_id="t", flush_rows=10**6)
 
 
-def _spec(lake: Path) -> LaneSpec:
-    return LaneSpec(str(lake / "_wal"), "t", 0)
+def _spec(lake: str) -> LaneSpec:
+    return LaneSpec(str(local_dir(lake) / "_wal"), "t", 0)
 
 
 def _converter(settings: Settings, spec: LaneSpec, committed: int) -> Converter:
@@ -96,14 +93,14 @@ def _converter(settings: Settings, spec: LaneSpec, committed: int) -> Converter:
     return conv
 
 
-def _convert_and_commit(lake: Path, spec: LaneSpec, end: int) -> None:
+def _convert_and_commit(lake: str, spec: LaneSpec, end: int) -> None:
     conv = _converter(_settings(lake), spec, end)
     conv.status[STOP] = 1
     conv.run()
     _committer(lake, spec).commit_round()
 
 
-def _query(lake: Path, sql: str) -> list[tuple[object, ...]]:
+def _query(lake: str, sql: str) -> list[tuple[object, ...]]:
     con = connect(lake)
     try:
         return con.execute(sql).fetchall()
@@ -111,12 +108,7 @@ def _query(lake: Path, sql: str) -> list[tuple[object, ...]]:
         con.close()
 
 
-@pytest.fixture
-def lake(tmp_path: Path) -> Path:
-    return tmp_path / "lake"
-
-
-def test_records_of_every_kind_land_in_their_tables(lake: Path) -> None:
+def test_records_of_every_kind_land_in_their_tables(lake: str) -> None:
     spec = _spec(lake)
     writer = WalWriter(spec.wal_dir, segment_bytes=1 << 20)
     signals, costs = _signals(0, 9), _costs()
@@ -135,7 +127,7 @@ def test_records_of_every_kind_land_in_their_tables(lake: Path) -> None:
     assert stored[1][2] == Decimal("1E-12")
     assert stored[0][3] == {"n": "0", "who": "bot"}
     files = tables(lake).version_of(SIGNALS).uris()
-    table = pa.concat_tables([pq.read_table(f) for f in files])
+    table = pa.concat_tables([read_parquet(f) for f in files])
     s4 = table.filter(pc.equal(table["signal_id"], "s-4"))
     assert s4["occurred_at_unix_nano"].to_pylist() == [1772445600123456789]  # to the ns
     assert _query(lake, "SELECT entry_id, amount_usd FROM costs WHERE entry_id = 'lic'") == [
@@ -145,7 +137,7 @@ def test_records_of_every_kind_land_in_their_tables(lake: Path) -> None:
 
 
 def test_a_crash_between_two_tables_commits_commits_the_other_once(
-    lake: Path, monkeypatch: pytest.MonkeyPatch
+    lake: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Spans and signals are two Delta tables: the committer died after committing one."""
     spec = _spec(lake)
@@ -181,7 +173,7 @@ def test_a_crash_between_two_tables_commits_commits_the_other_once(
     ) == [(90,)]
 
 
-def test_signal_and_cost_partitions_are_compacted(lake: Path) -> None:
+def test_signal_and_cost_partitions_are_compacted(lake: str) -> None:
     spec = _spec(lake)
     for first in range(0, 30, 10):  # three flushes: three files per partition
         writer = WalWriter(spec.wal_dir, segment_bytes=1 << 20)

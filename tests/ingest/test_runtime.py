@@ -23,6 +23,7 @@ from tests.ingest.crash_driver import (
     numbered_request,
 )
 from tests.ingest.stub_handler import SPAN_HANDLERS
+from tests.lakes import local_dir, new_lake
 from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,14 +38,14 @@ def _send(runtime: IngestRuntime, first: int, requests: int, per: int = 50) -> N
     asyncio.run(go())
 
 
-def test_acknowledged_spans_are_queryable_and_stop_drains(tmp_path: Path) -> None:
-    settings = replace(driver_settings(tmp_path / "lake"), compaction_interval=0)
+def test_acknowledged_spans_are_queryable_and_stop_drains(lake: str) -> None:
+    settings = replace(driver_settings(lake), compaction_interval=0)
     runtime = IngestRuntime(settings, handlers=SPAN_HANDLERS).start()
     try:
         assert runtime.wait_ready(60)
         _send(runtime, 0, 20)
         assert runtime.wait_caught_up(60)
-        assert lake_span_ids(tmp_path / "lake") == {n: 1 for n in range(1000)}
+        assert lake_span_ids(lake) == {n: 1 for n in range(1000)}
         _send(runtime, 1000, 4)
         stats = runtime.stats()
         assert stats["spans_acknowledged"] == 1200 and stats["ready"]
@@ -58,19 +59,19 @@ def test_acknowledged_spans_are_queryable_and_stop_drains(tmp_path: Path) -> Non
     finally:
         runtime.stop()
     # stop converted what was still waiting
-    assert lake_span_ids(tmp_path / "lake") == {n: 1 for n in range(1200)}
+    assert lake_span_ids(lake) == {n: 1 for n in range(1200)}
     assert runtime.stats()["ready"] is False
 
 
-def test_second_process_with_the_same_writer_id_is_refused(tmp_path: Path) -> None:
-    settings = replace(driver_settings(tmp_path / "lake"), compaction_interval=0, lanes=1)
+def test_second_process_with_the_same_writer_id_is_refused(lake: str) -> None:
+    settings = replace(driver_settings(lake), compaction_interval=0, lanes=1)
     first = IngestRuntime(settings, handlers=SPAN_HANDLERS).start()
     try:
         code = (
             "import sys; from dataclasses import replace\n"
             "from ingest.runtime import IngestRuntime, LakeLocked\n"
             "from tests.ingest.crash_driver import driver_settings\n"
-            f"s = replace(driver_settings({str(tmp_path / 'lake')!r}), lanes=1)\n"
+            f"s = replace(driver_settings({lake!r}, wal_dir={settings.wal_dir!r}), lanes=1)\n"
             "try:\n    IngestRuntime(s).start()\n"
             "except LakeLocked as e:\n    print(e); sys.exit(7)\n"
         )
@@ -95,7 +96,7 @@ def test_second_process_with_the_same_writer_id_is_refused(tmp_path: Path) -> No
             other.stop()
     finally:
         first.stop()
-    ids = lake_span_ids(tmp_path / "lake")
+    ids = lake_span_ids(lake)
     assert ids == {n: 1 for n in [*range(200), *range(10_000, 10_200)]}
     with pytest.raises(LakeLocked):
         held = IngestRuntime(settings, handlers=SPAN_HANDLERS).start()
@@ -106,16 +107,18 @@ def test_second_process_with_the_same_writer_id_is_refused(tmp_path: Path) -> No
 
 
 def _start_driver(
-    lake: Path, acks: Path, first: int, env: dict[str, str], *extra: str
+    lake: str, acks: Path, first: int, env: dict[str, str], *extra: str
 ) -> tuple[subprocess.Popen[str], list[int]]:
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "tests.ingest.crash_driver",
-            str(lake),
+            lake,
             str(acks),
             str(first),
+            "--wal-dir",
+            str(local_dir(lake) / "_wal"),
             *extra,
         ],
         cwd=ROOT,
@@ -146,7 +149,7 @@ def test_kill_9_during_sustained_ingest_loses_and_duplicates_nothing(tmp_path: P
     """kill -9 at random moments, once inside a flush (files half written, no manifest),
     once with manifests waiting for their commit; after each restart every acknowledged span
     is in the lake exactly once."""
-    lake, acks = tmp_path / "lake", tmp_path / "acks.txt"
+    lake, acks = new_lake(tmp_path), tmp_path / "acks.txt"
     rng = random.Random(7)
     rounds = [
         ("random", {}),
@@ -164,7 +167,7 @@ def test_kill_9_during_sustained_ingest_loses_and_duplicates_nothing(tmp_path: P
         if how == "inside-flush":  # a flush takes 0.2 s a file: land inside one
             time.sleep(rng.uniform(0.1, 0.3))
         elif how == "manifest-waiting":
-            assert eventually(lambda: any(lake.glob("_wal/*/outbox/*.json")), 60)
+            assert eventually(lambda: any(local_dir(lake).glob("_wal/*/outbox/*.json")), 60)
         else:
             time.sleep(rng.uniform(0.0, 0.5))
         proc.send_signal(signal.SIGKILL)

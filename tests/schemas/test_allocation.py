@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.lakes import at, load, signal, span, write_costs, write_signals, write_spans
+from tests.lakes import at, load, new_lake, signal, span, write_costs, write_signals, write_spans
 
 PARTS = (
     "inference_usd",
@@ -61,14 +61,14 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
 
 def _lake(
     tmp_path: Path, tasks: Sequence[list[dict[str, Any]]], costs: list[dict[str, Any]]
-) -> Path:
-    lake = tmp_path / "lake"
+) -> str:
+    lake = new_lake(tmp_path)
     write_spans(lake, [row for t in tasks for row in t], "spans")
     write_costs(lake, costs, "costs")
     return lake
 
 
-def _shares(con: duckdb.DuckDBPyConnection, lake: Path) -> dict[str, tuple[Decimal, ...]]:
+def _shares(con: duckdb.DuckDBPyConnection, lake: str) -> dict[str, tuple[Decimal, ...]]:
     load(con, lake)
     rows = con.execute(
         "SELECT task_key, rework_usd, labor_usd, infrastructure_usd, licence_usd, other_usd"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal, localcontext
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -145,10 +144,9 @@ def test_a_quadrillion_over_a_trillion_dollar_scope_reaches_its_tasks_exactly() 
     con.close()
 
 
-def test_cost_full_with_the_largest_amounts_everywhere(tmp_path: Path) -> None:
+def test_cost_full_with_the_largest_amounts_everywhere(lake: str) -> None:
     """Maximal spans, entries and rework on one lake: cost=full answers every grouping, and
     its components add up to its spend exactly."""
-    lake = tmp_path / "lake"
     top = "999999.999999999999"  # the largest cost a span row holds (DECIMAL(18, 12))
     rows = []
     for i in range(12):

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from schemas.settings import Settings, WorkflowRule
-from tests.lakes import at, load, signal, span, write_signals, write_spans
+from tests.lakes import at, load, new_lake, signal, span, write_signals, write_spans
 
 END = at(0) + timedelta(seconds=1)  # every task's last span ends here
 H = timedelta(hours=1)
@@ -89,7 +89,8 @@ CASES: dict[str, tuple[list[tuple[str, float, dict[str, Any]]], float, str, str]
 }
 
 
-def _lake(tmp_path: Path) -> Path:
+def _lake(base: Path) -> str:
+    lake = new_lake(base)
     rows, signals = [], []
     for name, (sigs, _, _, _) in CASES.items():
         workflow = "lenient" if name.startswith("lenient") else "wf"
@@ -109,9 +110,9 @@ def _lake(tmp_path: Path) -> Path:
             signals.append(
                 signal(target, outcome, END + hours * H, signal_id=f"{name}-{i}", **dict(extra))
             )
-    write_spans(tmp_path, rows, "spans")
-    write_signals(tmp_path, signals, "signals")
-    return tmp_path
+    write_spans(lake, rows, "spans")
+    write_signals(lake, signals, "signals")
+    return lake
 
 
 @pytest.fixture(scope="module")

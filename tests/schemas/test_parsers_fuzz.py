@@ -9,7 +9,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -24,7 +23,7 @@ from schemas.jsonitems import TIME_END_NS, BodyError, Parsed, ns_to_iso, rfc3339
 from schemas.lake import COSTS, PARTITION, SIGNALS, TABLES
 from schemas.signals import OUTCOMES, parse_signals, signals_table
 from tests.fuzzing import examples
-from tests.lakes import connect, tables
+from tests.lakes import connect, new_lake, tables
 
 pytestmark = pytest.mark.fuzz
 
@@ -142,15 +141,15 @@ good_costs = st.builds(
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any]]:
-    root = tmp_path_factory.mktemp("fuzz") / "lake"
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    root = new_lake(tmp_path_factory.mktemp("fuzz"))
     con = connect(root)
     yield root, con
     con.close()
 
 
 @contextmanager
-def _stored(con: Any, lake: Path, table: str, rows: pa.Table) -> Iterator[None]:
+def _stored(con: Any, lake: str, table: str, rows: pa.Table) -> Iterator[None]:
     """``rows`` committed to ``table`` while the block runs, the views pinned to them (each
     case reads its own: a second commit removes them after)."""
     t = tables(lake)
@@ -175,9 +174,7 @@ def _check_rejections(parsed: Parsed[Any], count: int) -> None:
 
 @given(st.lists(good_signals | signal_items | json_value, min_size=1, max_size=6))
 @settings(max_examples=READING_EXAMPLES)
-def test_signals_accepted_are_stored_and_read_back(
-    lake: tuple[Path, Any], items: list[Any]
-) -> None:
+def test_signals_accepted_are_stored_and_read_back(lake: tuple[str, Any], items: list[Any]) -> None:
     root, con = lake
     parsed = parse_signals(_body(items), "application/json", now=NOW)
     _check_rejections(parsed, len(items))
@@ -196,7 +193,7 @@ def test_signals_accepted_are_stored_and_read_back(
 @given(st.lists(good_costs | cost_items | json_value, min_size=1, max_size=6))
 @settings(max_examples=READING_EXAMPLES)
 def test_cost_entries_accepted_are_stored_and_every_read_still_answers(
-    lake: tuple[Path, Any], items: list[Any]
+    lake: tuple[str, Any], items: list[Any]
 ) -> None:
     root, con = lake
     parsed = parse_costs(_body(items), "application/json")

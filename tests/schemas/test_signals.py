@@ -93,15 +93,15 @@ def test_signal_ids_from_content() -> None:
     assert len(ids) == 2  # received at different times: different signals
 
 
-def test_stored_signals_are_deduplicated_first_received_wins(tmp_path: Path) -> None:
+def test_stored_signals_are_deduplicated_first_received_wins(lake: str) -> None:
     item = b'{"task_id": "T", "outcome": "completed", "signal_id": "s1"}'
     later = b'{"task_id": "T", "outcome": "failed", "signal_id": "s1", "reason": "x"}'
     for i, (body, received) in enumerate([(later, 2000), (item, 1000), (item, 3000)]):
         table = signals_table(parse_signals(body, now=NOW).items, received_at_ms=received)
         assert table.schema == SIGNAL_SCHEMA
-        append_rows(tables(tmp_path), SIGNALS, table, prefix=f"s{i}")
+        append_rows(tables(lake), SIGNALS, table, prefix=f"s{i}")
     con = duckdb.connect()
-    load(con, tmp_path)
+    load(con, lake)
     assert con.execute("SELECT signal_id, outcome, reason FROM signals").fetchall() == [
         ("s1", "completed", None)  # whole: not the later copy's reason
     ]
@@ -178,7 +178,7 @@ def test_cost_periods_stay_within_1970_and_2262() -> None:
     assert "period_start" in early[0]["error"]
 
 
-def test_version_1_signal_files_still_read(tmp_path: Path) -> None:
+def test_version_1_signal_files_still_read(lake: str) -> None:
     """Version 1 stored rework_cost_usd as DECIMAL(18, 12); the views read both."""
     old = b'{"task_id": "T", "outcome": "rework", "rework_cost_usd": "2.5", "signal_id": "a"}'
     new = b'{"task_id": "T", "outcome": "rework", "rework_cost_usd": "1e15", "signal_id": "b"}'
@@ -188,7 +188,7 @@ def test_version_1_signal_files_still_read(tmp_path: Path) -> None:
     v1 = v1.set_column(
         index, "rework_cost_usd", v1.column(index).cast(pa.decimal128(18, 12))
     ).set_column(0, "schema_version", pa.array([1], pa.int8()))
-    t = tables(tmp_path)
+    t = tables(lake)
     written = FileWriter(t.location).write(
         spec, dt.date(2026, 1, 5), v1, prefix="old", row_group_rows=10, level=1
     )
@@ -202,7 +202,7 @@ def test_version_1_signal_files_still_read(tmp_path: Path) -> None:
         t, SIGNALS, signals_table(parse_signals(new, now=NOW).items, received_at_ms=0), prefix="new"
     )
     con = duckdb.connect()
-    load(con, tmp_path)
+    load(con, lake)
     assert con.execute("SELECT signal_id, rework_cost_usd FROM signals ORDER BY 1").fetchall() == [
         ("a", Decimal("2.5")),
         ("b", Decimal(10**15)),

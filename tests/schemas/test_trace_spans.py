@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.lakes import at, connect, sid, span, trace, write_spans
+from tests.lakes import at, connect, new_lake, sid, span, trace, write_spans
 
 REFERENCE = (Path(__file__).parent / "reference.sql").read_text()
 
@@ -27,7 +27,7 @@ TASK_COLUMNS = "task_key, workflow, team, version, attempts, spend_usd, started_
 BREAKDOWN_COLUMNS = "attempt_id, role, billable, provider, model"
 
 
-def _connect(lake: Path) -> duckdb.DuckDBPyConnection:
+def _connect(lake: Path | str) -> duckdb.DuckDBPyConnection:
     con = connect(lake)
     con.execute(REFERENCE)
     return con
@@ -37,7 +37,7 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
     return sorted(con.execute(sql).fetchall(), key=repr)
 
 
-def assert_views_match_reference(lake: Path) -> None:
+def assert_views_match_reference(lake: Path | str) -> None:
     con = _connect(lake)
     try:
         fast = _rows(con, f"SELECT {ATTEMPT_COLUMNS} FROM attempts")
@@ -60,7 +60,7 @@ def assert_views_match_reference(lake: Path) -> None:
 # ----------------------------------------------------------------------------- tricky lake
 
 
-def tricky_lake(lake: Path) -> None:
+def tricky_lake(lake: Path | str) -> None:
     late = at(14, minutes=59)  # 23:59 UTC: the attempt crosses midnight
     write_spans(
         lake,
@@ -204,14 +204,14 @@ def tricky_lake(lake: Path) -> None:
     )
 
 
-def test_tricky_lake_matches_reference(tmp_path: Path) -> None:
-    tricky_lake(tmp_path)
-    assert_views_match_reference(tmp_path)
+def test_tricky_lake_matches_reference(lake: str) -> None:
+    tricky_lake(lake)
+    assert_views_match_reference(lake)
 
 
-def test_tricky_lake_answers_what_design_says(tmp_path: Path) -> None:
-    tricky_lake(tmp_path)
-    con = _connect(tmp_path)
+def test_tricky_lake_answers_what_design_says(lake: str) -> None:
+    tricky_lake(lake)
+    con = _connect(lake)
     attempts = {
         r[0]: r[1:]
         for r in con.execute(
@@ -299,7 +299,9 @@ def random_rows(seed: int, traces: int = 60) -> list[dict[str, Any]]:
     return rows
 
 
-def scatter(lake: Path, rows: list[dict[str, Any]], seed: int, files: int, copies: float) -> None:
+def scatter(
+    lake: Path | str, rows: list[dict[str, Any]], seed: int, files: int, copies: float
+) -> None:
     """``rows`` over ``files`` commits at random, and a share ``copies`` of them sent again
     (received later, with other content): the copies must never count."""
     rng = random.Random(seed)
@@ -315,9 +317,9 @@ def scatter(lake: Path, rows: list[dict[str, Any]], seed: int, files: int, copie
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_random_lakes_match_reference(tmp_path: Path, seed: int) -> None:
-    scatter(tmp_path, random_rows(seed), seed, files=6, copies=0)
-    assert_views_match_reference(tmp_path)
+def test_random_lakes_match_reference(lake: str, seed: int) -> None:
+    scatter(lake, random_rows(seed), seed, files=6, copies=0)
+    assert_views_match_reference(lake)
 
 
 @pytest.mark.parametrize("seed", [4, 5])
@@ -325,9 +327,10 @@ def test_answers_do_not_depend_on_files_or_copies(tmp_path: Path, seed: int) -> 
     """The same spans in one file, or scattered over many with copies received later: the
     same attempts, tasks and breakdown."""
     rows = random_rows(seed)
-    scatter(tmp_path / "one", rows, seed, files=1, copies=0)
-    scatter(tmp_path / "many", rows, seed, files=7, copies=0.3)
-    one, many = _connect(tmp_path / "one"), _connect(tmp_path / "many")
+    one_lake, many_lake = new_lake(tmp_path, "one"), new_lake(tmp_path, "many")
+    scatter(one_lake, rows, seed, files=1, copies=0)
+    scatter(many_lake, rows, seed, files=7, copies=0.3)
+    one, many = _connect(one_lake), _connect(many_lake)
     try:
         for sql in (
             f"SELECT {ATTEMPT_COLUMNS} FROM attempts",
@@ -341,17 +344,17 @@ def test_answers_do_not_depend_on_files_or_copies(tmp_path: Path, seed: int) -> 
     finally:
         one.close()
         many.close()
-    assert_views_match_reference(tmp_path / "many")
+    assert_views_match_reference(many_lake)
 
 
 # ----------------------------------------------------------------------------- the rules
 
 
-def test_only_the_innermost_model_call_bills(tmp_path: Path) -> None:
+def test_only_the_innermost_model_call_bills(lake: str) -> None:
     """A chat span wrapping the SDK's chat span; a span with a model and tokens but no
     operation over model-call children; and a model call a tool makes on its own."""
     write_spans(
-        tmp_path,
+        lake,
         [
             span("w1", "gateway", start=at(0), op="chat", cost="1.00", tokens=(100, 10)),
             span(
@@ -367,7 +370,7 @@ def test_only_the_innermost_model_call_bills(tmp_path: Path) -> None:
         ],
         "w",
     )
-    con = _connect(tmp_path)
+    con = _connect(lake)
     spend = dict(con.execute("SELECT attempt_id, spend_usd::VARCHAR FROM attempts").fetchall())
     assert spend[trace("w1")] == "1.000000000000"
     assert spend[trace("w2")] == "0.900000000000"  # 0.40 + 0.50, not the roll-up on top
@@ -377,16 +380,16 @@ def test_only_the_innermost_model_call_bills(tmp_path: Path) -> None:
     calls = dict(con.execute("SELECT attempt_id, model_calls FROM attempts").fetchall())
     assert calls[trace("w2")] == 2
     assert con.execute("SELECT count(*) FROM llm_calls").fetchone() == (5,)
-    assert_views_match_reference(tmp_path)
+    assert_views_match_reference(lake)
     con.close()
 
 
-def test_a_span_received_twice_counts_once_and_the_first_copy_wins(tmp_path: Path) -> None:
+def test_a_span_received_twice_counts_once_and_the_first_copy_wins(lake: str) -> None:
     first = span("d1", "call", start=at(0), op="chat", cost="0.30", task_id="D1")
     later = {**first, "ingested_at": first["ingested_at"] + 5, "cost_usd": Decimal("9")}
-    write_spans(tmp_path, [first], "a")
-    write_spans(tmp_path, [later, later], "b")  # twice more, in another commit
-    con = _connect(tmp_path)
+    write_spans(lake, [first], "a")
+    write_spans(lake, [later, later], "b")  # twice more, in another commit
+    con = _connect(lake)
     assert con.execute("SELECT count(*), sum(cost_usd)::VARCHAR FROM spans").fetchone() == (
         1,
         "0.300000000000",
@@ -398,5 +401,5 @@ def test_a_span_received_twice_counts_once_and_the_first_copy_wins(tmp_path: Pat
     con.close()
 
 
-def test_span_ids_are_hex(tmp_path: Path) -> None:
+def test_span_ids_are_hex() -> None:
     assert len(sid("x")) == 16 and len(trace("x")) == 32

@@ -17,7 +17,7 @@ from schemas.location import LakeLocation, _extension_file
 from schemas.prices import LAKE_MODELS_SQL
 from schemas.settings import Settings, WorkflowRule
 from schemas.views import PUBLIC_VIEWS, workflow_rules_values, write_views_file
-from tests.lakes import connect, tables
+from tests.lakes import connect, lake_flags, tables
 from tests.schemas.test_trace_spans import tricky_lake
 
 MACROS = (
@@ -51,8 +51,8 @@ ANALYSES = (
 )
 
 
-def test_every_view_and_macro_answers_on_an_empty_lake(tmp_path: Path) -> None:
-    con = connect(tmp_path)
+def test_every_view_and_macro_answers_on_an_empty_lake(lake: str) -> None:
+    con = connect(lake)
     for view in PUBLIC_VIEWS:
         rows = con.execute(f"SELECT * FROM {view}").fetchall()
         assert rows == [] or view == "workflow_rules", view
@@ -75,6 +75,7 @@ def _cli() -> str | None:
     return str(binary) if binary.is_file() else shutil.which("duckdb")
 
 
+@pytest.mark.local_lake("views.sql is written into a local lake's directory only")
 def test_views_file_is_self_contained_for_any_client(tmp_path: Path) -> None:
     tricky_lake(tmp_path)
     path = write_views_file(LakeLocation.parse(tmp_path))
@@ -111,11 +112,11 @@ def test_views_file_is_self_contained_for_any_client(tmp_path: Path) -> None:
     assert (int(count), Decimal(spend)) == want
 
 
-def test_tasklake_sql_pins_a_one_statement_query(tmp_path: Path) -> None:
+def test_tasklake_sql_pins_a_one_statement_query(lake: str) -> None:
     """``tasklake sql -c`` reads a pinned snapshot (compaction cannot change its answer); the
     same views answer as in-process."""
-    tricky_lake(tmp_path)
-    con = connect(tmp_path)
+    tricky_lake(lake)
+    con = connect(lake)
     want = con.execute("SELECT count(*), sum(spend_usd) FROM attempts").fetchone()
     assert want is not None
     if _cli() is None:
@@ -126,7 +127,7 @@ def test_tasklake_sql_pins_a_one_statement_query(tmp_path: Path) -> None:
         " FROM attempts"
     )
     out = subprocess.run(
-        [sys.executable, "-m", "service.cli", "sql", "--lake", str(tmp_path), "-c", query],
+        [sys.executable, "-m", "service.cli", "sql", *lake_flags(lake), "-c", query],
         capture_output=True,
         text=True,
         check=True,
@@ -138,11 +139,11 @@ def test_tasklake_sql_pins_a_one_statement_query(tmp_path: Path) -> None:
     # the levers' price list: a row for each model the lake names
     named = con.execute("SELECT count(*) FROM (" + LAKE_MODELS_SQL + ")").fetchone()
     assert named is not None and int(models) == named[0]
-    assert int(pinned) == len(tables(tmp_path).version_of("spans").files) + 1  # + the seed
+    assert int(pinned) == len(tables(lake).version_of("spans").files) + 1  # + the seed
     assert (int(count), Decimal(spend)) == want
 
 
-def test_workflow_rules_come_from_the_settings(tmp_path: Path) -> None:
+def test_workflow_rules_come_from_the_settings(lake: str) -> None:
     settings = Settings(
         workflows={
             "support-triage": WorkflowRule(
@@ -154,7 +155,7 @@ def test_workflow_rules_come_from_the_settings(tmp_path: Path) -> None:
             "*": WorkflowRule(reopen_window=timedelta(hours=24)),
         }
     )
-    con = connect(tmp_path, settings)
+    con = connect(lake, settings)
     rows = con.execute(
         "SELECT workflow, epoch(reopen_window)::INT, epoch(abandon_after)::INT,"
         " rework_counts_as_completed, budget_per_completed_task FROM workflow_rules"

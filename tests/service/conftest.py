@@ -20,6 +20,7 @@ from service.api.openapi import install_openapi
 from service.audit import Audit
 from service.db import Database
 from service.errors import RequestIdMiddleware, install_error_handlers
+from tests.lakes import lake_settings, new_lake
 from tests.service import scenario
 
 
@@ -87,9 +88,9 @@ class Api:
 def scenario_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """The scenario served by the API (from its materialized store; that the views answer
     the same is tests/service/test_store.py's job)."""
-    lake = tmp_path_factory.mktemp("scenario") / "lake"
+    lake = new_lake(tmp_path_factory.mktemp("scenario"))
     scenario.build(lake)
-    with serve_api(Settings(lake=str(lake))) as base:
+    with serve_api(lake_settings(lake)) as base:
         yield Api(base)
 
 

@@ -109,7 +109,7 @@ SPANS: list[Span] = [
 ]
 
 
-def build(lake: Path) -> None:
+def build(lake: Path | str) -> None:
     """Write the scenario: spans in three files (companions for two of them), signals."""
     first: list[dict[str, Any]] = []
     second: list[dict[str, Any]] = []

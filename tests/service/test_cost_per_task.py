@@ -9,13 +9,11 @@ import itertools
 import json
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from schemas.settings import Settings
-from tests.lakes import signal, write_signals
+from tests.lakes import lake_settings, signal, write_signals
 from tests.service import scenario
 from tests.service.conftest import Api, serve_api
 from tests.service.scenario import AS_OF, cents, expected_rows
@@ -223,10 +221,9 @@ def test_full_csv(scenario_api: Api) -> None:
     )
 
 
-def test_a_late_signal_changes_the_next_answer(tmp_path: Path) -> None:
-    lake = tmp_path / "lake"
+def test_a_late_signal_changes_the_next_answer(lake: str) -> None:
     scenario.build(lake)
-    with serve_api(Settings(lake=str(lake))) as base:
+    with serve_api(lake_settings(lake)) as base:
         api = Api(base)
         before = _rows(api, ["workflow"])[("support",)]
         done = scenario.TASKS["S4"].start + timedelta(hours=1)  # window closed by AS_OF

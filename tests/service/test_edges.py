@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from schemas.settings import Settings
-from tests.lakes import at, signal, span, write_signals, write_spans
+from tests.lakes import at, lake_settings, new_lake, signal, span, write_signals, write_spans
 from tests.service.conftest import Api, serve_api
 
 AS_OF = at(days=30).isoformat().replace("+00:00", "Z")
@@ -43,7 +42,7 @@ def _task(name: str, workflow: str, hour: float, costs: list[str | None]) -> lis
 
 @pytest.fixture(scope="module", params=["store", "views"])
 def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    lake = tmp_path_factory.mktemp("edges") / "lake"
+    lake = new_lake(tmp_path_factory.mktemp("edges"))
     write_spans(
         lake,
         [
@@ -69,7 +68,7 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         ],
         "signals",
     )
-    with serve_api(Settings(lake=str(lake)), store=request.param == "store") as base:
+    with serve_api(lake_settings(lake), store=request.param == "store") as base:
         yield Api(base)
 
 

@@ -4,7 +4,6 @@ that runs out of memory is a 503 with Retry-After (a passing condition), never a
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 import requests
@@ -12,19 +11,18 @@ from deltalake.transaction import AddAction
 from fastapi import FastAPI
 
 from schemas.lake import PARTITION, SIGNALS, TABLES
-from schemas.settings import Settings
 from service.api.openapi import install_openapi
 from service.db import Database
 from service.errors import RequestIdMiddleware, install_error_handlers
-from tests.lakes import tables
+from tests.lakes import lake_settings, lake_uri, tables, write_file
 from tests.service.conftest import serve_api, serve_app
 
 #: Needs far more than the 64 MiB the read side is given here: DuckDB cannot spill it.
 HUGE_QUERY = "SELECT length(string_agg(repeat('x', 1000), '')) FROM range(400000)"
 
 
-def test_request_ids_are_sent_back_and_a_sane_incoming_one_is_kept(tmp_path: Path) -> None:
-    with serve_api(Settings(lake=str(tmp_path / "lake"))) as base:
+def test_request_ids_are_sent_back_and_a_sane_incoming_one_is_kept(lake: str) -> None:
+    with serve_api(lake_settings(lake)) as base:
         made = requests.get(base + "/api/v1/cost-per-task", timeout=60)
         assert made.status_code == 200 and len(made.headers["x-request-id"]) == 32
         kept = requests.get(
@@ -40,15 +38,13 @@ def test_request_ids_are_sent_back_and_a_sane_incoming_one_is_kept(tmp_path: Pat
 
 
 def test_a_failing_query_is_a_500_logged_with_its_request_id_and_traceback(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    lake: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    lake = tmp_path / "lake"
     caplog.set_level(logging.ERROR, logger="tasklake.http")
-    with serve_api(Settings(lake=str(lake)), store=False) as base:
+    with serve_api(lake_settings(lake), store=False) as base:
         # a file another tool committed that is not Parquet at all
-        broken = lake / SIGNALS / "date=2026-01-05" / "broken.parquet"
-        broken.parent.mkdir(parents=True)
-        broken.write_bytes(b"PAR1 this is not a parquet file PAR1")
+        broken = lake_uri(lake, SIGNALS, "date=2026-01-05", "broken.parquet")
+        write_file(broken, b"PAR1 this is not a parquet file PAR1")
         tables(lake).current(SIGNALS).create_write_transaction(
             [
                 AddAction(
@@ -93,10 +89,8 @@ def test_an_unhandled_exception_is_a_500_in_the_one_error_shape(
     assert "Traceback" in caplog.text
 
 
-def test_out_of_memory_is_503_with_retry_after(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    settings = Settings(lake=str(tmp_path / "lake"), query_memory_limit=64 << 20)
+def test_out_of_memory_is_503_with_retry_after(lake: str, caplog: pytest.LogCaptureFixture) -> None:
+    settings = lake_settings(lake, query_memory_limit=64 << 20)
     db = Database(settings, store=False, threads=1)
     app = FastAPI()
     install_error_handlers(app)

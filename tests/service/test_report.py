@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from schemas.settings import Settings
 from service.db import Database
 from service.report import render_report, report_command
+from tests.lakes import lake_flags, lake_settings
 from tests.service import scenario
 
 
-def test_the_table(tmp_path: Path) -> None:
-    scenario.build(tmp_path)
-    db = Database(Settings(lake=str(tmp_path)))
+def test_the_table(lake: str) -> None:
+    scenario.build(lake)
+    db = Database(lake_settings(lake))
     try:
         text = render_report(
             db,
@@ -61,13 +60,13 @@ def test_the_table(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "kwargs", [{"group_by": "colour"}, {"cost": "everything"}, {"start": "yesterday"}]
 )
-def test_bad_arguments(tmp_path: Path, kwargs: dict[str, str]) -> None:
-    assert report_command(Settings(lake=str(tmp_path)), **kwargs) == 2
+def test_bad_arguments(lake: str, kwargs: dict[str, str]) -> None:
+    assert report_command(lake_settings(lake), **kwargs) == 2
 
 
-def test_the_fully_loaded_table(tmp_path: Path) -> None:
-    scenario.build(tmp_path)
-    db = Database(Settings(lake=str(tmp_path)), store=False)
+def test_the_fully_loaded_table(lake: str) -> None:
+    scenario.build(lake)
+    db = Database(lake_settings(lake), store=False)
     try:
         text = render_report(
             db,
@@ -91,13 +90,13 @@ def test_the_fully_loaded_table(tmp_path: Path) -> None:
     assert "Not allocated" in text and "$5.00 other for workflow nobody" in text
 
 
-def test_the_analyses_as_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_analyses_as_tables(lake: str, capsys: pytest.CaptureFixture[str]) -> None:
     """``tasklake report compare | trends | levers | autonomy`` print what the routes answer
     (the figures of tests/service/test_compare.py and the scenario)."""
     from service.cli import main
 
-    scenario.build(tmp_path)
-    at = ["--lake", str(tmp_path), "--as-of", scenario.AS_OF.isoformat()]
+    scenario.build(lake)
+    at = [*lake_flags(lake), "--as-of", scenario.AS_OF.isoformat()]
     compare = ["compare", "--workflow", "support", "--a", "version:v1", "--b", "version:v2"]
     assert main(["report", *compare, *at]) == 0
     text = capsys.readouterr().out
@@ -110,8 +109,7 @@ def test_the_analyses_as_tables(tmp_path: Path, capsys: pytest.CaptureFixture[st
         main(
             [
                 "report",
-                "--lake",
-                str(tmp_path),
+                *lake_flags(lake),
                 *compare[:-4],
                 *compare[-4:],
                 "--cost",

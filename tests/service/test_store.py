@@ -21,7 +21,19 @@ from schemas.lake import PARTITION, SPANS, TABLES
 from schemas.settings import Settings, WorkflowRule
 from schemas.views import load_views
 from service.store import Store
-from tests.lakes import at, signal, span, tables, write_costs, write_signals, write_spans
+from tests.lakes import (
+    at,
+    delete_file,
+    lake_settings,
+    lake_uri,
+    local_dir,
+    signal,
+    span,
+    tables,
+    write_costs,
+    write_signals,
+    write_spans,
+)
 from tests.schemas.test_trace_spans import random_rows, scatter, tricky_lake
 
 FACTS = "SELECT * FROM task_facts_in(NULL, NULL)"
@@ -63,7 +75,7 @@ def con() -> Iterator[duckdb.DuckDBPyConnection]:
 
 def _open(
     con: duckdb.DuckDBPyConnection,
-    lake: Path,
+    lake: str,
     settings: Settings | None = None,
     path: Path | None = None,
 ) -> Store:
@@ -131,19 +143,18 @@ COSTS = [
 ]
 
 
-def _compact(lake: Path) -> None:
+def _compact(lake: str) -> None:
     """The real compaction, every partition now."""
-    settings = Settings(lake=str(lake), row_group_rows=7, compaction_target_rows=50)
+    settings = lake_settings(lake, row_group_rows=7, compaction_target_rows=50)
     stats = compact_once(settings, quiet=0)
     assert stats.partitions > 0
 
 
 def test_every_kind_of_change(
-    tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+    lake: str, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("service.store.BUILD_PASS_ROWS", 40)  # builds and refreshes in passes
     monkeypatch.setattr("service.store.BUILD_PASS_SPANS", 60)
-    lake = tmp_path / "lake"
     rows = random_rows(7, traces=50)
     scatter(lake, rows[: len(rows) // 2], 7, files=3, copies=0.1)
     write_costs(lake, COSTS, "costs")
@@ -209,8 +220,7 @@ def test_every_kind_of_change(
     assert_store_matches_views(con, store)
 
 
-def test_a_commit_that_is_not_ours_rebuilds(tmp_path: Path, con: duckdb.DuckDBPyConnection) -> None:
-    lake = tmp_path / "lake"
+def test_a_commit_that_is_not_ours_rebuilds(lake: str, con: duckdb.DuckDBPyConnection) -> None:
     scatter(lake, random_rows(3, traces=20), 3, files=3, copies=0)
     store = _open(con, lake)
     store.refresh()
@@ -227,9 +237,8 @@ def test_a_commit_that_is_not_ours_rebuilds(tmp_path: Path, con: duckdb.DuckDBPy
 
 
 def test_a_log_cleaned_up_under_the_store_rebuilds(
-    tmp_path: Path, con: duckdb.DuckDBPyConnection
+    lake: str, con: duckdb.DuckDBPyConnection
 ) -> None:
-    lake = tmp_path / "lake"
     scatter(lake, random_rows(4, traces=20), 4, files=2, copies=0)
     store = _open(con, lake)
     store.refresh()
@@ -238,34 +247,32 @@ def test_a_log_cleaned_up_under_the_store_rebuilds(
     write_spans(lake, random_rows(5, traces=5), "more")
     write_spans(lake, random_rows(6, traces=5), "more")
     store.tables.current(SPANS).create_checkpoint()  # what log clean-up keeps: a checkpoint
-    (lake / SPANS / "_delta_log" / f"{needed:020d}.json").unlink()
+    delete_file(lake_uri(lake, SPANS, "_delta_log", f"{needed:020d}.json"))
     assert store.refresh().kind == "rebuild"
     assert_store_matches_views(con, store)
 
 
 @pytest.mark.parametrize("pass_spans", [1_000_000, 3])
 def test_tricky_lake(
-    tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch, pass_spans: int
+    lake: str, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch, pass_spans: int
 ) -> None:
     """Whether a build reads the spans in one pass or many (large lakes), the answer is the
     same."""
     monkeypatch.setattr("service.store.BUILD_PASS_SPANS", pass_spans)
     monkeypatch.setattr("service.store.BUILD_PASS_ROWS", min(pass_spans, 250_000))
-    tricky_lake(tmp_path)
-    write_signals(tmp_path, [signal("T1", "completed", at(30), signal_id="s")], "s")
-    store = _open(con, tmp_path)
+    tricky_lake(lake)
+    write_signals(lake, [signal("T1", "completed", at(30), signal_id="s")], "s")
+    store = _open(con, lake)
     store.refresh()
     assert_store_matches_views(con, store)
 
 
-def test_answers_at_any_moment_as_the_views_do(
-    tmp_path: Path, con: duckdb.DuckDBPyConnection
-) -> None:
+def test_answers_at_any_moment_as_the_views_do(lake: str, con: duckdb.DuckDBPyConnection) -> None:
     """An as_of before later signals: the store decides those tasks again from the signals
     in force then, exactly as the views do."""
-    tricky_lake(tmp_path)
+    tricky_lake(lake)
     write_signals(
-        tmp_path,
+        lake,
         [
             signal("T1", "completed", at(30), signal_id="s1"),
             signal("T1", "reopened", at(40), signal_id="s2"),
@@ -273,7 +280,7 @@ def test_answers_at_any_moment_as_the_views_do(
         ],
         "s",
     )
-    store = _open(con, tmp_path)
+    store = _open(con, lake)
     store.refresh()
     for hours in (29, 36, 41):
         con.execute("SET VARIABLE as_of = ?::TIMESTAMPTZ", [at(hours)])
@@ -283,13 +290,13 @@ def test_answers_at_any_moment_as_the_views_do(
         assert got == want, hours
 
 
-def _reopen(lake: Path, path: Path, settings: Settings | None = None) -> tuple[Store, Any]:
+def _reopen(lake: str, path: Path, settings: Settings | None = None) -> tuple[Store, Any]:
     con = duckdb.connect()
     return _open(con, lake, settings, path), con
 
 
-def test_the_store_file_survives_a_restart(tmp_path: Path) -> None:
-    lake, path = tmp_path / "lake", tmp_path / "lake" / "_store" / "w.duckdb"
+def test_the_store_file_survives_a_restart(lake: str) -> None:
+    path = local_dir(lake) / "_store" / "w.duckdb"
     rows = random_rows(3, traces=30)
     scatter(lake, rows[:-10], 3, files=3, copies=0)
     store, con = _reopen(lake, path)
@@ -333,8 +340,8 @@ def test_the_store_file_survives_a_restart(tmp_path: Path) -> None:
     con.close()
 
 
-def test_an_unreadable_store_file_is_started_over(tmp_path: Path) -> None:
-    lake, path = tmp_path / "lake", tmp_path / "store.duckdb"
+def test_an_unreadable_store_file_is_started_over(lake: str, tmp_path: Path) -> None:
+    path = tmp_path / "store.duckdb"
     tricky_lake(lake)
     path.write_bytes(b"this is not a DuckDB file" * 100)
     store, con = _reopen(lake, path)
@@ -345,15 +352,15 @@ def test_an_unreadable_store_file_is_started_over(tmp_path: Path) -> None:
 
 
 def test_the_views_answer_the_scenario_as_the_store(
-    tmp_path: Path, con: duckdb.DuckDBPyConnection
+    lake: str, con: duckdb.DuckDBPyConnection
 ) -> None:
     """The hand-computed scenario (tests/service/scenario.py) through the views: every
     grouping the API offers, inference and fully loaded, as the store answers it."""
     from service.api.cost_per_task import GROUP_KEYS
     from tests.service import scenario
 
-    scenario.build(tmp_path / "lake")
-    store = _open(con, tmp_path / "lake")
+    scenario.build(lake)
+    store = _open(con, lake)
     store.refresh()
     store.tables.pin(con, store.snapshot)
     con.execute("SET VARIABLE as_of = ?::TIMESTAMPTZ", [scenario.AS_OF])

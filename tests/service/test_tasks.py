@@ -6,15 +6,13 @@ import csv
 import io
 import re
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
 import requests
 
-from schemas.settings import Settings
-from tests.lakes import at, span, write_spans
+from tests.lakes import at, lake_settings, span, write_spans
 from tests.service.conftest import Api, serve_api
 from tests.service.scenario import AS_OF
 
@@ -105,8 +103,7 @@ ODD_IDS = ("team/a/TICKET-1", 'say "hi"', "line\r\nbreak", "ünïcode-🎉", "x"
 
 
 @pytest.mark.parametrize("store", [True, False], ids=["store", "views"])
-def test_ids_with_slashes_quotes_crlf_and_emoji(tmp_path: Path, store: bool) -> None:
-    lake = tmp_path / "lake"
+def test_ids_with_slashes_quotes_crlf_and_emoji(lake: str, store: bool) -> None:
     rows = []
     for i, task in enumerate(ODD_IDS):
         rows.append(
@@ -120,7 +117,7 @@ def test_ids_with_slashes_quotes_crlf_and_emoji(tmp_path: Path, store: bool) -> 
             )
         )
     write_spans(lake, rows, "odd")
-    with serve_api(Settings(lake=str(lake)), store=store) as base:
+    with serve_api(lake_settings(lake), store=store) as base:
         for task in ODD_IDS:
             encoded = quote(task, safe="")
             doc = requests.get(f"{base}/api/v1/tasks/{encoded}", timeout=60).json()
