@@ -60,6 +60,9 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 OPERATIONS = (
     ("GET", "/api/v1/cost-per-task"),
     ("GET", "/api/v1/tasks/{task_id}"),
+    ("GET", "/api/v1/tasks"),
+    ("POST", "/api/v1/query"),
+    ("GET", "/api/v1/admin/settings"),
     ("GET", "/api/v1/compare"),
     ("GET", "/api/v1/trends"),
     ("GET", "/api/v1/levers"),
