@@ -30,7 +30,7 @@ def _add_settings_flags(parser: argparse.ArgumentParser, *, nested: bool = False
             group.add_argument(
                 flag,
                 dest=s.name,
-                default=None,
+                default=default,
                 nargs="?",
                 const="true",
                 metavar="BOOL",
@@ -38,7 +38,7 @@ def _add_settings_flags(parser: argparse.ArgumentParser, *, nested: bool = False
             )
         else:
             group.add_argument(
-                flag, dest=s.name, default=None, metavar=s.kind.upper(), help=help_text
+                flag, dest=s.name, default=default, metavar=s.kind.upper(), help=help_text
             )
 
 

@@ -78,4 +78,4 @@ SELECT 'change', b.workflow, NULL, NULL, NULL, NULL,
     b.labor_usd - a.labor_usd, b.infrastructure_usd - a.infrastructure_usd,
     b.licence_usd - a.licence_usd, b.other_usd - a.other_usd
 FROM a, b
-ORDER BY side  -- a, b, change
+ORDER BY side
