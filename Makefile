@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint $(CHROMIUM)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 # The same suite with every test's lake on an S3-compatible store: one moto server the run
 # starts itself (tests/s3.py); tests about a local lake's files (local_lake) are skipped.
