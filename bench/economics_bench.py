@@ -44,7 +44,9 @@ from ingest.lake.append import commit_files, write_files
 from schemas.delta import DataFile, Tables
 from schemas.lake import COMPACTED_PREFIX, SIGNALS, SPANS
 from schemas.settings import Settings
+from service.access import Gatekeeper
 from service.api import install_read_api
+from service.audit import Audit
 from service.db import Database
 from service.errors import install_error_handlers
 from tests.e2e.harness import free_port
@@ -71,10 +73,14 @@ SHAPE = LakeShape(spans=10_000_000)
 
 @contextmanager
 def serve_read_api(db: Database) -> Iterator[str]:
-    """The read API over ``db`` in a uvicorn thread; yields its base URL."""
+    """The read API over ``db`` in a uvicorn thread, behind the gatekeeper every server has
+    (no tokens: full access from this machine); yields its base URL."""
     app = FastAPI()
     install_error_handlers(app)
     install_read_api(app, db)
+    app.add_middleware(
+        Gatekeeper, router=app.router, settings=db.settings, audit=Audit(db.settings)
+    )
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
