@@ -320,7 +320,7 @@ class Store:
             self._since_checkpoint = 0 if stats.kind == "rebuild" else self._since_checkpoint + 1
             if stats.kind == "rebuild" or self._since_checkpoint >= CHECKPOINT_EVERY:
                 try:
-                    self._con.execute(f"CHECKPOINT {SCHEMA}")
+                    self._con.cursor().execute(f"CHECKPOINT {SCHEMA}").close()
                     self._since_checkpoint = 0
                 except duckdb.Error as exc:  # only space is at stake: try again next time
                     log.warning("could not compress the task store: %s", exc)
@@ -813,65 +813,70 @@ class Store:
     def _define_macros(self) -> None:
         """The decisions at as_of(), the cost macro and the allocation view over the stored
         tables (the same templates as the views)."""
-        s = SCHEMA
-        bindings = settings_bindings(self.settings)
-        self._con.execute(
-            "CREATE OR REPLACE VIEW store_task_facts AS "
-            + render(
-                "tasks_at",
-                {"tasks": f"{s}.tasks", "attempts": f"{s}.attempts", "signals": f"{s}.signals"},
+        # a cursor of its own: the follower thread runs this while requests use the connection
+        con = self._con.cursor()
+        try:
+            s = SCHEMA
+            bindings = settings_bindings(self.settings)
+            con.execute(
+                "CREATE OR REPLACE VIEW store_task_facts AS "
+                + render(
+                    "tasks_at",
+                    {"tasks": f"{s}.tasks", "attempts": f"{s}.attempts", "signals": f"{s}.signals"},
+                )
             )
-        )
-        self._con.execute(
-            "CREATE OR REPLACE VIEW store_tasks AS "
-            + render("task_outcomes", {"task_facts": "store_task_facts"})
-        )
-        tasks = "store_tasks"
-        allocations = (
-            "("
-            + render(
-                "allocation",
-                {"tasks": "store_task_facts", "costs": "costs", "output": "task_allocations"},
+            con.execute(
+                "CREATE OR REPLACE VIEW store_tasks AS "
+                + render("task_outcomes", {"task_facts": "store_task_facts"})
             )
-            + ")"
-        )
-        body = render(
-            "cost_rows",
-            {"tasks": tasks, "breakdown": f"{s}.breakdown", "allocations": allocations},
-        )
-        self._con.execute(
-            f"CREATE OR REPLACE MACRO store_cost_per_task_by({bindings['cost_params']}) AS TABLE\n"
-            f"{body};"
-        )
-        self._con.execute(
-            "CREATE OR REPLACE VIEW store_cost_allocations AS "
-            + render(
-                "allocation",
-                {"tasks": "store_task_facts", "costs": "costs", "output": "entry_allocations"},
+            tasks = "store_tasks"
+            allocations = (
+                "("
+                + render(
+                    "allocation",
+                    {"tasks": "store_task_facts", "costs": "costs", "output": "task_allocations"},
+                )
+                + ")"
             )
-        )
-        self._con.execute(
-            "CREATE OR REPLACE VIEW store_unmatched_signals AS "
-            + render(
-                "signals_for_no_task",
-                {
-                    "signals": f"({render('signals_now', {'signals': f'{s}.signals'})})",
-                    "attempts": f"{s}.attempts",
-                    "tasks": "store_task_facts",
-                },
+            body = render(
+                "cost_rows",
+                {"tasks": tasks, "breakdown": f"{s}.breakdown", "allocations": allocations},
             )
-        )
-        self._con.execute(
-            f"CREATE OR REPLACE MACRO store_unallocated_costs_in({bindings['unallocated_params']})"
-            " AS TABLE\n"
-            + render(
-                "unallocated",
-                {
-                    "entry_allocations": "store_cost_allocations",
-                    "unmatched": "store_unmatched_signals",
-                },
+            con.execute(
+                "CREATE OR REPLACE MACRO store_cost_per_task_by("
+                f"{bindings['cost_params']}) AS TABLE\n{body};"
             )
-        )
-        analyses = {**bindings, **analysis_bindings(store=s)}
-        for name in ANALYSIS_FILES:
-            self._con.execute(substitute(sql_file(VIEWS, name), analyses))
+            con.execute(
+                "CREATE OR REPLACE VIEW store_cost_allocations AS "
+                + render(
+                    "allocation",
+                    {"tasks": "store_task_facts", "costs": "costs", "output": "entry_allocations"},
+                )
+            )
+            con.execute(
+                "CREATE OR REPLACE VIEW store_unmatched_signals AS "
+                + render(
+                    "signals_for_no_task",
+                    {
+                        "signals": f"({render('signals_now', {'signals': f'{s}.signals'})})",
+                        "attempts": f"{s}.attempts",
+                        "tasks": "store_task_facts",
+                    },
+                )
+            )
+            con.execute(
+                "CREATE OR REPLACE MACRO store_unallocated_costs_in("
+                f"{bindings['unallocated_params']}) AS TABLE\n"
+                + render(
+                    "unallocated",
+                    {
+                        "entry_allocations": "store_cost_allocations",
+                        "unmatched": "store_unmatched_signals",
+                    },
+                )
+            )
+            analyses = {**bindings, **analysis_bindings(store=s)}
+            for name in ANALYSIS_FILES:
+                con.execute(substitute(sql_file(VIEWS, name), analyses))
+        finally:
+            con.close()
