@@ -38,12 +38,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint $(CHROMIUM)
-	$(BIN)/pytest -q -n auto --dist loadfile
+	$(BIN)/pytest -q -n auto --dist worksteal
 
 # The same suite with every test's lake on an S3-compatible store: one moto server the run
 # starts itself (tests/s3.py); tests about a local lake's files (local_lake) are skipped.
 test-s3: lint
-	TASKLAKE_TEST_LAKE=s3 $(BIN)/pytest -q
+	TASKLAKE_TEST_LAKE=s3 $(BIN)/pytest -q -n auto --dist worksteal
 
 # The property-based tests (pytest -m fuzz: hypothesis, schemathesis) with many more cases
 # than `make test` runs and a fresh seed (tests/fuzzing.py; FUZZ_EXAMPLES cases per property).

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -17,8 +16,7 @@ from tests.schemas.test_trace_spans import random_rows, scatter
 from tests.service.test_store import _open
 
 
-def test_a_lagging_store_answers_its_own_versions_within_read_wait(tmp_path: Path) -> None:
-    lake = tmp_path / "lake"
+def test_a_lagging_store_answers_its_own_versions_within_read_wait(lake: str) -> None:
     scatter(lake, random_rows(5, traces=20), 2, files=2, copies=0)
     con = duckdb.connect()
     store = _open(con, lake)
