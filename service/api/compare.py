@@ -12,7 +12,6 @@ this module only parses the cohorts and shapes the rows.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -20,7 +19,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
-from service.access import ReadPrincipal, team_filter
+from service.access import ReadPrincipal
 from service.api.analysis import Arg, frame, macro_rows
 from service.api.openapi import CSV, errors
 from service.api.params import (
@@ -30,10 +29,10 @@ from service.api.params import (
     Cost,
     End,
     Format,
+    Given,
     Names,
     Start,
     declared,
-    filters,
     moment,
     one_of,
 )
@@ -237,17 +236,8 @@ def compare(
 ) -> Response:
     """Two cohorts of one workflow side by side, and the change of cost per completed task
     split exactly into its factors (LMDI)."""
-    f = filters(
-        request.query_params,
-        PARAMS,
-        start=start,
-        end=end,
-        workflow=workflow,
-        team=team,
-        format=format,
-        as_of=as_of,
-    )
-    f = replace(f, teams=team_filter(principal, f.teams))
+    given = Given(request.query_params, principal, start, end, workflow, team, format, as_of)
+    f = given.checked(PARAMS)  # its own workflow parameter (one name), the usual rest
     if f.workflows is None or len(f.workflows) != 1:
         raise ApiError(400, "workflow: required, one name (both cohorts belong to it)")
     side_a, side_b = cohort("a", a), cohort("b", b)

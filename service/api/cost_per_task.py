@@ -11,7 +11,6 @@ they are in no row, never silently dropped, and ``unallocated_usd`` adds them up
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -22,20 +21,15 @@ from starlette.responses import Response
 
 from schemas.auth import Principal
 from schemas.views import COMPONENT_COLUMNS
-from service.access import ReadPrincipal, team_filter
+from service.access import ReadPrincipal
 from service.api.openapi import CSV, errors
 from service.api.params import (
     COSTS,
     FILTERS,
-    AsOf,
     Cost,
-    End,
-    Format,
-    Names,
-    Start,
+    Usual,
     choices,
     declared,
-    filters,
     one_of,
 )
 from service.api.render import csv_response, json_response, plain
@@ -210,28 +204,13 @@ def cost_per_task(
     db: Annotated[Database, Depends(get_db)],
     principal: ReadPrincipal,
     *,
+    given: Usual,
     group_by: GroupBy = None,
-    start: Start = None,
-    end: End = None,
-    workflow: Names = None,
-    team: Names = None,
     cost: Cost = None,
-    format: Format = None,
-    as_of: AsOf = None,
 ) -> Response:
     """Cost per completed task, grouped by ``group_by`` (default: workflow). A team-scoped
     token reads its teams' tasks: ``team`` narrows them, a team outside them is 403."""
-    f = filters(
-        request.query_params,
-        PARAMS,
-        start=start,
-        end=end,
-        workflow=workflow,
-        team=team,
-        format=format,
-        as_of=as_of,
-    )
-    f = replace(f, teams=team_filter(principal, f.teams))
+    f = given.checked(PARAMS)
     keys = choices("group_by", group_by, GROUP_KEYS, "workflow")
     kind = one_of("cost", cost, COSTS, "inference")
     full = kind == "full"

@@ -18,19 +18,12 @@ from starlette.responses import Response
 
 from schemas.signals import OUTCOMES
 from schemas.templates import render
-from service.access import ReadPrincipal, team_filter
 from service.api.openapi import CSV, errors
 from service.api.params import (
-    FORMATS,
-    AsOf,
-    End,
-    Format,
     Names,
-    Start,
-    check_known,
+    Usual,
     choices,
     declared,
-    moment,
     names,
     one_of,
 )
@@ -178,33 +171,23 @@ class TaskListAnswer(BaseModel):
 def task_list(
     request: Request,
     db: Annotated[Database, Depends(get_db)],
-    principal: ReadPrincipal,
     *,
-    start: Start = None,
-    end: End = None,
-    workflow: Names = None,
-    team: Names = None,
+    given: Usual,
     version: Names = None,
     outcome: Outcome = None,
     order: Order = None,
     limit: Count = None,
     offset: Offset = None,
-    format: Format = None,
-    as_of: AsOf = None,
 ) -> Response:
     """The tasks that started in ``[start, end)`` of these workflows, teams and versions, with
     their outcome and spend: the rows behind a cost-per-task figure (a team-scoped token: its
     teams' tasks)."""
-    check_known(request.query_params, PARAMS)
-    since, until = moment("start", start), moment("end", end)
-    if since is not None and until is not None and until <= since:
-        raise ApiError(400, "end: must be after start (the period is [start, end))")
+    f = given.checked(PARAMS)
     outcomes = None if outcome is None else choices("outcome", outcome, OUTCOME_WORDS, "")
     sort = one_of("order", order, tuple(ORDERS), "-started_at")
     count = _count("limit", limit, DEFAULT_LIMIT, MAX_LIMIT)
     skip = _count("offset", offset, 0, 10**12)
-    fmt = one_of("format", format, FORMATS, "json")
-    at = moment("as_of", as_of)
+    fmt, at = f.format, f.as_of
     store = db.store_for(at)
     source = (
         f"({render('task_outcomes', {'task_facts': 'store_task_facts'})})"
@@ -212,10 +195,10 @@ def task_list(
         else "tasks"
     )
     filters: dict[str, Any] = {
-        "start": since,
-        "end": until,
-        "workflows": names("workflow", workflow),
-        "teams": team_filter(principal, names("team", team)),
+        "start": f.start,
+        "end": f.end,
+        "workflows": f.workflows,
+        "teams": f.teams,
         "versions": names("version", version),
         "outcomes": outcomes,
     }
