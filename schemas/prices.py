@@ -427,9 +427,9 @@ def fill_model_prices(
     return len(fresh)
 
 
-def price_lake_models(con: Any, overrides: Sequence[PriceOverride]) -> int:
+def price_lake_models(con: Any, book: PriceBook) -> int:
     """Fill ``model_prices`` on a connection whose views are loaded (and pinned, where they
     need it) for every model the lake names, priced today: what a SQL client needs for the
     levers' what-if figures."""
     models = con.execute(LAKE_MODELS_SQL).fetchall()
-    return fill_model_prices(con, models, PriceBook(overrides), datetime.now(UTC).date())
+    return fill_model_prices(con, models, book, datetime.now(UTC).date())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -22,7 +22,7 @@ import pyarrow as pa
 from starlette.requests import Request
 
 from schemas.delta import Snapshot, Tables, is_vanished_file_error
-from schemas.prices import LAKE_MODELS_SQL, PriceBook, fill_model_prices
+from schemas.prices import PriceBook, price_lake_models
 from schemas.settings import Settings
 from schemas.views import load_views
 from service.follow import Follower, StoreUnavailable
@@ -138,8 +138,7 @@ class Database:
         cursor = self._con.cursor()
         try:
             self.tables.pin(cursor)
-            models = cursor.execute(LAKE_MODELS_SQL).fetchall()
-            fill_model_prices(cursor, models, self._prices, datetime.now(UTC).date())
+            price_lake_models(cursor, self._prices)
         finally:
             cursor.close()
 

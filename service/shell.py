@@ -20,7 +20,7 @@ from typing import TextIO
 import duckdb
 
 from schemas.delta import Tables
-from schemas.prices import price_lake_models
+from schemas.prices import PriceBook, price_lake_models
 from schemas.settings import Settings
 from schemas.views import PUBLIC_VIEWS, load_latest_views
 from service.api.render import arrow_rows, dumps
@@ -89,7 +89,7 @@ def interactive(settings: Settings) -> int:
     con.execute("SET TimeZone = 'UTC'")
     _tables(settings)
     load_latest_views(con, settings.location, settings)
-    price_lake_models(con, settings.prices)
+    price_lake_models(con, PriceBook(settings.prices))
     print(
         f"tasklake: views loaded over {settings.location.root} ({', '.join(PUBLIC_VIEWS[:4])},"
         f" …); each statement stops after {settings.query_timeout:g} s, memory"

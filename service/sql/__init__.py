@@ -16,7 +16,7 @@ import duckdb
 
 from schemas.auth import ANONYMOUS, Principal
 from schemas.delta import Tables
-from schemas.prices import price_lake_models
+from schemas.prices import PriceBook, price_lake_models
 from schemas.settings import Settings
 from schemas.views import TABLE_INPUTS, load_views, render_prelude
 from service.db import Database
@@ -110,7 +110,8 @@ class SqlRunner:
                 con = connect(self.settings, threads=None)
                 load_views(con, self.tables, self.settings)
                 self.tables.pin(con)
-                price_lake_models(con, self.settings.prices)  # the models of the lake so far
+                # the models of the lake so far (the levers price what-ifs with them)
+                price_lake_models(con, PriceBook(self.settings.prices))
                 lock(con, self._readable())
                 self._lake = con
             return self._lake
