@@ -271,7 +271,7 @@ def is_vanished_file_error(exc: BaseException) -> bool:
     vanished = (
         "No such file or directory" in text
         or "No files found that match" in text
-        or "404" in text  # an object store: "HTTP GET error reading '….parquet' … (HTTP 404"
+        or "HTTP 404" in text  # an object store: "HTTP GET error reading … (HTTP 404 Not Found)"
         or "NoSuchKey" in text
     )
     return vanished and ".parquet" in text
