@@ -336,3 +336,19 @@ def test_compactor_dies_with_its_parent(lake: str) -> None:
             return fh.read().split()[2] == "Z"
 
     assert eventually(gone, 30)
+
+
+def test_which_errors_say_a_pinned_file_is_gone() -> None:
+    """A vacuumed file: a local disk's and an object store's words; other failures are not."""
+    gone = [
+        'IO Error: Cannot open file "/l/spans/d/a.parquet": No such file or directory',
+        'IO Error: No files found that match the pattern "/l/spans/date=2026-01-01/a.parquet"',
+        "HTTP Error: HTTP GET error reading 's3://b/l/spans/a.parquet' (HTTP 404 Not Found)",
+    ]
+    other = [
+        "HTTP Error: HTTP GET error reading 's3://b/l/spans/a.parquet' (HTTP 403 Forbidden)",
+        "IO Error: corrupt footer in 's3://b/l/spans/part-404.parquet'",
+        "IO Error: No such file or directory: /l/_delta_log/00000000000000000004.json",
+    ]
+    assert all(is_vanished_file_error(RuntimeError(text)) for text in gone)
+    assert not any(is_vanished_file_error(RuntimeError(text)) for text in other)
